@@ -1,0 +1,40 @@
+/*
+ * cbevents/alloc.h: the allocator the library (and cJSON) uses.
+ *
+ * Every allocation of libcbevents goes through these hooks, and
+ * cbev_set_allocator() installs them into cJSON too, so tests can make the
+ * Nth allocation fail and check that nothing leaks or crashes. Call it
+ * before any other library function, from one thread.
+ */
+#ifndef CBEVENTS_ALLOC_H
+#define CBEVENTS_ALLOC_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct cbev_allocator {
+  void *(*malloc_fn)(size_t size);
+  void *(*realloc_fn)(void *ptr, size_t size);
+  void (*free_fn)(void *ptr);
+} cbev_allocator;
+
+/* Installs a (all three functions non-NULL) or, with NULL, the C library's
+ * malloc/realloc/free. Memory returned by the library to the caller (JSON
+ * text, masked strings) is released with the installed free_fn; with the
+ * default allocator that is free(). */
+void cbev_set_allocator(const cbev_allocator *a);
+
+void *cbev_malloc(size_t size);
+void *cbev_calloc(size_t n, size_t size); /* NULL on overflow */
+void *cbev_realloc(void *ptr, size_t size);
+void cbev_free(void *ptr);
+char *cbev_strdup(const char *s);           /* NULL in, NULL out */
+char *cbev_strndup(const char *s, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

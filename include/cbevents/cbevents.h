@@ -1,0 +1,21 @@
+/*
+ * cbevents/cbevents.h: the umbrella header of libcbevents, a C client for
+ * the Chaturbate Events API. Include this one; the others document each
+ * concern (error, log, alloc, event, normalize, ratelimit, session, router,
+ * client).
+ */
+#ifndef CBEVENTS_CBEVENTS_H
+#define CBEVENTS_CBEVENTS_H
+
+#include "cbevents/alloc.h"
+#include "cbevents/client.h"
+#include "cbevents/error.h"
+#include "cbevents/event.h"
+#include "cbevents/log.h"
+#include "cbevents/normalize.h"
+#include "cbevents/ratelimit.h"
+#include "cbevents/router.h"
+#include "cbevents/session.h"
+#include "cbevents/version.h"
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * cbevents/normalize.h: an event as the normalized JSON of SPEC section 3.
+ *
+ * One serializer for every consumer: cbevents-tail prints these bytes and
+ * cb2mqtt publishes them. Output is always valid UTF-8 JSON: invalid UTF-8
+ * sequences in upstream strings are replaced by U+FFFD, control characters
+ * are escaped.
+ */
+#ifndef CBEVENTS_NORMALIZE_H
+#define CBEVENTS_NORMALIZE_H
+
+#include <stddef.h>
+
+#include "cbevents/event.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Flags for cbev_event_to_json(). */
+#define CBEV_JSON_EXPOSE_ANON 0x1u /* keep the user of anonymous tips */
+#define CBEV_JSON_RAW 0x2u         /* the upstream event object unchanged */
+
+/* Serializes ev. On CBEV_OK *json_out is a NUL-terminated, newly allocated
+ * string (cbev_free() it) of *len_out bytes (len_out may be NULL), without a
+ * trailing newline. Returns CBEV_EINVAL for NULL arguments, CBEV_ENOMEM. */
+int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
+                       size_t *len_out);
+
+/* "2025-08-16T20:41:43.836Z" from epoch milliseconds into buf (>= 25
+ * bytes). Returns CBEV_OK, or CBEV_EINVAL when buf is too small or the time
+ * cannot be represented. */
+int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size);
+
+/* "roomSubjectChange" -> "room_subject_change" for unknown methods, into a
+ * new string (cbev_free() it). Characters outside [A-Za-z0-9_] become '_'; the
+ * result is capped at 64 bytes. NULL on ENOMEM or NULL input. */
+char *cbev_snake_case(const char *method);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
