@@ -161,6 +161,11 @@ cbev_event *cbev_batch_take(cbev_batch *b, size_t i);
 const char *cbev_batch_next_url(const cbev_batch *b);
 /* The "status" string of the body (400 form), NULL when absent. */
 const char *cbev_batch_status(const cbev_batch *b);
+/* Removes (and frees) the events whose id is not after last_id (by
+ * cbev_id_cmp_str), keeping the order of the rest: a restarted or retried
+ * cursor then yields no event twice. NULL last_id removes nothing. Returns
+ * the number removed. */
+size_t cbev_batch_drop_seen(cbev_batch *b, const char *last_id);
 void cbev_batch_free(cbev_batch *b); /* frees remaining events; NULL ok */
 
 #ifdef __cplusplus
