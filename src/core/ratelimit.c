@@ -1,8 +1,8 @@
 /*
  * ratelimit.c: a thread-safe token bucket with the clock passed in.
  *
- * Tokens are counted in thousandths so that refill over fractions of a
- * millisecond is not lost to rounding.
+ * Tokens are kept as a double so that refill over fractions of a token is
+ * never lost to rounding, however often the bucket is asked.
  */
 #include <errno.h>
 #include <math.h>
@@ -14,13 +14,11 @@
 #include "cbevents/error.h"
 #include "cbevents/ratelimit.h"
 
-#define MILLI 1000u
-
 struct cbev_ratelimit {
   pthread_mutex_t lock;
-  uint64_t capacity_m;   /* max_requests * MILLI */
-  uint64_t tokens_m;     /* tokens available, in thousandths */
-  double refill_m_per_ms; /* thousandths of a token per ms */
+  double capacity;      /* max_requests */
+  double tokens;        /* available now, 0..capacity */
+  double refill_per_ms; /* tokens added per millisecond */
   uint64_t last_ms;
   int started;
 };
@@ -38,9 +36,9 @@ int cbev_ratelimit_new(unsigned max_requests, double per_seconds,
     cbev_free(rl);
     return CBEV_ENOMEM;
   }
-  rl->capacity_m = (uint64_t)max_requests * MILLI;
-  rl->tokens_m = rl->capacity_m;
-  rl->refill_m_per_ms = (double)max_requests * MILLI / (per_seconds * 1000.0);
+  rl->capacity = (double)max_requests;
+  rl->tokens = rl->capacity;
+  rl->refill_per_ms = (double)max_requests / (per_seconds * 1000.0);
   *out = rl;
   return CBEV_OK;
 }
@@ -64,16 +62,19 @@ int cbev_ratelimit_acquire(cbev_ratelimit *rl, uint64_t now_ms,
     rl->last_ms = now_ms;
   }
   if (now_ms > rl->last_ms) {
-    double add = (double)(now_ms - rl->last_ms) * rl->refill_m_per_ms;
-    uint64_t room = rl->capacity_m - rl->tokens_m;
-    rl->tokens_m += add >= (double)room ? room : (uint64_t)add;
+    rl->tokens += (double)(now_ms - rl->last_ms) * rl->refill_per_ms;
+    if (rl->tokens > rl->capacity)
+      rl->tokens = rl->capacity;
     rl->last_ms = now_ms;
   }
-  if (rl->tokens_m >= MILLI) {
-    rl->tokens_m -= MILLI;
+  /* The epsilon absorbs the error of summing many small refills. */
+  if (rl->tokens >= 1.0 - 1e-9) {
+    rl->tokens -= 1.0;
+    if (rl->tokens < 0)
+      rl->tokens = 0;
     rc = CBEV_OK;
   } else {
-    double need = (double)(MILLI - rl->tokens_m) / rl->refill_m_per_ms;
+    double need = (1.0 - rl->tokens) / rl->refill_per_ms;
     if (wait_ms)
       *wait_ms = need < 1.0 ? 1 : (uint64_t)ceil(need);
     rc = CBEV_EAGAIN;
