@@ -1,0 +1,75 @@
+# Install rules: the two programs, libcbevents (static and shared) with its
+# headers, a pkg-config file and a CMake package, the example config, the
+# systemd unit and the man pages. Included last from the top CMakeLists.txt,
+# when every target exists.
+include(CMakePackageConfigHelpers)
+
+set(CBEV_SYSTEMD_UNITDIR "lib/systemd/system" CACHE STRING
+    "Where the systemd unit is installed, relative to the prefix")
+set(CBEV_CMAKEDIR ${CMAKE_INSTALL_LIBDIR}/cmake/cbevents)
+
+install(TARGETS cbevents-tail RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The bridge's main.c may not exist in every checkout stage.
+if(TARGET cb2mqtt)
+  install(TARGETS cb2mqtt RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+endif()
+
+install(TARGETS cbevents cbevents_shared EXPORT cbeventsTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+          NAMELINK_COMPONENT Development
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/cbevents
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
+install(FILES ${PROJECT_BINARY_DIR}/include/cbevents/version.h
+  DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/cbevents)
+
+# CMake package: cbevents::cbevents (shared) and cbevents::cbevents_static.
+install(EXPORT cbeventsTargets NAMESPACE cbevents::
+  FILE cbeventsTargets.cmake DESTINATION ${CBEV_CMAKEDIR})
+configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/cbeventsConfig.cmake.in
+  ${PROJECT_BINARY_DIR}/cbeventsConfig.cmake INSTALL_DESTINATION ${CBEV_CMAKEDIR})
+# The SONAME carries the major version, so the package promises the same.
+write_basic_package_version_file(${PROJECT_BINARY_DIR}/cbeventsConfigVersion.cmake
+  VERSION ${PROJECT_VERSION} COMPATIBILITY SameMajorVersion)
+install(FILES ${PROJECT_BINARY_DIR}/cbeventsConfig.cmake
+              ${PROJECT_BINARY_DIR}/cbeventsConfigVersion.cmake
+  DESTINATION ${CBEV_CMAKEDIR})
+
+# pkg-config. Paths are written relative to ${prefix} when they are below it,
+# so a relocated install tree still works.
+foreach(dir LIBDIR INCLUDEDIR)
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
+    set(CBEV_PC_${dir} "${CMAKE_INSTALL_${dir}}")
+  else()
+    set(CBEV_PC_${dir} "\${prefix}/${CMAKE_INSTALL_${dir}}")
+  endif()
+endforeach()
+configure_file(${PROJECT_SOURCE_DIR}/cmake/cbevents.pc.in
+  ${PROJECT_BINARY_DIR}/cbevents.pc @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/cbevents.pc
+  DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+
+# The example config is documentation: the bridge reads
+# /etc/cb2mqtt/cb2mqtt.ini, which the administrator writes from it.
+if(EXISTS ${PROJECT_SOURCE_DIR}/config/cb2mqtt.ini)
+  install(FILES ${PROJECT_SOURCE_DIR}/config/cb2mqtt.ini
+    DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
+endif()
+
+# The unit names /usr/bin/cb2mqtt; it is installed pointing at the bindir
+# of this prefix so that it runs the program installed beside it.
+set(CBEV_UNIT_SRC ${PROJECT_SOURCE_DIR}/config/cb2mqtt.service)
+set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CBEV_UNIT_SRC})
+file(READ ${CBEV_UNIT_SRC} CBEV_UNIT_TEXT)
+string(REPLACE "ExecStart=/usr/bin/cb2mqtt"
+               "ExecStart=${CMAKE_INSTALL_FULL_BINDIR}/cb2mqtt"
+               CBEV_UNIT_TEXT "${CBEV_UNIT_TEXT}")
+file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/cb2mqtt.service
+     CONTENT "${CBEV_UNIT_TEXT}" @ONLY)
+install(FILES ${PROJECT_BINARY_DIR}/cb2mqtt.service
+  DESTINATION ${CBEV_SYSTEMD_UNITDIR})
+
+install(FILES ${PROJECT_SOURCE_DIR}/doc/cb2mqtt.1
+              ${PROJECT_SOURCE_DIR}/doc/cbevents-tail.1
+  DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
