@@ -36,8 +36,15 @@ install(FILES ${PROJECT_BINARY_DIR}/cbeventsConfig.cmake
               ${PROJECT_BINARY_DIR}/cbeventsConfigVersion.cmake
   DESTINATION ${CBEV_CMAKEDIR})
 
-# pkg-config. Paths are written relative to ${prefix} when they are below it,
-# so a relocated install tree still works.
+# pkg-config. With a relative libdir the file finds the prefix from its own
+# place (${pcfiledir}), so `cmake --install --prefix` and DESTDIR trees work.
+if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}")
+  set(CBEV_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+else()
+  file(RELATIVE_PATH CBEV_PC_UP "/p/${CMAKE_INSTALL_LIBDIR}/pkgconfig" "/p")
+  string(REGEX REPLACE "/$" "" CBEV_PC_UP "${CBEV_PC_UP}")
+  set(CBEV_PC_PREFIX "\${pcfiledir}/${CBEV_PC_UP}")
+endif()
 foreach(dir LIBDIR INCLUDEDIR)
   if(IS_ABSOLUTE "${CMAKE_INSTALL_${dir}}")
     set(CBEV_PC_${dir} "${CMAKE_INSTALL_${dir}}")
