@@ -64,17 +64,22 @@ if(EXISTS ${PROJECT_SOURCE_DIR}/config/cb2mqtt.ini)
     DESTINATION ${CMAKE_INSTALL_DOCDIR}/examples)
 endif()
 
-# The unit names /usr/bin/cb2mqtt; it is installed pointing at the bindir
-# of this prefix so that it runs the program installed beside it.
+# The unit names /usr/bin/cb2mqtt. It is installed pointing at the bindir
+# of the prefix given at install time (`cmake --install --prefix` too), so
+# that it runs the program installed beside it.
 set(CBEV_UNIT_SRC ${PROJECT_SOURCE_DIR}/config/cb2mqtt.service)
-set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${CBEV_UNIT_SRC})
-file(READ ${CBEV_UNIT_SRC} CBEV_UNIT_TEXT)
-string(REPLACE "ExecStart=/usr/bin/cb2mqtt"
-               "ExecStart=${CMAKE_INSTALL_FULL_BINDIR}/cb2mqtt"
-               CBEV_UNIT_TEXT "${CBEV_UNIT_TEXT}")
-file(CONFIGURE OUTPUT ${PROJECT_BINARY_DIR}/cb2mqtt.service
-     CONTENT "${CBEV_UNIT_TEXT}" @ONLY)
-install(FILES ${PROJECT_BINARY_DIR}/cb2mqtt.service
+set(CBEV_UNIT_OUT ${PROJECT_BINARY_DIR}/cb2mqtt.service.install)
+install(CODE "
+  set(_bindir \"${CMAKE_INSTALL_BINDIR}\")
+  if(NOT IS_ABSOLUTE \"\${_bindir}\")
+    set(_bindir \"\${CMAKE_INSTALL_PREFIX}/\${_bindir}\")
+  endif()
+  file(READ \"${CBEV_UNIT_SRC}\" _unit)
+  string(REPLACE \"ExecStart=/usr/bin/cb2mqtt\" \"ExecStart=\${_bindir}/cb2mqtt\"
+         _unit \"\${_unit}\")
+  file(WRITE \"${CBEV_UNIT_OUT}\" \"\${_unit}\")
+")
+install(FILES ${CBEV_UNIT_OUT} RENAME cb2mqtt.service
   DESTINATION ${CBEV_SYSTEMD_UNITDIR})
 
 install(FILES ${PROJECT_SOURCE_DIR}/doc/cb2mqtt.1
