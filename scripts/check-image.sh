@@ -66,6 +66,22 @@ fi
 packages=$(sed -e 's/#.*//' "$pkg_list" | xargs)
 [ -n "$packages" ] || fail "$pkg_list names no package"
 
+# What this script copies from the Dockerfile's final stage must still be
+# what the Dockerfile does.
+dockerfile=$root/docker/Dockerfile
+for want in "COPY docker/runtime-packages.txt /tmp/runtime-packages.txt" \
+            "sed -e 's/#.*//' /tmp/runtime-packages.txt" \
+            "xargs apt-get install -y --no-install-recommends" \
+            "FROM debian:$SUITE-slim" \
+            "useradd --uid 10001 --gid 10001" \
+            "install -d -o 10001 -g 10001 -m 0700 /data" \
+            "COPY --from=build /out/cb2mqtt /usr/local/bin/cb2mqtt" \
+            "RUN docker/build-binary.sh" \
+            "ENV CB2MQTT_EVENTS_STATE_DIR=/data" \
+            "USER 10001:10001"; do
+  grep -qF -- "$want" "$dockerfile" || fail "docker/Dockerfile no longer has: $want (update this script too)"
+done
+
 # "URI SUITE" for each Debian source of apt that serves our suite, its
 # updates or its security suite (one-line and deb822 formats).
 apt_sources() {
@@ -230,9 +246,9 @@ rootfs=$work/rootfs
 cp -a "$cache" "$rootfs"
 rm -f "$rootfs/.cbev-complete"
 # The same commands as the Dockerfile's final stage.
-chroot "$rootfs" groupadd --system --gid 10001 cb2mqtt
-chroot "$rootfs" useradd --system --uid 10001 --gid 10001 --home-dir /nonexistent \
-  --no-create-home --shell /usr/sbin/nologin cb2mqtt
+chroot "$rootfs" groupadd --gid 10001 cb2mqtt
+chroot "$rootfs" useradd --uid 10001 --gid 10001 --no-log-init --no-create-home \
+  --home-dir /nonexistent --shell /usr/sbin/nologin cb2mqtt
 chroot "$rootfs" install -d -o 10001 -g 10001 -m 0700 /data
 install -m 0755 -o 0 -g 0 "$binary" "$rootfs/usr/local/bin/cb2mqtt"
 # What `secrets: [cb_token]` gives the container.
@@ -245,7 +261,7 @@ mount_runtime "$rootfs"
 # 4. Every library the binary needs is in the tree.
 ldd_out=$(chroot "$rootfs" ldd /usr/local/bin/cb2mqtt 2>&1) || fail "ldd failed: $ldd_out"
 if grep -q "not found" <<<"$ldd_out"; then
-  echo "$ldd_out" >&2
+  grep "not found" <<<"$ldd_out" >&2
   fail "libraries missing from the runtime tree (see above)"
 fi
 say "ldd: $(grep -c '=>' <<<"$ldd_out") libraries, all resolved"
