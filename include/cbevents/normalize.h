@@ -23,7 +23,14 @@ extern "C" {
 
 /* Serializes ev. On CBEV_OK *json_out is a NUL-terminated, newly allocated
  * string (cbev_free() it) of *len_out bytes (len_out may be NULL), without a
- * trailing newline. Returns CBEV_EINVAL for NULL arguments, CBEV_ENOMEM. */
+ * trailing newline. Keys are compact (no spaces) and in the SPEC's order:
+ * id, event_type, broadcaster, timestamp, user, then "tip", "message",
+ * "media", "subject" or, for an unknown method, "raw" (upstream `object`).
+ * A part the type has but upstream lacked is null. With CBEV_JSON_RAW the
+ * upstream event object is written back instead.
+ * Returns CBEV_EINVAL for NULL arguments (*json_out is then untouched;
+ * otherwise it is NULL on failure), CBEV_ENOMEM, CBEV_ETOOBIG when the
+ * output would pass 64 MiB. */
 int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
                        size_t *len_out);
 

@@ -1,0 +1,46 @@
+/*
+ * event_impl.h: the layout of cbev_event and cbev_batch, shared by
+ * event.c (accessors, batch), parse.c (which fills them) and normalize.c
+ * (which reads them without going through the accessors). Internal to
+ * libcbevents; public code sees the opaque handles of event.h.
+ */
+#ifndef CBEV_EVENT_IMPL_H
+#define CBEV_EVENT_IMPL_H
+
+#include "cbevents/event.h"
+
+struct cJSON;
+
+/* Room for any double printed as text ("%.17g" needs at most 24 bytes). */
+#define CBEV_MEDIA_ID_MAX 32
+
+struct cbev_event {
+  struct cJSON *raw;            /* owned: {"method","id","object"} */
+  const struct cJSON *object;   /* raw's "object" when it is an object */
+  const char *method;           /* into raw; never NULL */
+  const char *id;               /* into raw; never NULL */
+  const char *broadcaster;      /* into raw, or NULL */
+  const char *subject;          /* room_subject_change only */
+  cbev_event_type type;
+  int id_rc;                    /* cbev_id_parse() result for id */
+  cbev_id pid;                  /* valid when id_rc == CBEV_OK */
+  unsigned char has_user;
+  unsigned char has_part;       /* the part of the type (tip, message, media) */
+  cbev_user user;
+  union {
+    cbev_tip tip;
+    cbev_message message;
+    cbev_media media;
+  } part;
+  char media_id[CBEV_MEDIA_ID_MAX]; /* media.id when upstream gave a number */
+};
+
+struct cbev_batch {
+  struct cJSON *root;     /* owned: the body, its events array emptied */
+  cbev_event **events;    /* count slots; a taken slot is NULL */
+  size_t count;
+  const char *next_url;   /* into root, or NULL */
+  const char *status;     /* into root, or NULL */
+};
+
+#endif

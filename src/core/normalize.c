@@ -1,0 +1,285 @@
+/*
+ * normalize.c: a cbev_event as the normalized JSON of SPEC section 3, the
+ * one serializer behind cbevents-tail and cb2mqtt.
+ *
+ * The payload is written by hand into a capped jsonw buffer, keys in the
+ * fixed order of the SPEC (id, event_type, broadcaster, timestamp, user,
+ * then the part of the type), rather than built as a cJSON tree: that
+ * would allocate a node per field for every event. With CBEV_JSON_RAW the
+ * upstream object is written back unchanged (as JSON; strings still come
+ * out as valid UTF-8).
+ */
+#include <stdint.h>
+#include <string.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/normalize.h"
+#include "event_impl.h"
+#include "jsonw.h"
+
+/* Most payloads fit in the first allocation; one realloc covers the rest. */
+#define NORMALIZE_FIRST_BYTES 1024u
+/* A body is capped at 8 MiB and escaping grows text at most 6 times (a
+ * control byte becomes \u00XX), so this holds any event of a legal body. */
+#define NORMALIZE_MAX_BYTES (64u * 1024u * 1024u)
+/* cbev_snake_case's cap, in bytes (NUL excluded). */
+#define SNAKE_MAX 64u
+/* 9999-12-31T23:59:59.999Z: the last instant with a 4-digit year. */
+#define TIMESTAMP_MAX_MS 253402300799999ull
+
+/* Writes the snake_case form of method into out (SNAKE_MAX + 1 bytes).
+ * An uppercase letter starts a new word ("_" + lowercase) except at the
+ * start; bytes outside [A-Za-z0-9_] become '_', so the result is always
+ * ASCII and safe as a topic level. */
+static size_t snake_into(const char *method, char *out) {
+  size_t n = 0;
+
+  for (size_t i = 0; method[i] && n < SNAKE_MAX; i++) {
+    char c = method[i];
+    if (c >= 'A' && c <= 'Z') {
+      if (i > 0 && n < SNAKE_MAX)
+        out[n++] = '_';
+      if (n < SNAKE_MAX)
+        out[n++] = (char)(c - 'A' + 'a');
+    } else if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_') {
+      out[n++] = c;
+    } else {
+      out[n++] = '_';
+    }
+  }
+  out[n] = '\0';
+  return n;
+}
+
+char *cbev_snake_case(const char *method) {
+  char buf[SNAKE_MAX + 1];
+
+  if (!method)
+    return NULL;
+  return cbev_strndup(buf, snake_into(method, buf));
+}
+
+static void put2(char *p, unsigned v) {
+  p[0] = (char)('0' + v / 10);
+  p[1] = (char)('0' + v % 10);
+}
+
+int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size) {
+  unsigned long long secs, days;
+  unsigned ms, sod, doe, yoe, doy, mp, mon, day, year;
+
+  if (!buf || size < 25 || epoch_ms > TIMESTAMP_MAX_MS)
+    return CBEV_EINVAL;
+  ms = (unsigned)(epoch_ms % 1000);
+  secs = epoch_ms / 1000;
+  days = secs / 86400;
+  sod = (unsigned)(secs % 86400);
+  /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm, on
+   * 400-year eras starting 0000-03-01); no locale, no libc time zone. */
+  days += 719468;
+  doe = (unsigned)(days % 146097);
+  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  mp = (5 * doy + 2) / 153;
+  day = doy - (153 * mp + 2) / 5 + 1;
+  mon = mp < 10 ? mp + 3 : mp - 9;
+  year = (unsigned)(days / 146097) * 400 + yoe + (mon <= 2 ? 1 : 0);
+  put2(buf, year / 100);
+  put2(buf + 2, year % 100);
+  buf[4] = '-';
+  put2(buf + 5, mon);
+  buf[7] = '-';
+  put2(buf + 8, day);
+  buf[10] = 'T';
+  put2(buf + 11, sod / 3600);
+  buf[13] = ':';
+  put2(buf + 14, sod / 60 % 60);
+  buf[16] = ':';
+  put2(buf + 17, sod % 60);
+  buf[19] = '.';
+  buf[20] = (char)('0' + ms / 100);
+  put2(buf + 21, ms % 100);
+  buf[23] = 'Z';
+  buf[24] = '\0';
+  return CBEV_OK;
+}
+
+static void write_user(jsonw *w, const cbev_user *u) {
+  JSONW_LIT(w, "{\"username\":");
+  jsonw_str(w, u->username);
+  JSONW_LIT(w, ",\"color_group\":");
+  jsonw_str(w, u->color_group);
+  JSONW_LIT(w, ",\"fc_auto_renew\":");
+  jsonw_tristate(w, u->fc_auto_renew);
+  JSONW_LIT(w, ",\"gender\":");
+  jsonw_str(w, u->gender);
+  JSONW_LIT(w, ",\"has_darkmode\":");
+  jsonw_tristate(w, u->has_darkmode);
+  JSONW_LIT(w, ",\"has_tokens\":");
+  jsonw_tristate(w, u->has_tokens);
+  JSONW_LIT(w, ",\"in_fanclub\":");
+  jsonw_tristate(w, u->in_fanclub);
+  JSONW_LIT(w, ",\"in_private_show\":");
+  jsonw_tristate(w, u->in_private_show);
+  JSONW_LIT(w, ",\"is_broadcasting\":");
+  jsonw_tristate(w, u->is_broadcasting);
+  JSONW_LIT(w, ",\"is_follower\":");
+  jsonw_tristate(w, u->is_follower);
+  JSONW_LIT(w, ",\"is_mod\":");
+  jsonw_tristate(w, u->is_mod);
+  JSONW_LIT(w, ",\"is_owner\":");
+  jsonw_tristate(w, u->is_owner);
+  JSONW_LIT(w, ",\"is_silenced\":");
+  jsonw_tristate(w, u->is_silenced);
+  JSONW_LIT(w, ",\"is_spying\":");
+  jsonw_tristate(w, u->is_spying);
+  JSONW_LIT(w, ",\"language\":");
+  jsonw_str(w, u->language);
+  JSONW_LIT(w, ",\"recent_tips\":");
+  jsonw_str(w, u->recent_tips);
+  JSONW_LIT(w, ",\"subgender\":");
+  jsonw_str(w, u->subgender);
+  JSONW_LIT(w, "}");
+}
+
+static void write_tip(jsonw *w, const cbev_tip *t) {
+  const char *msg = t->message;
+
+  /* Upstream prefixes a tip note with "| "; the payload carries the note. */
+  if (msg && msg[0] == '|' && msg[1] == ' ')
+    msg += 2;
+  JSONW_LIT(w, ",\"tip\":{\"tokens\":");
+  if (t->has_tokens)
+    jsonw_int(w, t->tokens);
+  else
+    JSONW_LIT(w, "null");
+  JSONW_LIT(w, ",\"is_anon\":");
+  jsonw_tristate(w, t->is_anon);
+  JSONW_LIT(w, ",\"message\":");
+  jsonw_str(w, msg);
+  JSONW_LIT(w, "}");
+}
+
+static void write_message(jsonw *w, const cbev_message *m) {
+  JSONW_LIT(w, ",\"message\":{\"text\":");
+  jsonw_str(w, m->message);
+  JSONW_LIT(w, ",\"color\":");
+  jsonw_str(w, m->color);
+  JSONW_LIT(w, ",\"bg_color\":");
+  jsonw_str(w, m->bg_color);
+  JSONW_LIT(w, ",\"font\":");
+  jsonw_str(w, m->font);
+  JSONW_LIT(w, ",\"from_user\":");
+  jsonw_str(w, m->from_user);
+  JSONW_LIT(w, ",\"to_user\":");
+  jsonw_str(w, m->to_user);
+  JSONW_LIT(w, "}");
+}
+
+static void write_media(jsonw *w, const cbev_media *m) {
+  JSONW_LIT(w, ",\"media\":{\"id\":");
+  jsonw_str(w, m->id);
+  JSONW_LIT(w, ",\"name\":");
+  jsonw_str(w, m->name);
+  JSONW_LIT(w, ",\"type\":");
+  jsonw_str(w, m->type);
+  JSONW_LIT(w, ",\"tokens\":");
+  if (m->has_tokens)
+    jsonw_int(w, m->tokens);
+  else
+    JSONW_LIT(w, "null");
+  JSONW_LIT(w, "}");
+}
+
+static void write_normalized(jsonw *w, const cbev_event *ev, unsigned flags) {
+  const cbev_user *user = ev->has_user ? &ev->user : NULL;
+  char ts[32];
+
+  JSONW_LIT(w, "{\"id\":");
+  jsonw_str(w, ev->id);
+  JSONW_LIT(w, ",\"event_type\":\"");
+  if (ev->type == CBEV_EVENT_UNKNOWN) {
+    char snake[SNAKE_MAX + 1];
+    jsonw_lit(w, snake, snake_into(ev->method, snake));
+  } else {
+    const char *name = cbev_event_type_name(ev->type);
+    jsonw_lit(w, name, strlen(name));
+  }
+  JSONW_LIT(w, "\",\"broadcaster\":");
+  jsonw_str(w, ev->broadcaster);
+  JSONW_LIT(w, ",\"timestamp\":");
+  if (ev->id_rc == CBEV_OK && cbev_format_timestamp(ev->pid.ms, ts, sizeof ts) == CBEV_OK) {
+    JSONW_LIT(w, "\"");
+    jsonw_lit(w, ts, 24);
+    JSONW_LIT(w, "\"");
+  } else {
+    JSONW_LIT(w, "null");
+  }
+  /* SPEC section 2: an anonymous tipper stays anonymous unless the
+   * program opted in, although upstream sends the real user. */
+  if (ev->type == CBEV_EVENT_TIP && ev->has_part && ev->part.tip.is_anon == CBEV_TRUE &&
+      !(flags & CBEV_JSON_EXPOSE_ANON))
+    user = NULL;
+  JSONW_LIT(w, ",\"user\":");
+  if (user)
+    write_user(w, user);
+  else
+    JSONW_LIT(w, "null");
+
+  switch (ev->type) {
+  case CBEV_EVENT_TIP:
+    if (ev->has_part)
+      write_tip(w, &ev->part.tip);
+    else
+      JSONW_LIT(w, ",\"tip\":null");
+    break;
+  case CBEV_EVENT_CHAT_MESSAGE:
+  case CBEV_EVENT_PRIVATE_MESSAGE:
+    if (ev->has_part)
+      write_message(w, &ev->part.message);
+    else
+      JSONW_LIT(w, ",\"message\":null");
+    break;
+  case CBEV_EVENT_MEDIA_PURCHASE:
+    if (ev->has_part)
+      write_media(w, &ev->part.media);
+    else
+      JSONW_LIT(w, ",\"media\":null");
+    break;
+  case CBEV_EVENT_ROOM_SUBJECT_CHANGE:
+    JSONW_LIT(w, ",\"subject\":");
+    jsonw_str(w, ev->subject);
+    break;
+  case CBEV_EVENT_UNKNOWN:
+    JSONW_LIT(w, ",\"raw\":");
+    jsonw_value(w, ev->object);
+    break;
+  default:
+    break;
+  }
+  JSONW_LIT(w, "}");
+}
+
+int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
+                       size_t *len_out) {
+  jsonw w;
+  char *json;
+  size_t len = 0;
+
+  if (!ev || !json_out)
+    return CBEV_EINVAL;
+  *json_out = NULL;
+  jsonw_init(&w, NORMALIZE_FIRST_BYTES, NORMALIZE_MAX_BYTES);
+  if (flags & CBEV_JSON_RAW)
+    jsonw_value(&w, ev->raw);
+  else
+    write_normalized(&w, ev, flags);
+  json = jsonw_finish(&w, &len);
+  if (!json)
+    return w.rc;
+  *json_out = json;
+  if (len_out)
+    *len_out = len;
+  return CBEV_OK;
+}

@@ -1,0 +1,465 @@
+/*
+ * parse.c: an Events API response body -> cbev_batch of typed events.
+ *
+ * cJSON parses the body once; each event item is detached from the
+ * "events" array and becomes the upstream object its cbev_event owns, and
+ * the typed views are filled with pointers into it (no string copies). Every
+ * object is walked once, matching each member against a small table of the
+ * fields we know, so a member lookup never rescans the object.
+ *
+ * Leniency (SPEC section 1): unknown members are ignored; a known member of
+ * the wrong type is treated as absent and logged at debug once per field
+ * per process; JSON null is simply absent; an item that is not an event is
+ * skipped with a warning; an unknown method is kept as CBEV_EVENT_UNKNOWN.
+ */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/event.h"
+#include "event_impl.h"
+#include "jsonw.h"
+
+/* How much of a bad body a warning quotes. */
+#define EXCERPT_MAX 64
+
+typedef enum field_kind { K_STR, K_BOOL, K_INT, K_MEDIA_ID } field_kind;
+
+/* One known member of an upstream object. bit numbers the field for the
+ * log-once mask; off is where the value goes in the view, has_off where
+ * its presence flag goes (K_INT only). */
+typedef struct field {
+  const char *key;
+  const char *path; /* for the log: "user.isMod" */
+  unsigned char kind;
+  unsigned char bit;
+  unsigned short off;
+  unsigned short has_off;
+} field;
+
+/* The first bits are the members of the body and of `object`. */
+enum {
+  B_NEXTURL, B_STATUS, B_OBJECT, B_BROADCASTER, B_USER, B_TIP, B_MESSAGE,
+  B_MEDIA, B_SUBJECT, B_FIRST_TABLE_BIT
+};
+
+#define U(key, kind, member, bit)                                           \
+  { key, "user." key, kind, B_FIRST_TABLE_BIT + (bit),                       \
+    (unsigned short)offsetof(cbev_user, member), 0 }
+static const field user_fields[] = {
+    U("username", K_STR, username, 0),
+    U("colorGroup", K_STR, color_group, 1),
+    U("fcAutoRenew", K_BOOL, fc_auto_renew, 2),
+    U("gender", K_STR, gender, 3),
+    U("hasDarkmode", K_BOOL, has_darkmode, 4),
+    U("hasTokens", K_BOOL, has_tokens, 5),
+    U("inFanclub", K_BOOL, in_fanclub, 6),
+    U("inPrivateShow", K_BOOL, in_private_show, 7),
+    U("isBroadcasting", K_BOOL, is_broadcasting, 8),
+    U("isFollower", K_BOOL, is_follower, 9),
+    U("isMod", K_BOOL, is_mod, 10),
+    U("isOwner", K_BOOL, is_owner, 11),
+    U("isSilenced", K_BOOL, is_silenced, 12),
+    U("isSpying", K_BOOL, is_spying, 13),
+    U("language", K_STR, language, 14),
+    U("recentTips", K_STR, recent_tips, 15),
+    U("subgender", K_STR, subgender, 16),
+};
+#undef U
+
+#define T(key, kind, member, has, bit)                                      \
+  { key, "tip." key, kind, B_FIRST_TABLE_BIT + 17 + (bit),                   \
+    (unsigned short)offsetof(cbev_tip, member), (unsigned short)(has) }
+static const field tip_fields[] = {
+    T("tokens", K_INT, tokens, offsetof(cbev_tip, has_tokens), 0),
+    T("isAnon", K_BOOL, is_anon, 0, 1),
+    T("message", K_STR, message, 0, 2),
+};
+#undef T
+
+#define M(key, member, bit)                                                 \
+  { key, "message." key, K_STR, B_FIRST_TABLE_BIT + 20 + (bit),              \
+    (unsigned short)offsetof(cbev_message, member), 0 }
+static const field message_fields[] = {
+    M("message", message, 0), M("color", color, 1),   M("bgColor", bg_color, 2),
+    M("font", font, 3),       M("orig", orig, 4),     M("fromUser", from_user, 5),
+    M("toUser", to_user, 6),
+};
+#undef M
+
+#define D(key, kind, member, has, bit)                                      \
+  { key, "media." key, kind, B_FIRST_TABLE_BIT + 27 + (bit),                 \
+    (unsigned short)offsetof(cbev_media, member), (unsigned short)(has) }
+static const field media_fields[] = {
+    D("id", K_MEDIA_ID, id, 0, 0),
+    D("name", K_STR, name, 0, 1),
+    D("type", K_STR, type, 0, 2),
+    D("tokens", K_INT, tokens, offsetof(cbev_media, has_tokens), 3),
+};
+#undef D
+/* B_FIRST_TABLE_BIT + 31 = 40 bits in all: the log-once mask is 64 bits. */
+
+/* Fields already reported as having the wrong type, process-wide. */
+static _Atomic uint64_t g_logged_fields;
+
+typedef struct parse_ctx {
+  const cbev_logger *logger;
+  const char *secret;
+  cbev_event *ev; /* the event being filled (media.id text goes there) */
+} parse_ctx;
+
+static void wrong_type(const parse_ctx *ctx, unsigned bit, const char *path) {
+  uint64_t mask = (uint64_t)1 << bit;
+
+  /* Only a logger that would print it spends the once. */
+  if (!ctx->logger || !ctx->logger->fn || ctx->logger->max_level < CBEV_LOG_DEBUG)
+    return;
+  if (atomic_fetch_or(&g_logged_fields, mask) & mask)
+    return;
+  cbev_log(ctx->logger, ctx->secret, CBEV_LOG_DEBUG,
+           "event field %s has an unexpected type; treated as absent "
+           "(reported once)", path);
+}
+
+/* An integer-valued JSON number in the int64 range. */
+static int as_int64(const cJSON *c, int64_t *out) {
+  double d;
+
+  if (!cJSON_IsNumber(c))
+    return 0;
+  d = c->valuedouble;
+  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
+    return 0;
+  if ((double)(int64_t)d != d)
+    return 0;
+  *out = (int64_t)d;
+  return 1;
+}
+
+static void set_field(const parse_ctx *ctx, const field *f, const cJSON *c,
+                      unsigned char *dst) {
+  int ok = 0;
+
+  switch ((field_kind)f->kind) {
+  case K_STR:
+    if ((ok = cJSON_IsString(c) && c->valuestring))
+      memcpy(dst + f->off, &c->valuestring, sizeof(char *));
+    break;
+  case K_BOOL:
+    if ((ok = cJSON_IsBool(c))) {
+      cbev_tristate t = cJSON_IsTrue(c) ? CBEV_TRUE : CBEV_FALSE;
+      memcpy(dst + f->off, &t, sizeof t);
+    }
+    break;
+  case K_INT: {
+    int64_t v;
+    if ((ok = as_int64(c, &v))) {
+      int one = 1;
+      memcpy(dst + f->off, &v, sizeof v);
+      memcpy(dst + f->has_off, &one, sizeof one);
+    }
+    break;
+  }
+  case K_MEDIA_ID: {
+    /* The docs give a number, some captures a string: keep text. */
+    const char *text = NULL;
+    int64_t v;
+    if (cJSON_IsString(c) && c->valuestring) {
+      text = c->valuestring;
+    } else if (cJSON_IsNumber(c)) {
+      char *buf = ctx->ev->media_id;
+      if (as_int64(c, &v))
+        jsonw_fmt_int(buf, v);
+      else
+        snprintf(buf, CBEV_MEDIA_ID_MAX, "%.17g", c->valuedouble);
+      text = buf;
+    }
+    if ((ok = text != NULL))
+      memcpy(dst + f->off, &text, sizeof text);
+    break;
+  }
+  }
+  if (!ok)
+    wrong_type(ctx, f->bit, f->path);
+}
+
+/* Fills dst (a view struct) from the members of obj found in table. */
+static void fill(const parse_ctx *ctx, const cJSON *obj, const field *table,
+                 size_t n, void *dst) {
+  for (const cJSON *c = obj->child; c; c = c->next) {
+    const char *k = c->string;
+    if (!k || cJSON_IsNull(c))
+      continue;
+    for (size_t i = 0; i < n; i++) {
+      if (table[i].key[0] == k[0] && strcmp(table[i].key, k) == 0) {
+        set_field(ctx, &table[i], c, dst);
+        break;
+      }
+    }
+  }
+}
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void fill_user(const parse_ctx *ctx, cbev_event *ev, const cJSON *c) {
+  cbev_user *u = &ev->user;
+
+  if (!cJSON_IsObject(c)) {
+    wrong_type(ctx, B_USER, "user");
+    return;
+  }
+  *u = (cbev_user){NULL, NULL, NULL, NULL, NULL, NULL,
+                   CBEV_UNSET, CBEV_UNSET, CBEV_UNSET, CBEV_UNSET,
+                   CBEV_UNSET, CBEV_UNSET, CBEV_UNSET, CBEV_UNSET,
+                   CBEV_UNSET, CBEV_UNSET, CBEV_UNSET};
+  fill(ctx, c, user_fields, COUNT(user_fields), u);
+  /* A user without a name is no user: accessors promise a username. */
+  if (!u->username) {
+    wrong_type(ctx, user_fields[0].bit, user_fields[0].path);
+    ev->has_user = 0;
+    return;
+  }
+  if (u->subgender && !u->subgender[0])
+    u->subgender = NULL; /* "" means none */
+  ev->has_user = 1;
+}
+
+static void fill_part(const parse_ctx *ctx, cbev_event *ev, const cJSON *c,
+                      const char *key) {
+  if (!cJSON_IsObject(c)) {
+    wrong_type(ctx, ev->type == CBEV_EVENT_TIP ? B_TIP
+                    : ev->type == CBEV_EVENT_MEDIA_PURCHASE ? B_MEDIA : B_MESSAGE,
+               key);
+    return;
+  }
+  switch (ev->type) {
+  case CBEV_EVENT_TIP:
+    ev->part.tip = (cbev_tip){0, 0, CBEV_UNSET, NULL};
+    fill(ctx, c, tip_fields, COUNT(tip_fields), &ev->part.tip);
+    break;
+  case CBEV_EVENT_CHAT_MESSAGE:
+  case CBEV_EVENT_PRIVATE_MESSAGE:
+    memset(&ev->part.message, 0, sizeof ev->part.message);
+    fill(ctx, c, message_fields, COUNT(message_fields), &ev->part.message);
+    break;
+  case CBEV_EVENT_MEDIA_PURCHASE:
+    ev->part.media = (cbev_media){NULL, NULL, NULL, 0, 0};
+    fill(ctx, c, media_fields, COUNT(media_fields), &ev->part.media);
+    break;
+  default:
+    return;
+  }
+  ev->has_part = 1;
+}
+
+/* The member name that holds the part of a type, or NULL. */
+static const char *part_key(cbev_event_type type) {
+  switch (type) {
+  case CBEV_EVENT_TIP: return "tip";
+  case CBEV_EVENT_CHAT_MESSAGE:
+  case CBEV_EVENT_PRIVATE_MESSAGE: return "message";
+  case CBEV_EVENT_MEDIA_PURCHASE: return "media";
+  default: return NULL;
+  }
+}
+
+static void fill_object(const parse_ctx *ctx, cbev_event *ev, const cJSON *obj) {
+  const char *pkey = part_key(ev->type);
+
+  for (const cJSON *c = obj->child; c; c = c->next) {
+    const char *k = c->string;
+    if (!k || cJSON_IsNull(c))
+      continue;
+    if (strcmp(k, "broadcaster") == 0) {
+      if (cJSON_IsString(c) && c->valuestring)
+        ev->broadcaster = c->valuestring;
+      else
+        wrong_type(ctx, B_BROADCASTER, "broadcaster");
+    } else if (strcmp(k, "user") == 0) {
+      fill_user(ctx, ev, c);
+    } else if (pkey && strcmp(k, pkey) == 0) {
+      fill_part(ctx, ev, c, pkey);
+    } else if (ev->type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && strcmp(k, "subject") == 0) {
+      if (cJSON_IsString(c) && c->valuestring)
+        ev->subject = c->valuestring;
+      else
+        wrong_type(ctx, B_SUBJECT, "subject");
+    }
+  }
+}
+
+/* Builds the event for one item, which it takes over on success.
+ * Returns CBEV_OK, CBEV_ENOMEM, or CBEV_EPARSE with *why set when the item
+ * is not an event (the caller skips it). */
+static int make_event(const parse_ctx *ctx_in, cJSON *item, cbev_event **out,
+                      const char **why) {
+  parse_ctx ctx = *ctx_in;
+  const cJSON *method = NULL, *id = NULL, *object = NULL;
+  cbev_event *ev;
+
+  if (!cJSON_IsObject(item)) {
+    *why = "not an object";
+    return CBEV_EPARSE;
+  }
+  for (const cJSON *c = item->child; c; c = c->next) {
+    if (!c->string)
+      continue;
+    if (strcmp(c->string, "method") == 0)
+      method = c;
+    else if (strcmp(c->string, "id") == 0)
+      id = c;
+    else if (strcmp(c->string, "object") == 0)
+      object = c;
+  }
+  if (!cJSON_IsString(method) || !method->valuestring) {
+    *why = "no string \"method\"";
+    return CBEV_EPARSE;
+  }
+  if (!cJSON_IsString(id) || !id->valuestring) {
+    *why = "no string \"id\"";
+    return CBEV_EPARSE;
+  }
+  ev = cbev_calloc(1, sizeof *ev);
+  if (!ev)
+    return CBEV_ENOMEM;
+  ev->raw = item;
+  ev->method = method->valuestring;
+  ev->id = id->valuestring;
+  ev->type = cbev_event_type_from_method(ev->method);
+  ev->id_rc = cbev_id_parse(ev->id, &ev->pid);
+  ctx.ev = ev;
+  if (cJSON_IsObject(object)) {
+    ev->object = object;
+    fill_object(&ctx, ev, object);
+  } else if (object && !cJSON_IsNull(object)) {
+    wrong_type(&ctx, B_OBJECT, "object");
+  }
+  *out = ev;
+  return CBEV_OK;
+}
+
+/* Warns that the body is unusable, quoting its start (token masked by
+ * cbev_log, bytes outside printable ASCII shown as '.'). */
+static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
+                      size_t at, const char *why) {
+  char excerpt[EXCERPT_MAX + 1];
+  size_t n = len < EXCERPT_MAX ? len : EXCERPT_MAX;
+
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)body[i];
+    excerpt[i] = c >= 0x20 && c < 0x7F ? (char)c : '.';
+  }
+  excerpt[n] = '\0';
+  cbev_log(ctx->logger, ctx->secret, CBEV_LOG_WARN,
+           "response body is not an Events API object (%s, at byte %zu of %zu): "
+           "\"%s\"%s",
+           why, at, len, excerpt, len > n ? "..." : "");
+}
+
+static int only_space(const char *p, const char *end) {
+  for (; p < end; p++)
+    if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
+      return 0;
+  return 1;
+}
+
+int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
+                        const char *secret, cbev_batch **out) {
+  parse_ctx ctx = {logger, secret, NULL};
+  cJSON *root = NULL, *events = NULL;
+  const char *end = NULL;
+  cbev_batch *b = NULL;
+  size_t n = 0, i = 0;
+  int rc = CBEV_EINVAL;
+
+  if (!out || (!body && len))
+    goto out;
+  *out = NULL;
+  rc = CBEV_EPARSE;
+  if (!body || len == 0) {
+    warn_body(&ctx, "", 0, 0, "empty");
+    goto out;
+  }
+  root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  if (!root) {
+    /* cJSON does not tell a syntax error from ENOMEM; a body that does not
+     * parse is the likely story, and the caller retries either way. */
+    warn_body(&ctx, body, len, end && end >= body ? (size_t)(end - body) : 0,
+              "invalid JSON or nested too deep");
+    goto out;
+  }
+  if (end && !only_space(end, body + len)) {
+    warn_body(&ctx, body, len, (size_t)(end - body), "text after the JSON value");
+    goto out;
+  }
+  if (!cJSON_IsObject(root)) {
+    warn_body(&ctx, body, len, 0, "not an object");
+    goto out;
+  }
+  rc = CBEV_ENOMEM;
+  b = cbev_calloc(1, sizeof *b);
+  if (!b)
+    goto out;
+  for (cJSON *c = root->child; c; c = c->next) {
+    if (!c->string)
+      continue;
+    if (strcmp(c->string, "events") == 0) {
+      events = c;
+    } else if (strcmp(c->string, "nextUrl") == 0) {
+      if (cJSON_IsString(c) && c->valuestring)
+        b->next_url = c->valuestring;
+      else if (!cJSON_IsNull(c))
+        wrong_type(&ctx, B_NEXTURL, "nextUrl");
+    } else if (strcmp(c->string, "status") == 0) {
+      if (cJSON_IsString(c) && c->valuestring)
+        b->status = c->valuestring;
+      else if (!cJSON_IsNull(c))
+        wrong_type(&ctx, B_STATUS, "status");
+    }
+  }
+  if (events && !cJSON_IsArray(events)) {
+    rc = CBEV_EPARSE;
+    warn_body(&ctx, body, len, 0, "\"events\" is not an array");
+    goto out;
+  }
+  if (events) {
+    for (const cJSON *c = events->child; c; c = c->next)
+      n++;
+    b->events = cbev_calloc(n ? n : 1, sizeof *b->events);
+    if (!b->events)
+      goto out;
+    for (cJSON *item = events->child, *next; item; item = next, i++) {
+      const char *why = NULL;
+      cbev_event *ev = NULL;
+      int erc;
+
+      next = item->next;
+      cJSON_DetachItemViaPointer(events, item);
+      erc = make_event(&ctx, item, &ev, &why);
+      if (erc == CBEV_OK) {
+        b->events[b->count++] = ev;
+        continue;
+      }
+      cJSON_Delete(item);
+      if (erc != CBEV_EPARSE)
+        goto out;
+      cbev_log(logger, secret, CBEV_LOG_WARN,
+               "events[%zu] is not a valid event (%s); skipped, the rest of "
+               "the batch is delivered", i, why);
+    }
+  }
+  b->root = root;
+  root = NULL;
+  *out = b;
+  b = NULL;
+  rc = CBEV_OK;
+out:
+  cbev_batch_free(b);
+  cJSON_Delete(root);
+  return rc;
+}
