@@ -1,0 +1,608 @@
+/*
+ * discovery.c: Home Assistant MQTT discovery. This file owns the discovery
+ * payloads (one device-based config per broadcaster and one for the
+ * bridge), the record of announced broadcasters in state_dir, and the
+ * publish step that ties both to the MQTT client. See discovery.h.
+ *
+ * The payloads use the full option names of Home Assistant's MQTT
+ * integration rather than the abbreviations: they are published rarely and
+ * a person reading them with mosquitto_sub should understand them.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cbevents/error.h"
+#include "cbevents/event.h"
+#include "discovery.h"
+
+/* Longest template or name we format; ours are far below it. */
+#define DISC_TEXT_MAX 1024
+
+/* The 12 payload names of cbev_event_type, in enum order (SPEC section 3).
+ * Kept here so discovery depends on nothing but the enum's stable values. */
+static const char *const k_type_names[CBEV_EVENT_TYPE_COUNT] = {
+    "broadcast_start", "broadcast_stop", "room_subject_change", "user_enter",
+    "user_leave",      "follow",         "unfollow",            "fanclub_join",
+    "chat_message",    "private_message", "tip",                "media_purchase",
+};
+
+/* Human names of the event entities, same order. */
+static const char *const k_type_titles[CBEV_EVENT_TYPE_COUNT] = {
+    "Broadcast start", "Broadcast stop", "Subject change", "User enter",
+    "User leave",      "Follow",         "Unfollow",       "Fan club join",
+    "Chat message",    "Private message", "Tip",           "Media purchase",
+};
+
+/* The event types that also get a device trigger: the ones an automation
+ * is likely to start from. Chat, private messages and enter/leave are
+ * frequent enough that a trigger would be noise; their event entities
+ * remain for those who want them. */
+static const cbev_event_type k_trigger_types[] = {
+    CBEV_EVENT_TIP,          CBEV_EVENT_FOLLOW,          CBEV_EVENT_UNFOLLOW,
+    CBEV_EVENT_FANCLUB_JOIN, CBEV_EVENT_MEDIA_PURCHASE,  CBEV_EVENT_BROADCAST_START,
+    CBEV_EVENT_BROADCAST_STOP, CBEV_EVENT_ROOM_SUBJECT_CHANGE,
+};
+
+int cb2m_discovery_name_ok(const char *name) {
+  size_t n = 0;
+
+  if (!name)
+    return 0;
+  for (const char *p = name; *p; p++, n++) {
+    char ch = *p;
+    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+             (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+    if (!ok || n >= 64)
+      return 0;
+  }
+  return n > 0 && strcmp(name, "bridge") != 0;
+}
+
+/* A topic prefix or base topic we put in front of our levels: non-empty,
+ * no wildcards, no NUL tricks, and short enough to leave room. */
+static int topic_root_ok(const char *t) {
+  size_t n;
+
+  if (!t || !*t)
+    return 0;
+  n = strlen(t);
+  if (n > CB2M_DISC_TOPIC_MAX / 2 || strpbrk(t, "+#"))
+    return 0;
+  return 1;
+}
+
+/* Formats into a new malloc'd string; NULL on ENOMEM or past DISC_TEXT_MAX. */
+static char *fmt(const char *format, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 1, 2)))
+#endif
+    ;
+static char *fmt(const char *format, ...) {
+  char buf[DISC_TEXT_MAX];
+  va_list ap;
+  int n;
+
+  va_start(ap, format);
+  n = vsnprintf(buf, sizeof buf, format, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof buf)
+    return NULL;
+  return strdup(buf);
+}
+
+char *cb2m_discovery_topic(const char *prefix, const char *object_id) {
+  char buf[CB2M_DISC_TOPIC_MAX + 1];
+  int n;
+
+  if (!prefix || !*prefix || !object_id || !*object_id)
+    return NULL;
+  n = snprintf(buf, sizeof buf, "%s/device/%s/config", prefix, object_id);
+  if (n < 0 || (size_t)n > CB2M_DISC_TOPIC_MAX)
+    return NULL;
+  return strdup(buf);
+}
+
+/* ---- building one device config ---------------------------------------- */
+
+/* State shared by the helpers below. They record the first allocation
+ * failure in `failed` instead of returning it, so a config reads as a flat
+ * list of options and is checked once at the end. */
+typedef struct disc_build {
+  cJSON *root;
+  cJSON *cmps;
+  const char *base;      /* base topic */
+  const char *owner;     /* broadcaster name, or "bridge" */
+  char bridge_status[CB2M_DISC_TOPIC_MAX];
+  char owner_avail[CB2M_DISC_TOPIC_MAX]; /* "" for the bridge device */
+  int failed;
+} disc_build;
+
+static void put_str(disc_build *b, cJSON *obj, const char *key, const char *val) {
+  if (!obj || !val || !cJSON_AddStringToObject(obj, key, val))
+    b->failed = 1;
+}
+
+/* Sets key to a template or name made by fmt(); NULL counts as a failure. */
+static void put_owned(disc_build *b, cJSON *obj, const char *key, char *val) {
+  put_str(b, obj, key, val);
+  free(val);
+}
+
+static void put_bool(disc_build *b, cJSON *obj, const char *key, int val) {
+  if (!obj || !cJSON_AddBoolToObject(obj, key, val))
+    b->failed = 1;
+}
+
+/* Sets key to a list holding the one string val. */
+static void put_str_list(disc_build *b, cJSON *obj, const char *key, const char *val) {
+  cJSON *list = cJSON_CreateArray();
+
+  if (!list || !obj || !cJSON_AddItemToObject(obj, key, list)) {
+    cJSON_Delete(list);
+    b->failed = 1;
+    return;
+  }
+  if (!cJSON_AddItemToArray(list, cJSON_CreateString(val)))
+    b->failed = 1;
+}
+
+/* Sets key to "<base>/<owner>/<suffix>". */
+static void put_topic(disc_build *b, cJSON *obj, const char *key, const char *owner,
+                      const char *suffix) {
+  put_owned(b, obj, key, fmt("%s/%s/%s", b->base, owner, suffix));
+}
+
+/* The availability list: the bridge's status, plus the broadcaster's own
+ * availability unless bridge_only. With availability_mode "all" an entity
+ * is available only while both say online. */
+static void put_availability(disc_build *b, cJSON *obj, int bridge_only) {
+  cJSON *list = cJSON_CreateArray();
+  const char *topics[2] = {b->bridge_status, b->owner_avail};
+  size_t n = (bridge_only || !b->owner_avail[0]) ? 1 : 2;
+
+  if (!list || !obj || !cJSON_AddItemToObject(obj, "availability", list)) {
+    cJSON_Delete(list);
+    b->failed = 1;
+    return;
+  }
+  for (size_t i = 0; i < n; i++) {
+    cJSON *item = cJSON_CreateObject();
+    if (!item || !cJSON_AddItemToArray(list, item)) {
+      cJSON_Delete(item);
+      b->failed = 1;
+      return;
+    }
+    put_str(b, item, "topic", topics[i]);
+    put_str(b, item, "payload_available", "online");
+    put_str(b, item, "payload_not_available", "offline");
+  }
+  put_str(b, obj, "availability_mode", "all");
+}
+
+/* Adds component `id` to "components" with its platform, and for entities
+ * (everything but device triggers) a name, a unique id that stays the same
+ * across restarts ("cb2mqtt_<owner>_<id>") and the availability list.
+ * Returns the component, or NULL (and failed set) on ENOMEM. */
+static cJSON *component(disc_build *b, const char *id, const char *platform, const char *name,
+                        int bridge_only) {
+  cJSON *c = cJSON_CreateObject();
+
+  if (!c || !cJSON_AddItemToObject(b->cmps, id, c)) {
+    cJSON_Delete(c);
+    b->failed = 1;
+    return NULL;
+  }
+  put_str(b, c, "platform", platform);
+  if (strcmp(platform, "device_automation") == 0)
+    return c;
+  put_str(b, c, "name", name);
+  put_owned(b, c, "unique_id", fmt("cb2mqtt_%s_%s", b->owner, id));
+  put_availability(b, c, bridge_only);
+  return c;
+}
+
+/* Starts a device config: root object, device block, origin block and an
+ * empty components map. Returns 0, or -1 on ENOMEM or bad input. */
+static int build_start(disc_build *b, const char *base, const char *owner, const char *device_id,
+                       const char *device_name, const char *model, const char *sw_version,
+                       int via_bridge) {
+  cJSON *dev, *origin;
+  int n;
+
+  memset(b, 0, sizeof *b);
+  b->base = base;
+  b->owner = owner;
+  n = snprintf(b->bridge_status, sizeof b->bridge_status, "%s/bridge/status", base);
+  if (n < 0 || (size_t)n >= sizeof b->bridge_status)
+    return -1;
+  if (via_bridge) {
+    n = snprintf(b->owner_avail, sizeof b->owner_avail, "%s/%s/availability", base, owner);
+    if (n < 0 || (size_t)n >= sizeof b->owner_avail)
+      return -1;
+  }
+  b->root = cJSON_CreateObject();
+  if (!b->root)
+    return -1;
+
+  dev = cJSON_AddObjectToObject(b->root, "device");
+  put_str_list(b, dev, "identifiers", device_id);
+  put_str(b, dev, "name", device_name);
+  put_str(b, dev, "manufacturer", "cb2mqtt");
+  put_str(b, dev, "model", model);
+  put_str(b, dev, "sw_version", sw_version);
+  if (via_bridge)
+    put_str(b, dev, "via_device", CB2M_DISC_BRIDGE_ID);
+
+  origin = cJSON_AddObjectToObject(b->root, "origin");
+  put_str(b, origin, "name", "cb2mqtt");
+  put_str(b, origin, "sw_version", sw_version);
+  put_str(b, origin, "support_url", CB2M_DISC_SUPPORT_URL);
+
+  b->cmps = cJSON_AddObjectToObject(b->root, "components");
+  if (!b->cmps)
+    b->failed = 1;
+  return b->failed ? -1 : 0;
+}
+
+/* Prints the config into a malloc'd string and frees the tree. NULL when a
+ * helper failed on the way. */
+static char *build_finish(disc_build *b) {
+  char *printed = NULL, *out = NULL;
+
+  if (!b->failed && b->root)
+    printed = cJSON_PrintUnformatted(b->root);
+  if (printed)
+    out = strdup(printed);
+  /* cJSON allocates through the hooks libcbevents may have installed; the
+   * caller gets plain malloc memory so free() is always right. */
+  cJSON_free(printed);
+  cJSON_Delete(b->root);
+  b->root = NULL;
+  return out;
+}
+
+/* The broadcaster's entities that read its state and event topics. */
+static void add_state_entities(disc_build *b, unsigned mask) {
+  const char *o = b->owner;
+  cJSON *c;
+
+  c = component(b, "broadcasting", "binary_sensor", "Broadcasting", 0);
+  put_topic(b, c, "state_topic", o, "state/broadcasting");
+  put_str(b, c, "payload_on", "true");
+  put_str(b, c, "payload_off", "false");
+  put_str(b, c, "icon", "mdi:video");
+
+  /* Home Assistant refuses states longer than 255 characters; the sensor
+   * keeps the first 255 and the full subject stays reachable as an
+   * attribute taken from the state JSON. */
+  c = component(b, "subject", "sensor", "Subject", 0);
+  put_topic(b, c, "state_topic", o, "state/subject");
+  put_str(b, c, "value_template", "{{ value[:255] }}");
+  put_topic(b, c, "json_attributes_topic", o, "state");
+  put_str(b, c, "json_attributes_template", "{{ {'subject': value_json.subject} | to_json }}");
+  put_str(b, c, "icon", "mdi:format-title");
+
+  /* total_increasing: the count restarts at 0 on broadcast_start, which
+   * Home Assistant reads as a new cycle, not as negative income. */
+  c = component(b, "session_tokens", "sensor", "Session tokens", 0);
+  put_topic(b, c, "state_topic", o, "state/session_tokens");
+  put_str(b, c, "unit_of_measurement", "tokens");
+  put_str(b, c, "state_class", "total_increasing");
+  put_str(b, c, "icon", "mdi:hand-coin");
+
+  /* The tip topic only carries messages when tips are published. The
+   * templates tolerate a payload without "tip"/"user" objects (payload =
+   * raw) by rendering None, which Home Assistant shows as unknown.
+   * force_update: two equal tips in a row are two tips. */
+  if (mask & (1u << CBEV_EVENT_TIP)) {
+    c = component(b, "last_tip", "sensor", "Last tip", 0);
+    put_topic(b, c, "state_topic", o, "tip");
+    put_str(b, c, "value_template",
+            "{{ value_json.tip.tokens if value_json.tip is mapping else none }}");
+    put_str(b, c, "unit_of_measurement", "tokens");
+    put_str(b, c, "state_class", "measurement");
+    put_bool(b, c, "force_update", 1);
+    put_topic(b, c, "json_attributes_topic", o, "tip");
+    put_str(b, c, "json_attributes_template",
+            "{% set t = value_json.tip if value_json.tip is mapping else {} %}"
+            "{{ {'username': (value_json.user.username if value_json.user is mapping "
+            "else none), 'is_anon': t.is_anon | default(none), "
+            "'message': t.message | default(none)} | to_json }}");
+    put_str(b, c, "icon", "mdi:cash-plus");
+  }
+
+  c = component(b, "viewers", "sensor", "Viewers (approximate)", 0);
+  put_topic(b, c, "state_topic", o, "state/viewers");
+  put_str(b, c, "state_class", "measurement");
+  put_str(b, c, "icon", "mdi:account-group");
+}
+
+/* One event entity per published type, and device triggers for the
+ * types in k_trigger_types that are published. */
+static void add_event_entities(disc_build *b, unsigned mask) {
+  const char *o = b->owner;
+
+  for (int t = 0; t < (int)CBEV_EVENT_TYPE_COUNT; t++) {
+    const char *type = k_type_names[t];
+    char id[64];
+    cJSON *c;
+
+    if (!(mask & (1u << t)))
+      continue;
+    snprintf(id, sizeof id, "event_%s", type);
+    c = component(b, id, "event", k_type_titles[t], 0);
+    put_topic(b, c, "state_topic", o, type);
+    put_str_list(b, c, "event_types", type);
+    /* The normalized payload already names its type in "event_type"; the
+     * default covers payload = raw, where the topic says what it is. */
+    put_owned(b, c, "value_template",
+              fmt("{{ {'event_type': value_json.event_type | default('%s'), "
+                  "'id': value_json.id | default(none), "
+                  "'username': (value_json.user.username if value_json.user is mapping "
+                  "else none)} | to_json }}",
+                  type));
+  }
+
+  for (size_t i = 0; i < sizeof k_trigger_types / sizeof k_trigger_types[0]; i++) {
+    cbev_event_type t = k_trigger_types[i];
+    const char *type = k_type_names[t];
+    char id[64];
+    cJSON *c;
+
+    if (!(mask & (1u << t)))
+      continue;
+    snprintf(id, sizeof id, "trigger_%s", type);
+    c = component(b, id, "device_automation", NULL, 0);
+    put_str(b, c, "automation_type", "trigger");
+    put_topic(b, c, "topic", o, type);
+    put_str(b, c, "type", type);
+    put_str(b, c, "subtype", o);
+  }
+}
+
+/* Diagnostics of one broadcaster. The ones that describe the feed's
+ * connection are tied to the bridge status only: they must stay visible
+ * exactly when the broadcaster's availability says offline. */
+static void add_diagnostics(disc_build *b) {
+  const char *o = b->owner;
+  cJSON *c;
+
+  c = component(b, "api_connected", "binary_sensor", "API connected", 1);
+  put_topic(b, c, "state_topic", o, "availability");
+  put_str(b, c, "payload_on", "online");
+  put_str(b, c, "payload_off", "offline");
+  put_str(b, c, "device_class", "connectivity");
+  put_str(b, c, "entity_category", "diagnostic");
+
+  c = component(b, "last_event", "sensor", "Last event", 0);
+  put_topic(b, c, "state_topic", o, "state");
+  put_str(b, c, "value_template", "{{ value_json.last_event_at }}");
+  put_str(b, c, "device_class", "timestamp");
+  put_str(b, c, "entity_category", "diagnostic");
+
+  /* Counters from the bridge's health JSON, looked up by name; a missing
+   * broadcaster renders None (unknown) rather than a template error. */
+  static const struct {
+    const char *id, *name, *field, *state_class;
+    int enabled;
+  } k_health[] = {
+      {"queued", "Queued events", "queued", "measurement", 1},
+      {"polls", "Polls", "polls", "total_increasing", 0},
+      {"retries", "Retries", "retries", "total_increasing", 0},
+  };
+  for (size_t i = 0; i < sizeof k_health / sizeof k_health[0]; i++) {
+    c = component(b, k_health[i].id, "sensor", k_health[i].name, 1);
+    put_topic(b, c, "state_topic", "bridge", "health");
+    put_owned(b, c, "value_template",
+              fmt("{{ (value_json.broadcasters['%s'] | default({})).%s | default(none) }}", o,
+                  k_health[i].field));
+    put_str(b, c, "state_class", k_health[i].state_class);
+    put_str(b, c, "entity_category", "diagnostic");
+    if (!k_health[i].enabled)
+      put_bool(b, c, "enabled_by_default", 0);
+  }
+}
+
+char *cb2m_discovery_device_json(const cb2m_disc_input *in) {
+  disc_build b;
+  char *device_id = NULL, *device_name = NULL, *out = NULL;
+
+  if (!in || !topic_root_ok(in->base_topic) || !cb2m_discovery_name_ok(in->broadcaster) ||
+      !in->sw_version)
+    return NULL;
+  device_id = fmt("cb2mqtt_%s", in->broadcaster);
+  device_name = fmt("Chaturbate %s", in->broadcaster);
+  if (!device_id || !device_name)
+    goto out;
+  if (build_start(&b, in->base_topic, in->broadcaster, device_id, device_name,
+                  "Chaturbate broadcaster", in->sw_version, 1) != 0) {
+    cJSON_Delete(b.root);
+    goto out;
+  }
+  add_state_entities(&b, in->publish_mask);
+  add_event_entities(&b, in->publish_mask);
+  add_diagnostics(&b);
+  out = build_finish(&b);
+out:
+  free(device_id);
+  free(device_name);
+  return out;
+}
+
+char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version) {
+  disc_build b;
+  cJSON *c;
+
+  if (!topic_root_ok(base_topic) || !sw_version)
+    return NULL;
+  if (build_start(&b, base_topic, "bridge", CB2M_DISC_BRIDGE_ID, "cb2mqtt bridge", "MQTT bridge",
+                  sw_version, 0) != 0) {
+    cJSON_Delete(b.root);
+    return NULL;
+  }
+
+  /* The status is the bridge's Last Will: it reads "disconnected" rather
+   * than unavailable when the bridge dies, so it has no availability of
+   * its own. */
+  c = cJSON_CreateObject();
+  if (!c || !cJSON_AddItemToObject(b.cmps, "status", c)) {
+    cJSON_Delete(c);
+    b.failed = 1;
+    c = NULL;
+  }
+  put_str(&b, c, "platform", "binary_sensor");
+  put_str(&b, c, "name", "Status");
+  put_str(&b, c, "unique_id", "cb2mqtt_bridge_status");
+  put_str(&b, c, "state_topic", b.bridge_status);
+  put_str(&b, c, "payload_on", "online");
+  put_str(&b, c, "payload_off", "offline");
+  put_str(&b, c, "device_class", "connectivity");
+
+  c = component(&b, "uptime", "sensor", "Uptime", 0);
+  put_topic(&b, c, "state_topic", "bridge", "health");
+  put_str(&b, c, "value_template", "{{ value_json.uptime_s }}");
+  put_str(&b, c, "unit_of_measurement", "s");
+  put_str(&b, c, "device_class", "duration");
+  put_str(&b, c, "entity_category", "diagnostic");
+
+  c = component(&b, "mqtt_connected", "binary_sensor", "MQTT connected", 0);
+  put_topic(&b, c, "state_topic", "bridge", "health");
+  put_str(&b, c, "value_template", "{{ 'ON' if value_json.mqtt.connected else 'OFF' }}");
+  put_str(&b, c, "device_class", "connectivity");
+  put_str(&b, c, "entity_category", "diagnostic");
+
+  c = component(&b, "mqtt_reconnects", "sensor", "MQTT reconnects", 0);
+  put_topic(&b, c, "state_topic", "bridge", "health");
+  put_str(&b, c, "value_template", "{{ value_json.mqtt.reconnects }}");
+  put_str(&b, c, "state_class", "total_increasing");
+  put_str(&b, c, "entity_category", "diagnostic");
+
+  return build_finish(&b);
+}
+
+/* ---- the record of announced broadcasters ------------------------------- */
+
+void cb2m_disc_record_cleanup(cb2m_disc_record *rec) {
+  if (!rec)
+    return;
+  for (size_t i = 0; i < rec->n_names; i++)
+    free(rec->names[i]);
+  free(rec->names);
+  free(rec->prefix);
+  memset(rec, 0, sizeof *rec);
+}
+
+char *cb2m_disc_record_json(const char *prefix, const char *const *names, size_t n_names) {
+  cJSON *root = NULL, *list;
+  char *printed = NULL, *out = NULL;
+
+  if (!prefix)
+    return NULL;
+  root = cJSON_CreateObject();
+  if (!root || !cJSON_AddStringToObject(root, "prefix", prefix))
+    goto out;
+  list = cJSON_AddArrayToObject(root, "broadcasters");
+  if (!list)
+    goto out;
+  for (size_t i = 0; i < n_names; i++)
+    if (!cJSON_AddItemToArray(list, cJSON_CreateString(names[i])))
+      goto out;
+  printed = cJSON_PrintUnformatted(root);
+  if (printed)
+    out = strdup(printed);
+out:
+  cJSON_free(printed);
+  cJSON_Delete(root);
+  return out;
+}
+
+static int record_has(const cb2m_disc_record *rec, const char *name) {
+  for (size_t i = 0; i < rec->n_names; i++)
+    if (strcmp(rec->names[i], name) == 0)
+      return 1;
+  return 0;
+}
+
+int cb2m_disc_record_parse(const char *text, size_t len, cb2m_disc_record *out) {
+  cJSON *root = NULL;
+  const cJSON *prefix, *list, *item;
+  cb2m_disc_record rec = {0};
+  size_t n = 0;
+  int rc = CBEV_EPARSE;
+
+  memset(out, 0, sizeof *out);
+  if (!text)
+    goto out;
+  root = cJSON_ParseWithLength(text, len);
+  prefix = cJSON_GetObjectItemCaseSensitive(root, "prefix");
+  list = cJSON_GetObjectItemCaseSensitive(root, "broadcasters");
+  if (!cJSON_IsObject(root) || !cJSON_IsString(prefix) || !topic_root_ok(prefix->valuestring) ||
+      !cJSON_IsArray(list))
+    goto out;
+
+  rc = CBEV_ENOMEM;
+  rec.prefix = strdup(prefix->valuestring);
+  if (!rec.prefix)
+    goto out;
+  cJSON_ArrayForEach(item, list) {
+    if (n < CB2M_DISC_RECORD_MAX_NAMES)
+      n++;
+  }
+  rec.names = calloc(n ? n : 1, sizeof *rec.names);
+  if (!rec.names)
+    goto out;
+  cJSON_ArrayForEach(item, list) {
+    if (rec.n_names >= n)
+      break;
+    if (!cJSON_IsString(item) || !cb2m_discovery_name_ok(item->valuestring) ||
+        record_has(&rec, item->valuestring))
+      continue;
+    rec.names[rec.n_names] = strdup(item->valuestring);
+    if (!rec.names[rec.n_names])
+      goto out;
+    rec.n_names++;
+  }
+  *out = rec;
+  memset(&rec, 0, sizeof rec);
+  rc = CBEV_OK;
+out:
+  cb2m_disc_record_cleanup(&rec);
+  cJSON_Delete(root);
+  return rc;
+}
+
+size_t cb2m_discovery_stale(const cb2m_disc_record *old, const char *prefix,
+                            const char *const *names, size_t n_names, const char **out,
+                            size_t out_cap, int *clear_bridge) {
+  size_t n_stale = 0;
+  int moved;
+
+  if (clear_bridge)
+    *clear_bridge = 0;
+  if (!old || !old->prefix)
+    return 0;
+  /* Configs announced under another prefix are all orphans: Home Assistant
+   * no longer reads them there, but another consumer of that prefix
+   * might, and retained messages would stay on the broker forever. */
+  moved = !prefix || strcmp(old->prefix, prefix) != 0;
+  if (clear_bridge)
+    *clear_bridge = moved;
+  for (size_t i = 0; i < old->n_names; i++) {
+    int kept = 0;
+
+    for (size_t j = 0; !moved && j < n_names; j++)
+      if (names[j] && strcmp(old->names[i], names[j]) == 0)
+        kept = 1;
+    if (kept)
+      continue;
+    if (n_stale < out_cap)
+      out[n_stale] = old->names[i];
+    n_stale++;
+  }
+  return n_stale;
+}

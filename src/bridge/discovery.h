@@ -1,0 +1,136 @@
+/*
+ * discovery.h: Home Assistant MQTT discovery for cb2mqtt.
+ *
+ * This module owns what Home Assistant is told about the bridge: one
+ * device-based discovery message (`<prefix>/device/<object_id>/config`,
+ * retained, QoS 1) for the bridge itself and one per broadcaster, and the
+ * small record in `<state_dir>/discovery.json` that remembers which
+ * broadcasters were announced, so a broadcaster removed from the settings has
+ * its config cleared (empty retained payload) on the next start.
+ *
+ * The builders are pure: they turn plain inputs into topic and payload
+ * strings and touch neither the network nor the disk, so the JSON can be
+ * checked key by key in unit tests. cb2m_discovery_publish_all() is the thin
+ * layer that reads the settings, publishes and rewrites the record.
+ *
+ * Every string returned by a builder is allocated with malloc(); the caller
+ * releases it with free().
+ */
+#ifndef CB2M_DISCOVERY_H
+#define CB2M_DISCOVERY_H
+
+#include <stddef.h>
+
+#include "cbevents/log.h"
+
+/* Object id of the bridge device in `<prefix>/device/<id>/config`. Each
+ * broadcaster's is "cb2mqtt_<name>"; `bridge` is a reserved broadcaster
+ * name, so the two can never collide. */
+#define CB2M_DISC_BRIDGE_ID "cb2mqtt_bridge"
+
+/* The support URL put in every origin block. A placeholder until the
+ * project has a public home. */
+#define CB2M_DISC_SUPPORT_URL "https://github.com/cb2mqtt/cb2mqtt"
+
+/* Caps: a topic we build, and the record file (names and bytes). */
+#define CB2M_DISC_TOPIC_MAX 512
+#define CB2M_DISC_RECORD_MAX_NAMES 4096
+#define CB2M_DISC_RECORD_MAX_BYTES (1024 * 1024)
+
+/* The file name of the record inside state_dir. */
+#define CB2M_DISC_RECORD_FILE "discovery.json"
+
+/* Everything one broadcaster's device config depends on. */
+typedef struct cb2m_disc_input {
+  const char *base_topic;  /* e.g. "cb"; the topics the entities read */
+  const char *broadcaster; /* [A-Za-z0-9_-]{1,64}, not "bridge" */
+  unsigned publish_mask;   /* bit (1u << cbev_event_type) per published type */
+  const char *sw_version;  /* cb2mqtt's version, for device and origin */
+} cb2m_disc_input;
+
+/* 1 when name may be used as a broadcaster in discovery (the same rule as
+ * SPEC section 2: [A-Za-z0-9_-], 1..64 characters, not "bridge"), else 0.
+ * The builders refuse other names rather than put them in topics or
+ * templates. */
+int cb2m_discovery_name_ok(const char *name);
+
+/* "<prefix>/device/<object_id>/config", or NULL when an argument is NULL or
+ * empty, or the topic would exceed CB2M_DISC_TOPIC_MAX, or on ENOMEM. */
+char *cb2m_discovery_topic(const char *prefix, const char *object_id);
+
+/* The device config of one broadcaster (object id "cb2mqtt_<b>"):
+ * binary_sensor Broadcasting; sensors Subject, Session tokens, Viewers
+ * (approximate) and, when tips are published, Last tip; one event entity
+ * per published event type; device triggers for tip, follow, unfollow,
+ * fanclub_join, media_purchase, broadcast_start, broadcast_stop and
+ * room_subject_change when published; diagnostics API connected, Last
+ * event, Queued events, Polls, Retries. Returns compact JSON, or NULL when
+ * an input is missing or invalid, or on ENOMEM. */
+char *cb2m_discovery_device_json(const cb2m_disc_input *in);
+
+/* The bridge device config (object id CB2M_DISC_BRIDGE_ID): connectivity
+ * from <base>/bridge/status and diagnostics from the retained health JSON
+ * on <base>/bridge/health (uptime, MQTT connected, MQTT reconnects).
+ * NULL when an argument is NULL or empty, or on ENOMEM. */
+char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version);
+
+/* What discovery.json remembers: the prefix the configs were published
+ * under and the broadcasters announced there. */
+typedef struct cb2m_disc_record {
+  char *prefix;  /* NULL when the record is empty */
+  char **names;  /* n_names valid broadcaster names */
+  size_t n_names;
+} cb2m_disc_record;
+
+/* Frees what the record holds and empties it. NULL is fine. */
+void cb2m_disc_record_cleanup(cb2m_disc_record *rec);
+
+/* Serializes prefix and names to the record's JSON
+ * ({"prefix": "...", "broadcasters": ["...", ...]}). NULL on ENOMEM or when
+ * prefix is NULL. */
+char *cb2m_disc_record_json(const char *prefix, const char *const *names, size_t n_names);
+
+/* Parses the record's JSON into *out (which must be zeroed or cleaned up).
+ * Names that are not valid broadcaster names, duplicates and names beyond
+ * CB2M_DISC_RECORD_MAX_NAMES are dropped: the file is only a hint and must
+ * never put a bad level in a topic. Returns CBEV_OK, CBEV_EPARSE when the
+ * text is not such an object (*out stays empty), CBEV_ENOMEM. */
+int cb2m_disc_record_parse(const char *text, size_t len, cb2m_disc_record *out);
+
+/* Reads and parses path. CBEV_ENOTFOUND when the file does not exist (the
+ * first start), CBEV_EIO when it cannot be read, CBEV_ETOOBIG beyond
+ * CB2M_DISC_RECORD_MAX_BYTES, else as cb2m_disc_record_parse(). */
+int cb2m_disc_record_load(const char *path, cb2m_disc_record *out);
+
+/* Writes the record atomically (temp file, fsync, rename). CBEV_OK,
+ * CBEV_ENOMEM or CBEV_EIO. */
+int cb2m_disc_record_save(const char *path, const char *prefix, const char *const *names,
+                          size_t n_names);
+
+/* Which announced configs must be cleared: the names of old (pointers into
+ * old, in its order) that are not among names, or all of old's names when
+ * the prefix changed (their configs live under the old prefix). At most
+ * out_cap are written to out; returns how many there are in total.
+ * *clear_bridge (may be NULL) is set to 1 when the bridge device must be
+ * cleared under old->prefix too, i.e. when the prefix changed. */
+size_t cb2m_discovery_stale(const cb2m_disc_record *old, const char *prefix,
+                            const char *const *names, size_t n_names, const char **out,
+                            size_t out_cap, int *clear_bridge);
+
+typedef struct cb2m_mqtt cb2m_mqtt;
+typedef struct cb2m_config cb2m_config;
+
+/* Publishes (retained, QoS 1) the bridge device config and one device
+ * config per configured broadcaster, clears (empty retained payload) the
+ * configs of broadcasters announced before (listed in
+ * <state_dir>/discovery.json) but no longer configured, then rewrites that
+ * list. The list is only rewritten when every publish was accepted, so a
+ * clear that could not be sent is retried on the next call. Returns
+ * CBEV_OK, CBEV_EAGAIN when the client is not connected, CBEV_ENOMEM,
+ * CBEV_EINVAL for a setting the builders refuse, CBEV_EIO when the record
+ * cannot be written (the configs were published). Logs each failure once
+ * through logger (may be NULL). */
+int cb2m_discovery_publish_all(cb2m_mqtt *mqtt, const cb2m_config *cfg,
+                               const cbev_logger *logger);
+
+#endif
