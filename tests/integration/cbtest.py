@@ -907,3 +907,79 @@ def run(tests, name=None):
     if skipped and not passed:
         sys.exit(SKIP_EXIT)
     sys.exit(0)
+
+
+# ---------------------------------------------------------------------------
+# SPEC section 3: what a normalized event must look like
+
+EVENT_TYPES = {
+    "broadcastStart": "broadcast_start", "broadcastStop": "broadcast_stop",
+    "roomSubjectChange": "room_subject_change", "userEnter": "user_enter",
+    "userLeave": "user_leave", "follow": "follow", "unfollow": "unfollow",
+    "fanclubJoin": "fanclub_join", "chatMessage": "chat_message",
+    "privateMessage": "private_message", "tip": "tip",
+    "mediaPurchase": "media_purchase",
+}
+
+USER_FIELDS = {
+    "username": "username", "colorGroup": "color_group", "fcAutoRenew": "fc_auto_renew",
+    "gender": "gender", "hasDarkmode": "has_darkmode", "hasTokens": "has_tokens",
+    "inFanclub": "in_fanclub", "inPrivateShow": "in_private_show",
+    "isBroadcasting": "is_broadcasting", "isFollower": "is_follower", "isMod": "is_mod",
+    "isOwner": "is_owner", "isSilenced": "is_silenced", "isSpying": "is_spying",
+    "language": "language", "recentTips": "recent_tips", "subgender": "subgender",
+}
+
+
+def iso_timestamp(event_id):
+    """'1755376903836-0' -> '2025-08-16T20:41:43.836Z'."""
+    ms = int(event_id.split("-")[0])
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
+
+
+def assert_normalized(out, upstream, expose_anon=False):
+    """Asserts that out (a parsed JSON line) is the SPEC section 3 form of
+    upstream (the event dict the fake API served)."""
+    obj = upstream["object"]
+    method = upstream["method"]
+    where = "event %s (%s)" % (upstream["id"], method)
+    assert out.get("id") == upstream["id"], "%s: id %r" % (where, out.get("id"))
+    assert out.get("event_type") == EVENT_TYPES[method], "%s: event_type %r" % (
+        where, out.get("event_type"))
+    assert out.get("broadcaster") == obj["broadcaster"], "%s: broadcaster" % where
+    assert out.get("timestamp") == iso_timestamp(upstream["id"]), "%s: timestamp %r" % (
+        where, out.get("timestamp"))
+    anon_hidden = method == "tip" and obj["tip"]["isAnon"] and not expose_anon
+    if "user" in obj:
+        assert "user" in out, "%s: no user key" % where
+        if anon_hidden:
+            assert out["user"] is None, "%s: anonymous tipper exposed: %r" % (where, out["user"])
+        else:
+            u = out["user"]
+            assert isinstance(u, dict), "%s: user %r" % (where, u)
+            for up, key in USER_FIELDS.items():
+                want = obj["user"][up]
+                if up == "subgender" and want == "":
+                    want = None
+                assert u.get(key, "<missing>") == want, "%s: user.%s = %r, want %r" % (
+                    where, key, u.get(key, "<missing>"), want)
+    if method == "tip":
+        t = out.get("tip")
+        want_msg = obj["tip"]["message"]
+        if want_msg.startswith("| "):
+            want_msg = want_msg[2:]
+        assert t == {"tokens": obj["tip"]["tokens"], "is_anon": obj["tip"]["isAnon"],
+                     "message": want_msg}, "%s: tip %r" % (where, t)
+    if method in ("chatMessage", "privateMessage"):
+        m, up = out.get("message"), obj["message"]
+        want = {"text": up["message"], "color": up.get("color"), "bg_color": up.get("bgColor"),
+                "font": up.get("font"), "from_user": up.get("fromUser"),
+                "to_user": up.get("toUser")}
+        assert m == want, "%s: message %r, want %r" % (where, m, want)
+    if method == "mediaPurchase":
+        m, up = out.get("media"), obj["media"]
+        want = {"id": str(up["id"]), "name": up["name"], "type": up["type"],
+                "tokens": up["tokens"]}
+        assert m == want, "%s: media %r, want %r" % (where, m, want)
+    if method == "roomSubjectChange":
+        assert out.get("subject") == obj["subject"], "%s: subject %r" % (where, out.get("subject"))

@@ -558,6 +558,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(body).encode()
         elif isinstance(body, str):
             body = body.encode()
+        rec = getattr(self, "_rec", None)
+        if rec is not None:
+            rec["status"] = status  # the request log tells what was answered
         self.send_response(status)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(body)))
@@ -610,7 +613,9 @@ class _Handler(BaseHTTPRequestHandler):
             "headers": dict(self.headers.items()),
             "client": "%s:%d" % self.client_address[:2],
             "kind": "other",
+            "status": None,
         }
+        self._rec = rec
         try:
             if raw_path.startswith("/_control/"):
                 rec["kind"] = "control"
