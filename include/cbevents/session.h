@@ -47,6 +47,8 @@ extern "C" {
 #define CBEV_DEFAULT_MAX_BODY_BYTES (8u * 1024u * 1024u)
 /* Longest excerpt of a response body kept for the caller (bytes). */
 #define CBEV_EXCERPT_MAX 200
+/* A Retry-After asking for longer than this is obeyed only this long. */
+#define CBEV_RETRY_AFTER_MAX_S 3600u
 
 typedef struct cbev_session_config {
   /* Either base_url + username + token ... */
@@ -72,16 +74,25 @@ void cbev_session_config_init(cbev_session_config *cfg);
 typedef struct cbev_session cbev_session;
 
 /* Creates a session; the config is copied (strings too). Returns CBEV_OK,
- * CBEV_EINVAL (missing username/token, timeout out of range, ...),
- * CBEV_EURL (base or events_url not https and not loopback http, or not
- * parsable), CBEV_ENOMEM. The reason is logged at error. */
+ * CBEV_EINVAL (missing username/token, timeout out of range, factor < 1,
+ * a NaN, ...), CBEV_EURL (base or events_url not https and not loopback
+ * http, not parsable, with userinfo, or over 8 KiB; a base with a query or
+ * fragment), CBEV_ENOMEM. The reason is logged at error, naming the field.
+ * Username and token: 1..255 bytes without control characters.
+ * The first URL is base/<username>/<token>/?timeout=N with both parts
+ * percent-encoded. With events_url, base, username and token come from its
+ * path; timeout=N is added to its query when absent, and when present
+ * (0..90, else CBEV_EINVAL) it becomes the session's timeout_s. */
 int cbev_session_new(const cbev_session_config *cfg, cbev_session **out);
 void cbev_session_free(cbev_session *s); /* NULL is fine */
 
 /* Asks whether a request may start at now_ms. On CBEV_OK *url is the URL to
  * GET (owned by the session, valid until the next call that changes the
  * session) and a rate-limiter token was taken. On CBEV_EAGAIN *wait_ms says
- * how long until it may be asked again (backoff or rate limit). */
+ * how long until it may be asked again (backoff or rate limit). Returns
+ * CBEV_EINVAL on NULL arguments. Every failure reported by
+ * cbev_session_on_response() (the non-retried ones too) delays the next
+ * begin by the backoff, so a driver that insists never hammers the API. */
 int cbev_session_begin(cbev_session *s, uint64_t now_ms, const char **url,
                        uint64_t *wait_ms);
 
@@ -113,15 +124,30 @@ typedef struct cbev_response {
  *  CBEV_EURL      the nextUrl was refused; the cursor is kept and a retry
  *                 is scheduled with backoff (the caller decides whether to
  *                 wait for it or stop).
- *  CBEV_ERETRIES  a transient failure used up retry_attempts.
+ *  CBEV_ERETRIES  a transient failure used up retry_attempts. The attempt
+ *                 counter restarts, so a caller that keeps going gets a
+ *                 fresh budget (still paced by the backoff).
+ *  CBEV_EINVAL    NULL arguments, or no cbev_session_begin() answered yet.
  *  CBEV_ENOMEM.
+ * Statuses: 200 with the events object and 400 "waited too long for
+ * events" give CBEV_OK; a 200 whose body is not a JSON object holding an
+ * "events" array, 429, every 5xx (not only 500/502/503/504/52x: a server
+ * error says nothing about the request), a transport error, a body over the
+ * cap and a missing status give CBEV_EAGAIN; other 1xx/2xx/3xx/4xx give
+ * CBEV_EHTTP. A relative nextUrl is resolved against the URL requested,
+ * then checked. Events whose id is not after the last id returned are
+ * dropped from the batch (cbev_batch_drop_seen), so a retried or restored
+ * cursor never yields an event twice. Each retry is logged once, at warn,
+ * with the delay and the attempt that follows.
  * After any non-OK result, cbev_session_last_error() tells more. */
 int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
                              cbev_batch **batch);
 
 /* The last failure: status (0 for transport errors), an excerpt of the body
- * (<= CBEV_EXCERPT_MAX bytes, masked, NUL-terminated, "" if none) and the
- * error code. Pointers are owned by the session. Any out may be NULL. */
+ * (<= CBEV_EXCERPT_MAX bytes, masked, control characters replaced by '?',
+ * NUL-terminated, "" if none) and the error code (CBEV_OK after a success;
+ * CBEV_EPARSE, CBEV_ETRANSPORT, CBEV_ETOOBIG or CBEV_EHTTP detail a
+ * CBEV_EAGAIN). Pointers are owned by the session. Any out may be NULL. */
 void cbev_session_last_error(const cbev_session *s, int *rc, long *status,
                              const char **excerpt);
 
@@ -132,7 +158,8 @@ uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt);
 
 /* Parses a Retry-After value: delta seconds or an HTTP-date (IMF-fixdate,
  * RFC 850 and asctime forms), relative to wall_now. Returns CBEV_OK with
- * *delay_ms (0 for a date in the past), CBEV_EINVAL when unparsable. */
+ * *delay_ms (0 for a date in the past, at most CBEV_RETRY_AFTER_MAX_S
+ * seconds), CBEV_EINVAL when unparsable. */
 int cbev_parse_retry_after(const char *value, time_t wall_now,
                            uint64_t *delay_ms);
 
@@ -140,8 +167,11 @@ int cbev_parse_retry_after(const char *value, time_t wall_now,
  * returned (NULL before the first). Owned by the session. */
 const char *cbev_session_cursor_url(const cbev_session *s);
 const char *cbev_session_last_id(const cbev_session *s);
-/* Restores a saved cursor (e.g. from a cursor file). url must pass the same
- * checks as a nextUrl. Returns CBEV_OK, CBEV_EURL, CBEV_ENOMEM. */
+/* Restores a saved cursor (e.g. from a cursor file). url must be absolute
+ * and pass the same checks as a nextUrl; last_id (may be NULL: none) must
+ * be an event id. Attempts and pending delays are reset. Returns CBEV_OK,
+ * CBEV_EURL, CBEV_EINVAL (NULL url, bad last_id), CBEV_ENOMEM; on failure
+ * the session is unchanged. */
 int cbev_session_set_cursor(cbev_session *s, const char *url,
                             const char *last_id);
 
@@ -152,8 +182,12 @@ const char *cbev_session_username(const cbev_session *s);
 const char *cbev_session_token(const cbev_session *s);
 int cbev_session_timeout_s(const cbev_session *s);
 
-/* Checks candidate against base: same scheme, host and port, https or http
- * to loopback, no userinfo, absolute. Returns CBEV_OK or CBEV_EURL. */
+/* Checks candidate against base: same scheme, host (case-insensitive)
+ * and port (default ports resolved), https or http to loopback, no
+ * userinfo, absolute, at most 8 KiB, printable ASCII without spaces or
+ * backslashes. Both are parsed by libcurl, so IP forms and percent-encoded
+ * host names are compared as libcurl will connect to them. Returns CBEV_OK
+ * or CBEV_EURL (CBEV_ENOMEM when memory runs out). */
 int cbev_url_check_same_origin(const char *base, const char *candidate);
 /* CBEV_OK when url is https, or http to 127.0.0.0/8, ::1 or localhost;
  * CBEV_EURL otherwise (including unparsable). */

@@ -1,0 +1,636 @@
+/*
+ * session.c: the sans-I/O session: configuration, cursor, response
+ * classification, retry scheduling and the last error.
+ *
+ * The session never performs I/O and never reads a clock: the driver hands
+ * in now_ms and the response. Every decision is logged once, where it is
+ * made, through cbev_log() with the token as the secret, so URLs and
+ * excerpts may appear in messages without leaking it. URL rules live in
+ * url.c, Retry-After parsing in retry_after.c, body parsing in the event
+ * parser.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/session.h"
+#include "event_impl.h"
+#include "url.h"
+
+/* Credentials longer than this are certainly a mistake (a whole file read
+ * as a token, for instance); tokens are 24-32 characters. */
+#define CREDENTIAL_MAX 256
+/* Caps that keep the arithmetic of delays far from overflow. */
+#define BACKOFF_MAX_S 86400.0
+#define FACTOR_MAX 1000.0
+/* Part of the excerpt repeated in log lines. */
+#define LOG_EXCERPT_MAX 80
+
+static const char waited_too_long[] = "waited too long for events";
+
+struct cbev_session {
+  char *base;     /* configured API base, no trailing slash */
+  char *username;
+  char *token;    /* the secret every log line is masked with */
+  char *cursor;   /* URL to load next (contains the token) */
+  char *last_id;  /* id of the last event returned, or NULL */
+  int timeout_s;
+  unsigned retry_attempts; /* 0 = forever */
+  double backoff_s, factor, max_delay_s;
+  cbev_ratelimit *limiter;  /* borrowed */
+  const cbev_logger *logger; /* borrowed */
+  uint64_t rng;             /* splitmix64 state */
+  unsigned attempts;        /* failed attempts of the cursor since success */
+  uint64_t due_ms;          /* no request before this time */
+  int in_flight;            /* begin() said OK, on_response() not yet */
+  int err_rc;
+  long err_status;
+  char excerpt[CBEV_EXCERPT_MAX + 1];
+};
+
+void cbev_session_config_init(cbev_session_config *cfg) {
+  if (!cfg)
+    return;
+  memset(cfg, 0, sizeof *cfg);
+  cfg->timeout_s = CBEV_DEFAULT_TIMEOUT_S;
+  cfg->retry_attempts = CBEV_DEFAULT_RETRY_ATTEMPTS;
+  cfg->retry_backoff_s = CBEV_DEFAULT_RETRY_BACKOFF_S;
+  cfg->retry_factor = CBEV_DEFAULT_RETRY_FACTOR;
+  cfg->retry_max_delay_s = CBEV_DEFAULT_RETRY_MAX_DELAY_S;
+}
+
+/* splitmix64: tiny, fast and good enough to spread retries; seeded per
+ * session so tests are deterministic. */
+static uint64_t next_random(cbev_session *s) {
+  uint64_t z = (s->rng += 0x9E3779B97F4A7C15ull);
+
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+/* A credential is printable ASCII or UTF-8 without control bytes. */
+static int credential_ok(const char *v) {
+  size_t n = 0;
+
+  if (!v)
+    return 0;
+  for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++) {
+    if (*p < 0x20 || *p == 0x7f || n >= CREDENTIAL_MAX)
+      return 0;
+  }
+  return n > 0;
+}
+
+/* A double setting: negative means "default"; NaN, infinities and values
+ * above max are refused. Returns CBEV_OK or CBEV_EINVAL (logged). */
+static int pick_double(const cbev_logger *lg, const char *name, double v,
+                       double def, double min, double max, double *out) {
+  if (v != v) { /* NaN */
+    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: %s: not a number", name);
+    return CBEV_EINVAL;
+  }
+  if (v < 0) {
+    *out = def;
+    return CBEV_OK;
+  }
+  if (v < min || v > max) {
+    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: %s: must be %g..%g (got %g)",
+             name, min, max, v);
+    return CBEV_EINVAL;
+  }
+  *out = v;
+  return CBEV_OK;
+}
+
+static int check_numbers(const cbev_session_config *cfg, cbev_session *s) {
+  const cbev_logger *lg = cfg->logger;
+  int rc;
+
+  if (cfg->timeout_s == -1) {
+    s->timeout_s = CBEV_DEFAULT_TIMEOUT_S;
+  } else if (cfg->timeout_s < 0 || cfg->timeout_s > CBEV_MAX_TIMEOUT_S) {
+    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: timeout_s: must be 0..%d (got %d)",
+             CBEV_MAX_TIMEOUT_S, cfg->timeout_s);
+    return CBEV_EINVAL;
+  } else {
+    s->timeout_s = cfg->timeout_s;
+  }
+  if (cfg->retry_attempts == -1) {
+    s->retry_attempts = CBEV_DEFAULT_RETRY_ATTEMPTS;
+  } else if (cfg->retry_attempts < 0) {
+    cbev_log(lg, NULL, CBEV_LOG_ERROR,
+             "session: retry_attempts: must be >= 0, 0 meaning forever (got %d)",
+             cfg->retry_attempts);
+    return CBEV_EINVAL;
+  } else {
+    s->retry_attempts = (unsigned)cfg->retry_attempts;
+  }
+  if ((rc = pick_double(lg, "retry_backoff_s", cfg->retry_backoff_s,
+                        CBEV_DEFAULT_RETRY_BACKOFF_S, 0.0, BACKOFF_MAX_S,
+                        &s->backoff_s)) != CBEV_OK ||
+      (rc = pick_double(lg, "retry_factor", cfg->retry_factor,
+                        CBEV_DEFAULT_RETRY_FACTOR, 1.0, FACTOR_MAX, &s->factor)) !=
+          CBEV_OK ||
+      (rc = pick_double(lg, "retry_max_delay_s", cfg->retry_max_delay_s,
+                        CBEV_DEFAULT_RETRY_MAX_DELAY_S, 0.0, BACKOFF_MAX_S,
+                        &s->max_delay_s)) != CBEV_OK)
+    return rc;
+  return CBEV_OK;
+}
+
+/* Endpoint from the whole feed URL (CB_EVENTS_URL). */
+static int setup_from_feed(const cbev_session_config *cfg, cbev_session *s) {
+  cbev_feed_url feed;
+  int rc;
+
+  if (cbev_url_check_scheme(cfg->events_url) != CBEV_OK) {
+    /* The URL holds the token but is not known to be a URL of ours: mask
+     * nothing we cannot name, so do not print it at all. */
+    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
+             "session: events_url: refused: must be https (or http to a loopback "
+             "host), without userinfo, at most %d bytes",
+             CBEV_URL_MAX);
+    return CBEV_EURL;
+  }
+  rc = cbev_feed_url_parse(cfg->events_url, s->timeout_s, &feed);
+  if (rc == CBEV_EINVAL) {
+    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
+             "session: events_url: timeout must be 0..%d", CBEV_MAX_TIMEOUT_S);
+    return rc;
+  }
+  if (rc != CBEV_OK) {
+    if (rc == CBEV_EURL)
+      cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
+               "session: events_url: not of the form <base>/<username>/<token>/");
+    return rc;
+  }
+  if (!credential_ok(feed.token) || !credential_ok(feed.username)) {
+    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
+             "session: events_url: username or token empty, too long or holding "
+             "control characters");
+    cbev_feed_url_cleanup(&feed);
+    return CBEV_EINVAL;
+  }
+  /* The server holds the request for the timeout the URL asks for; the
+   * driver sizes its transfer timeout from timeout_s, so they must agree. */
+  if (feed.timeout_s >= 0)
+    s->timeout_s = feed.timeout_s;
+  s->base = feed.base;
+  s->username = feed.username;
+  s->token = feed.token;
+  s->cursor = feed.url;
+  return CBEV_OK;
+}
+
+/* Endpoint from base + username + token. */
+static int setup_from_parts(const cbev_session_config *cfg, cbev_session *s) {
+  const char *base = cfg->base_url ? cfg->base_url : CBEV_PRODUCTION_BASE;
+  char *user_enc = NULL, *token_enc = NULL, *first = NULL;
+  size_t n, len;
+  int rc = CBEV_EINVAL;
+
+  if (!credential_ok(cfg->username)) {
+    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
+             "session: username: required, 1..%d bytes without control characters",
+             CREDENTIAL_MAX - 1);
+    goto out;
+  }
+  if (!credential_ok(cfg->token)) {
+    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
+             "session: token: required, 1..%d bytes without control characters",
+             CREDENTIAL_MAX - 1);
+    goto out;
+  }
+  rc = CBEV_EURL;
+  if (cbev_url_check_scheme(base) != CBEV_OK || strpbrk(base, "?#")) {
+    cbev_log(cfg->logger, cfg->token, CBEV_LOG_ERROR,
+             "session: base_url: refused \"%.200s\": must be https (or http to a "
+             "loopback host), without userinfo, query or fragment",
+             base);
+    goto out;
+  }
+  rc = CBEV_ENOMEM;
+  n = strlen(base);
+  while (n && base[n - 1] == '/')
+    n--;
+  if (!(s->base = cbev_strndup(base, n)) ||
+      !(s->username = cbev_strdup(cfg->username)) ||
+      !(s->token = cbev_strdup(cfg->token)) ||
+      !(user_enc = cbev_url_encode_segment(cfg->username)) ||
+      !(token_enc = cbev_url_encode_segment(cfg->token)))
+    goto out;
+  len = n + strlen(user_enc) + strlen(token_enc) + 32;
+  if (!(first = cbev_malloc(len)))
+    goto out;
+  snprintf(first, len, "%s/%s/%s/?timeout=%d", s->base, user_enc, token_enc,
+           s->timeout_s);
+  rc = cbev_url_normalize(first, &s->cursor);
+  if (rc == CBEV_OK)
+    rc = cbev_url_check_same_origin(s->base, s->cursor);
+  if (rc == CBEV_EURL)
+    cbev_log(cfg->logger, s->token, CBEV_LOG_ERROR,
+             "session: the feed URL built from base_url is refused (too long?)");
+out:
+  cbev_free(user_enc);
+  cbev_free(token_enc);
+  cbev_free(first);
+  return rc;
+}
+
+int cbev_session_new(const cbev_session_config *cfg, cbev_session **out) {
+  static uint64_t instances;
+  cbev_session *s = NULL;
+  int rc = CBEV_EINVAL;
+
+  if (!cfg || !out)
+    goto out;
+  *out = NULL;
+  rc = CBEV_ENOMEM;
+  if (!(s = cbev_calloc(1, sizeof *s)))
+    goto out;
+  s->logger = cfg->logger;
+  s->limiter = cfg->limiter;
+  if ((rc = check_numbers(cfg, s)) != CBEV_OK)
+    goto out;
+  rc = cfg->events_url ? setup_from_feed(cfg, s) : setup_from_parts(cfg, s);
+  if (rc != CBEV_OK)
+    goto out;
+  /* Seed 0: any value that differs between sessions and runs will do,
+   * jitter only has to keep many clients from retrying in step. */
+  s->rng = cfg->seed ? cfg->seed
+                     : (uint64_t)(uintptr_t)s ^ ((uint64_t)time(NULL) << 20) ^
+                           (++instances * 0x2545F4914F6CDD1Dull);
+  s->excerpt[0] = '\0';
+  *out = s;
+  s = NULL;
+  rc = CBEV_OK;
+out:
+  cbev_session_free(s);
+  return rc;
+}
+
+void cbev_session_free(cbev_session *s) {
+  if (!s)
+    return;
+  cbev_free(s->base);
+  cbev_free(s->username);
+  cbev_free(s->token);
+  cbev_free(s->cursor);
+  cbev_free(s->last_id);
+  cbev_free(s);
+}
+
+uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt) {
+  double delay, f, max_ms;
+  uint64_t ms, half;
+
+  if (!s)
+    return 0;
+  if (attempt == 0)
+    attempt = 1;
+  /* factor^(attempt-1) by squaring: at most 32 steps whatever the count;
+   * overflow to infinity is harmless since the cap is applied after. */
+  delay = s->backoff_s * 1000.0;
+  f = s->factor;
+  for (unsigned e = attempt - 1; e && delay < BACKOFF_MAX_S * 1000.0; e >>= 1) {
+    if (e & 1)
+      delay *= f;
+    f *= f;
+  }
+  max_ms = s->max_delay_s * 1000.0;
+  if (!(delay <= max_ms)) /* also catches NaN from 0 * inf */
+    delay = max_ms;
+  ms = (uint64_t)(delay + 0.5);
+  half = ms / 2;
+  return half + next_random(s) % (ms - half + 1);
+}
+
+/* Keeps a masked, printable excerpt of the body beside the error code. */
+static void set_error(cbev_session *s, int rc, long status, const char *body,
+                      size_t len) {
+  size_t tok = s->token ? strlen(s->token) : 0, window, n;
+  char *raw = NULL, *masked = NULL;
+
+  s->err_rc = rc;
+  s->err_status = status;
+  s->excerpt[0] = '\0';
+  if (!body || !len)
+    return;
+  /* Mask before cutting: a token cut in half at the end of the excerpt
+   * would not be recognised. Each output byte stands for at most tok raw
+   * bytes (a masked token, possibly percent-encoded, is 3 bytes), and a
+   * token starting inside that span must be complete: this window holds
+   * everything the first CBEV_EXCERPT_MAX output bytes can come from. */
+  window = CBEV_EXCERPT_MAX * (tok > 1 ? tok : 1) + 3 * tok;
+  if (window > len)
+    window = len;
+  if (!(raw = cbev_malloc(window + 1)))
+    return;
+  for (size_t i = 0; i < window; i++) {
+    unsigned char ch = (unsigned char)body[i];
+    raw[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+  }
+  raw[window] = '\0';
+  masked = cbev_mask_secret(raw, s->token);
+  if (!masked)
+    goto out;
+  n = strlen(masked);
+  if (n > CBEV_EXCERPT_MAX) {
+    n = CBEV_EXCERPT_MAX;
+    /* Do not leave half a UTF-8 sequence at the end. */
+    while (n && ((unsigned char)masked[n] & 0xC0) == 0x80)
+      n--;
+  }
+  memcpy(s->excerpt, masked, n);
+  s->excerpt[n] = '\0';
+out:
+  cbev_free(raw);
+  cbev_free(masked);
+}
+
+/* Counts a failed attempt and sets the time of the next one. Retry-After
+ * wins over backoff (it is the server's word) but is capped. */
+static uint64_t schedule(cbev_session *s, const cbev_response *resp) {
+  uint64_t delay = 0;
+
+  s->attempts++;
+  if (!resp->transport_error && resp->retry_after &&
+      cbev_parse_retry_after(resp->retry_after, resp->wall_now, &delay) == CBEV_OK) {
+    /* delay is already capped at CBEV_RETRY_AFTER_MAX_S */
+  } else {
+    delay = cbev_session_backoff_ms(s, s->attempts);
+  }
+  s->due_ms = resp->now_ms + delay;
+  return delay;
+}
+
+/* A transient failure: retry the same URL, or give up when the attempts
+ * are used. what describes the failure ("HTTP 503"). */
+static int transient(cbev_session *s, const cbev_response *resp, int rc_detail,
+                     const char *what) {
+  uint64_t delay;
+
+  set_error(s, rc_detail, resp->transport_error ? 0 : resp->status,
+            resp->transport_error ? NULL : resp->body, resp->body_len);
+  delay = schedule(s, resp);
+  if (s->retry_attempts && s->attempts >= s->retry_attempts) {
+    cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
+             "%s: %s, giving up after %u attempts", s->username, what, s->attempts);
+    /* A caller that keeps going gets a fresh budget, still paced. */
+    s->attempts = 0;
+    s->err_rc = CBEV_ERETRIES;
+    return CBEV_ERETRIES;
+  }
+  if (s->retry_attempts)
+    cbev_log(s->logger, s->token, CBEV_LOG_WARN,
+             "%s: %s, retrying in %.1f s (attempt %u of %u)", s->username, what,
+             (double)delay / 1000.0, s->attempts + 1, s->retry_attempts);
+  else
+    cbev_log(s->logger, s->token, CBEV_LOG_WARN,
+             "%s: %s, retrying in %.1f s (attempt %u)", s->username, what,
+             (double)delay / 1000.0, s->attempts + 1);
+  return CBEV_EAGAIN;
+}
+
+/* A failure that is not retried by the session. The next begin() is still
+ * paced by backoff, so a driver that insists does not hammer the API. */
+static int final(cbev_session *s, const cbev_response *resp, int rc,
+                 const char *what) {
+  set_error(s, rc, resp->status, resp->body, resp->body_len);
+  schedule(s, resp);
+  cbev_log(s->logger, s->token, CBEV_LOG_ERROR, "%s: %s, not retried%s%.*s",
+           s->username, what, s->excerpt[0] ? ": " : "", LOG_EXCERPT_MAX,
+           s->excerpt);
+  return rc;
+}
+
+static int refuse_next_url(cbev_session *s, const cbev_response *resp,
+                           const char *next) {
+  char where[256];
+  uint64_t delay;
+
+  set_error(s, CBEV_EURL, resp->status, NULL, 0);
+  delay = schedule(s, resp);
+  /* Only the origin is logged: the path of a hostile nextUrl may carry the
+   * token in a form the masking cannot know about. */
+  cbev_url_origin(next, where, sizeof where);
+  cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
+           "%s: refused nextUrl to %s: it must have the API's scheme, host and "
+           "port (%s); keeping the cursor, retrying in %.1f s",
+           s->username, where, "https, or http to loopback, no userinfo",
+           (double)delay / 1000.0);
+  return CBEV_EURL;
+}
+
+/* The body of a 200 must be the Events API object: its events array is
+ * what tells it from any other JSON object. */
+static int has_events_array(const cbev_batch *b) {
+  return b && b->root &&
+         cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(b->root, "events"));
+}
+
+/* Takes a good batch: moves the cursor, drops events already returned and
+ * remembers the newest id. Nothing changes unless everything succeeds. */
+static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *b,
+                        cbev_batch **out) {
+  const char *next = cbev_batch_next_url(b);
+  const char *newest = s->last_id;
+  char *cursor = NULL, *last = NULL;
+  size_t dropped;
+  int rc;
+
+  if (next) {
+    rc = cbev_url_resolve_checked(s->base, s->cursor, next, &cursor);
+    if (rc == CBEV_EURL)
+      rc = refuse_next_url(s, resp, next);
+    else if (rc == CBEV_ENOMEM)
+      set_error(s, rc, resp->status, NULL, 0);
+    if (rc != CBEV_OK)
+      goto fail;
+  }
+  dropped = cbev_batch_drop_seen(b, s->last_id);
+  if (dropped)
+    cbev_log(s->logger, s->token, CBEV_LOG_INFO,
+             "%s: skipped %zu event(s) already returned (up to id %s)", s->username,
+             dropped, s->last_id);
+  for (size_t i = 0; i < cbev_batch_count(b); i++) {
+    const cbev_event *ev = cbev_batch_get(b, i);
+    if (ev && (!newest || cbev_id_cmp_str(cbev_event_id(ev), newest) > 0))
+      newest = cbev_event_id(ev);
+  }
+  if (newest != s->last_id && !(last = cbev_strdup(newest))) {
+    rc = CBEV_ENOMEM;
+    set_error(s, rc, resp->status, NULL, 0);
+    goto fail;
+  }
+  if (cursor) {
+    cbev_free(s->cursor);
+    s->cursor = cursor;
+  }
+  if (last) {
+    cbev_free(s->last_id);
+    s->last_id = last;
+  }
+  s->attempts = 0;
+  s->due_ms = 0;
+  s->err_rc = CBEV_OK;
+  s->err_status = resp->status;
+  s->excerpt[0] = '\0';
+  *out = b;
+  return CBEV_OK;
+fail:
+  cbev_free(cursor);
+  cbev_batch_free(b);
+  return rc;
+}
+
+int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
+                             cbev_batch **batch) {
+  cbev_batch *b = NULL;
+  char what[160];
+  long st;
+  int rc;
+
+  if (!s || !resp || !batch || !s->in_flight)
+    return CBEV_EINVAL;
+  *batch = NULL;
+  s->in_flight = 0;
+  st = resp->status;
+  if (resp->transport_error) {
+    snprintf(what, sizeof what, "transport error (curl code %d)",
+             resp->transport_error);
+    return transient(s, resp, CBEV_ETRANSPORT, what);
+  }
+  if (resp->too_big)
+    return transient(s, resp, CBEV_ETOOBIG, "response body over the size cap");
+  snprintf(what, sizeof what, "HTTP %ld", st);
+  if (st == 200 || st == 400) {
+    rc = cbev_parse_response(resp->body ? resp->body : "", resp->body ? resp->body_len : 0,
+                             s->logger, s->token, &b);
+    if (rc == CBEV_ENOMEM) {
+      set_error(s, rc, st, resp->body, resp->body_len);
+      return rc;
+    }
+    if (st == 200) {
+      if (rc == CBEV_OK && has_events_array(b))
+        return accept_batch(s, resp, b, batch);
+      cbev_batch_free(b);
+      set_error(s, CBEV_EPARSE, st, resp->body, resp->body_len);
+      snprintf(what, sizeof what, "HTTP 200 with a body that is not an events object");
+      cbev_log(s->logger, s->token, CBEV_LOG_WARN, "%s: %s: \"%.*s\"", s->username,
+               what, LOG_EXCERPT_MAX, s->excerpt);
+      return transient(s, resp, CBEV_EPARSE, what);
+    }
+    /* The long poll ended without events: an empty batch, not an error. */
+    if (rc == CBEV_OK && cbev_batch_status(b) &&
+        strcmp(cbev_batch_status(b), waited_too_long) == 0)
+      return accept_batch(s, resp, b, batch);
+    cbev_batch_free(b);
+    return final(s, resp, CBEV_EHTTP, what);
+  }
+  if (st == 401 || st == 403)
+    return final(s, resp, CBEV_EAUTH, what);
+  if (st >= 300 && st < 400) {
+    char where[256];
+    cbev_url_origin(resp->location, where, sizeof where);
+    snprintf(what, sizeof what, "HTTP %ld redirect to %.100s (never followed)", st,
+             resp->location ? where : "(no Location)");
+    return final(s, resp, CBEV_EHTTP, what);
+  }
+  /* 429 and every 5xx (the 52x of Cloudflare included, and the others too:
+   * a server error says nothing about the request being wrong). A missing
+   * status is a broken transfer. */
+  if (st == 429 || (st >= 500 && st <= 599))
+    return transient(s, resp, CBEV_EHTTP, what);
+  if (st == 0)
+    return transient(s, resp, CBEV_ETRANSPORT, "no HTTP status");
+  return final(s, resp, CBEV_EHTTP, what);
+}
+
+int cbev_session_begin(cbev_session *s, uint64_t now_ms, const char **url,
+                       uint64_t *wait_ms) {
+  uint64_t wait = 0;
+
+  if (!s || !url || !wait_ms)
+    return CBEV_EINVAL;
+  *url = NULL;
+  *wait_ms = 0;
+  if (now_ms < s->due_ms) {
+    *wait_ms = s->due_ms - now_ms;
+    return CBEV_EAGAIN;
+  }
+  if (s->limiter && cbev_ratelimit_acquire(s->limiter, now_ms, &wait) != CBEV_OK) {
+    *wait_ms = wait ? wait : 1;
+    return CBEV_EAGAIN;
+  }
+  s->in_flight = 1;
+  *url = s->cursor;
+  cbev_log(s->logger, s->token, CBEV_LOG_DEBUG, "%s: GET %s", s->username, s->cursor);
+  return CBEV_OK;
+}
+
+void cbev_session_last_error(const cbev_session *s, int *rc, long *status,
+                             const char **excerpt) {
+  if (rc)
+    *rc = s ? s->err_rc : CBEV_EINVAL;
+  if (status)
+    *status = s ? s->err_status : 0;
+  if (excerpt)
+    *excerpt = s ? s->excerpt : "";
+}
+
+const char *cbev_session_cursor_url(const cbev_session *s) { return s ? s->cursor : NULL; }
+const char *cbev_session_last_id(const cbev_session *s) { return s ? s->last_id : NULL; }
+unsigned cbev_session_attempts(const cbev_session *s) { return s ? s->attempts : 0; }
+const char *cbev_session_username(const cbev_session *s) { return s ? s->username : NULL; }
+const char *cbev_session_token(const cbev_session *s) { return s ? s->token : NULL; }
+int cbev_session_timeout_s(const cbev_session *s) { return s ? s->timeout_s : 0; }
+
+int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_id) {
+  char *cursor = NULL, *last = NULL;
+  cbev_id id;
+  int rc = CBEV_EINVAL;
+
+  if (!s || !url)
+    goto out;
+  if (last_id && cbev_id_parse(last_id, &id) != CBEV_OK) {
+    cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
+             "%s: restored cursor: last id \"%.40s\" is not an event id", s->username,
+             last_id);
+    goto out;
+  }
+  rc = cbev_url_check_same_origin(s->base, url);
+  if (rc == CBEV_OK)
+    rc = cbev_url_normalize(url, &cursor);
+  if (rc == CBEV_EURL) {
+    char where[256];
+    cbev_url_origin(url, where, sizeof where);
+    cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
+             "%s: restored cursor refused: %s is not the API's scheme, host and port",
+             s->username, where);
+  }
+  if (rc != CBEV_OK)
+    goto out;
+  rc = CBEV_ENOMEM;
+  if (last_id && !(last = cbev_strdup(last_id)))
+    goto out;
+  cbev_free(s->cursor);
+  s->cursor = cursor;
+  cursor = NULL;
+  cbev_free(s->last_id);
+  s->last_id = last;
+  last = NULL;
+  s->attempts = 0;
+  s->due_ms = 0;
+  rc = CBEV_OK;
+out:
+  cbev_free(cursor);
+  cbev_free(last);
+  return rc;
+}
