@@ -1,0 +1,562 @@
+/* Unit tests of the normalizer: golden files (tests/data, made by an
+ * independent Python reference), the SPEC example byte for byte, anonymous
+ * tips, escaping and UTF-8 repair, timestamps, snake_case, raw mode, caps
+ * and allocation failures. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/event.h"
+#include "cbevents/normalize.h"
+#include "jsonw.h"
+
+static char *read_file(const char *name, size_t *len) {
+  char path[1024];
+  FILE *f;
+  long n;
+  char *buf;
+
+  snprintf(path, sizeof path, "%s/%s", CBEV_TEST_DATA_DIR, name);
+  f = fopen(path, "rb");
+  if (!f)
+    fail_msg("cannot open %s", path);
+  assert_int_equal(fseek(f, 0, SEEK_END), 0);
+  n = ftell(f);
+  assert_true(n >= 0);
+  assert_int_equal(fseek(f, 0, SEEK_SET), 0);
+  buf = malloc((size_t)n + 1);
+  assert_non_null(buf);
+  assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+  buf[n] = '\0';
+  fclose(f);
+  *len = (size_t)n;
+  return buf;
+}
+
+static cbev_batch *parse_str(const char *body) {
+  cbev_batch *b = NULL;
+  assert_int_equal(cbev_parse_response(body, strlen(body), NULL, NULL, &b), CBEV_OK);
+  assert_non_null(b);
+  return b;
+}
+
+/* Normalizes event i of body with flags; the caller frees the result. */
+static char *norm1(const char *body, size_t i, unsigned flags) {
+  cbev_batch *b = parse_str(body);
+  char *json = NULL;
+  size_t len = 0;
+  assert_true(i < cbev_batch_count(b));
+  assert_int_equal(cbev_event_to_json(cbev_batch_get(b, i), flags, &json, &len), CBEV_OK);
+  assert_non_null(json);
+  assert_int_equal(strlen(json), len);
+  cbev_batch_free(b);
+  return json;
+}
+
+/* Strict UTF-8 check (no overlongs, surrogates or code points > U+10FFFF). */
+static int valid_utf8(const unsigned char *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    unsigned char c = s[i];
+    size_t need;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+      cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      cp = c & 0x07u;
+    } else {
+      return 0;
+    }
+    if (i + need >= n)
+      return 0;
+    for (size_t k = 1; k <= need; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = cp << 6 | (s[i + k] & 0x3Fu);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += need + 1;
+  }
+  return 1;
+}
+
+static void check_golden(const char *name, const char *ext, unsigned flags) {
+  char file[256];
+  size_t body_len, want_len, got_len = 0, cap = 1 << 16;
+  char *body, *want, *got = malloc(cap);
+  cbev_batch *b = NULL;
+
+  assert_non_null(got);
+  snprintf(file, sizeof file, "%s.body.json", name);
+  body = read_file(file, &body_len);
+  snprintf(file, sizeof file, "%s%s", name, ext);
+  want = read_file(file, &want_len);
+  assert_int_equal(cbev_parse_response(body, body_len, NULL, NULL, &b), CBEV_OK);
+  for (size_t i = 0; i < cbev_batch_count(b); i++) {
+    char *json = NULL;
+    size_t len = 0;
+    assert_int_equal(cbev_event_to_json(cbev_batch_get(b, i), flags, &json, &len), CBEV_OK);
+    assert_true(valid_utf8((const unsigned char *)json, len));
+    assert_null(memchr(json, '\n', len)); /* one line per event */
+    assert_true(got_len + len + 1 < cap);
+    memcpy(got + got_len, json, len);
+    got_len += len;
+    got[got_len++] = '\n';
+    cbev_free(json);
+  }
+  got[got_len] = '\0';
+  if (got_len != want_len || memcmp(got, want, want_len) != 0)
+    fail_msg("%s%s differs from the library's output:\n--- want\n%s--- got\n%s", name,
+             ext, want, got);
+  cbev_batch_free(b);
+  free(body);
+  free(want);
+  free(got);
+}
+
+static const char *const GOLDEN[] = {"all_methods", "quirks", "waited_too_long",
+                                     "skipped_items", "invalid_utf8"};
+
+static void test_golden_files(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof GOLDEN / sizeof GOLDEN[0]; i++) {
+    check_golden(GOLDEN[i], ".jsonl", 0);
+    check_golden(GOLDEN[i], ".expose.jsonl", CBEV_JSON_EXPOSE_ANON);
+    check_golden(GOLDEN[i], ".raw.jsonl", CBEV_JSON_RAW);
+  }
+}
+
+static void test_golden_has_every_type(void **state) {
+  size_t len;
+  char *body = read_file("all_methods.body.json", &len);
+  cbev_batch *b = NULL;
+  int seen[CBEV_EVENT_UNKNOWN + 1] = {0};
+  (void)state;
+
+  assert_int_equal(cbev_parse_response(body, len, NULL, NULL, &b), CBEV_OK);
+  for (size_t i = 0; i < cbev_batch_count(b); i++)
+    seen[cbev_event_get_type(cbev_batch_get(b, i))]++;
+  for (int t = 0; t <= CBEV_EVENT_UNKNOWN; t++)
+    assert_int_equal(seen[t], 1);
+  cbev_batch_free(b);
+  free(body);
+}
+
+#define SPEC_USER                                                                \
+  "\"user\":{\"username\":\"bob\",\"colorGroup\":\"tr\",\"fcAutoRenew\":false,"  \
+  "\"gender\":\"m\",\"hasDarkmode\":true,\"hasTokens\":true,\"inFanclub\":false," \
+  "\"inPrivateShow\":false,\"isBroadcasting\":false,\"isFollower\":true,"        \
+  "\"isMod\":false,\"isOwner\":false,\"isSilenced\":false,\"isSpying\":false,"  \
+  "\"language\":\"en\",\"recentTips\":\"some\",\"subgender\":\"\"}"
+#define SPEC_USER_OUT                                                            \
+  "\"user\":{\"username\":\"bob\",\"color_group\":\"tr\",\"fc_auto_renew\":false," \
+  "\"gender\":\"m\",\"has_darkmode\":true,\"has_tokens\":true,"                 \
+  "\"in_fanclub\":false,\"in_private_show\":false,\"is_broadcasting\":false,"   \
+  "\"is_follower\":true,\"is_mod\":false,\"is_owner\":false,"                   \
+  "\"is_silenced\":false,\"is_spying\":false,\"language\":\"en\","              \
+  "\"recent_tips\":\"some\",\"subgender\":null}"
+
+static char *tip_body(const char *anon, const char *message) {
+  static char body[2048];
+  /* Members in an unusual order: the output order must not follow it. */
+  snprintf(body, sizeof body,
+           "{\"events\":[{\"object\":{\"tip\":{\"message\":%s,\"isAnon\":%s,"
+           "\"tokens\":25}," SPEC_USER ",\"broadcaster\":\"alice\"},"
+           "\"id\":\"1755376903836-0\",\"method\":\"tip\"}],\"nextUrl\":null}",
+           message, anon);
+  return body;
+}
+
+static void test_spec_example_exact(void **state) {
+  char *json = norm1(tip_body("false", "\"| hi\""), 0, 0);
+  (void)state;
+  assert_string_equal(json,
+                      "{\"id\":\"1755376903836-0\",\"event_type\":\"tip\","
+                      "\"broadcaster\":\"alice\",\"timestamp\":\"2025-08-16T20:41:43.836Z\","
+                      SPEC_USER_OUT ",\"tip\":{\"tokens\":25,\"is_anon\":false,"
+                      "\"message\":\"hi\"}}");
+  cbev_free(json);
+}
+
+static void test_anonymous_tip(void **state) {
+  char *json;
+  (void)state;
+
+  json = norm1(tip_body("true", "\"\""), 0, 0);
+  assert_non_null(strstr(json, ",\"user\":null,\"tip\":{\"tokens\":25,\"is_anon\":true,"
+                               "\"message\":\"\"}}"));
+  assert_null(strstr(json, "bob"));
+  cbev_free(json);
+
+  json = norm1(tip_body("true", "\"\""), 0, CBEV_JSON_EXPOSE_ANON);
+  assert_non_null(strstr(json, SPEC_USER_OUT ",\"tip\":{\"tokens\":25,\"is_anon\":true,"));
+  cbev_free(json);
+
+  /* Not anonymous: the flag changes nothing. */
+  json = norm1(tip_body("false", "null"), 0, 0);
+  assert_non_null(strstr(json, SPEC_USER_OUT ",\"tip\":{\"tokens\":25,\"is_anon\":false,"
+                                             "\"message\":null}}"));
+  cbev_free(json);
+}
+
+static void test_tip_message_prefix(void **state) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {{"\"| text\"", "\"text\""},     {"\"\"", "\"\""},
+               {"\"| \"", "\"\""},             {"\"|text\"", "\"|text\""},
+               {"\" | x\"", "\" | x\""},       {"\"| | x\"", "\"| x\""},
+               {"null", "null"},               {"12", "null"}};
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char want[128];
+    char *json = norm1(tip_body("false", cases[i].in), 0, 0);
+    snprintf(want, sizeof want, "\"is_anon\":false,\"message\":%s}}", cases[i].out);
+    if (!strstr(json, want))
+      fail_msg("message %s: want ...%s in %s", cases[i].in, want, json);
+    cbev_free(json);
+  }
+}
+
+static void test_parts_and_key_order(void **state) {
+  char *json;
+  (void)state;
+
+  json = norm1("{\"events\":[{\"method\":\"privateMessage\",\"id\":\"1-2\",\"object\":{"
+               "\"message\":{\"toUser\":\"a\",\"fromUser\":\"b\",\"orig\":\"o\",\"font\":\"f\","
+               "\"bgColor\":\"bg\",\"color\":\"c\",\"message\":\"m\"},\"broadcaster\":\"a\"}}]}",
+               0, 0);
+  assert_string_equal(json, "{\"id\":\"1-2\",\"event_type\":\"private_message\","
+                            "\"broadcaster\":\"a\",\"timestamp\":\"1970-01-01T00:00:00.001Z\","
+                            "\"user\":null,\"message\":{\"text\":\"m\",\"color\":\"c\","
+                            "\"bg_color\":\"bg\",\"font\":\"f\",\"from_user\":\"b\","
+                            "\"to_user\":\"a\"}}");
+  cbev_free(json);
+
+  json = norm1("{\"events\":[{\"method\":\"mediaPurchase\",\"id\":\"5-0\",\"object\":{"
+               "\"media\":{\"tokens\":30,\"type\":\"video\",\"name\":\"n\",\"id\":123}}}]}",
+               0, 0);
+  assert_string_equal(json, "{\"id\":\"5-0\",\"event_type\":\"media_purchase\","
+                            "\"broadcaster\":null,\"timestamp\":\"1970-01-01T00:00:00.005Z\","
+                            "\"user\":null,\"media\":{\"id\":\"123\",\"name\":\"n\","
+                            "\"type\":\"video\",\"tokens\":30}}");
+  cbev_free(json);
+
+  json = norm1("{\"events\":[{\"method\":\"roomSubjectChange\",\"id\":\"x\",\"object\":{"
+               "\"subject\":\"s \\\"q\\\"\",\"broadcaster\":\"b\"}}]}",
+               0, 0);
+  assert_string_equal(json, "{\"id\":\"x\",\"event_type\":\"room_subject_change\","
+                            "\"broadcaster\":\"b\",\"timestamp\":null,\"user\":null,"
+                            "\"subject\":\"s \\\"q\\\"\"}");
+  cbev_free(json);
+
+  json = norm1("{\"events\":[{\"method\":\"userLeave\",\"id\":\"1-0\",\"object\":{"
+               "\"broadcaster\":\"b\",\"tip\":{\"tokens\":1},\"subject\":\"no\"}}]}",
+               0, 0);
+  /* Parts of other types are not written. */
+  assert_string_equal(json, "{\"id\":\"1-0\",\"event_type\":\"user_leave\","
+                            "\"broadcaster\":\"b\",\"timestamp\":\"1970-01-01T00:00:00.001Z\","
+                            "\"user\":null}");
+  cbev_free(json);
+}
+
+static void test_unknown_method_raw_object(void **state) {
+  char *json;
+  (void)state;
+
+  json = norm1("{\"events\":[{\"method\":\"roomSettingsChange\",\"id\":\"7-0\",\"object\":{"
+               "\"broadcaster\":\"b\",\"a\":[1,-2.5,\"\\u00e9\",{}],\"n\":null}}]}",
+               0, 0);
+  assert_string_equal(json, "{\"id\":\"7-0\",\"event_type\":\"room_settings_change\","
+                            "\"broadcaster\":\"b\",\"timestamp\":\"1970-01-01T00:00:00.007Z\","
+                            "\"user\":null,\"raw\":{\"broadcaster\":\"b\","
+                            "\"a\":[1,-2.5,\"\xC3\xA9\",{}],\"n\":null}}");
+  cbev_free(json);
+}
+
+static void test_raw_flag_round_trip(void **state) {
+  const char *body = "{\"events\":[{\"method\":\"tip\",\"id\":\"1-0\",\"object\":{"
+                     "\"broadcaster\":\"b\",\"tip\":{\"tokens\":3,\"isAnon\":true},"
+                     "\"z\":[0.1,1e300,-0,true,false,null,\"\\n\\u001f\"]},\"extra\":{}}]}";
+  cbev_batch *b = parse_str(body);
+  char *json = NULL;
+  cJSON *back;
+  (void)state;
+
+  assert_int_equal(cbev_event_to_json(cbev_batch_get(b, 0), CBEV_JSON_RAW, &json, NULL),
+                   CBEV_OK);
+  back = cJSON_Parse(json);
+  assert_non_null(back);
+  assert_true(cJSON_Compare(back, cbev_event_raw(cbev_batch_get(b, 0)), 1));
+  /* Raw mode keeps the anonymous tipper's data as upstream sent it. */
+  assert_non_null(strstr(json, "\"isAnon\":true"));
+  assert_non_null(strstr(json, "\"\\n\\u001f\""));
+  cJSON_Delete(back);
+  cbev_free(json);
+  cbev_batch_free(b);
+}
+
+static void test_escaping_controls(void **state) {
+  char body[512], want[512], *json;
+  size_t n = 0;
+  (void)state;
+
+  /* Every control byte 0x01..0x1f, escaped as JSON \u00XX in the body. */
+  n += (size_t)snprintf(body, sizeof body,
+                        "{\"events\":[{\"method\":\"roomSubjectChange\",\"id\":\"1-0\","
+                        "\"object\":{\"subject\":\"");
+  for (int c = 1; c < 0x20; c++)
+    n += (size_t)snprintf(body + n, sizeof body - n, "\\u%04x", c);
+  snprintf(body + n, sizeof body - n, "\\\"\\\\\\/\x7f\"}}]}");
+  json = norm1(body, 0, 0);
+  snprintf(want, sizeof want, "\"subject\":\"%s%s%s\"}",
+           "\\u0001\\u0002\\u0003\\u0004\\u0005\\u0006\\u0007\\b\\t\\n\\u000b\\f\\r"
+           "\\u000e\\u000f\\u0010\\u0011\\u0012\\u0013\\u0014\\u0015\\u0016\\u0017",
+           "\\u0018\\u0019\\u001a\\u001b\\u001c\\u001d\\u001e\\u001f", "\\\"\\\\/\x7f");
+  if (!strstr(json, want))
+    fail_msg("want %s in %s", want, json);
+  cbev_free(json);
+}
+
+static void test_invalid_utf8_replaced(void **state) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"a\xC3\xA9z", "a\xC3\xA9z"},                          /* valid 2-byte */
+      {"\xF0\x9F\x98\x80", "\xF0\x9F\x98\x80"},              /* valid 4-byte */
+      {"\xEF\xBF\xBD", "\xEF\xBF\xBD"},                      /* U+FFFD itself */
+      {"a\xFF" "b", "a\xEF\xBF\xBD" "b"},                    /* never valid */
+      {"\xC0\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD"},              /* overlong lead */
+      {"\xE0\x80\xAF", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* overlong 3 */
+      {"\xED\xA0\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* surrogate */
+      {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
+      {"\xE2\x82", "\xEF\xBF\xBD"},                          /* truncated, end */
+      {"\xE2\x82x", "\xEF\xBF\xBDx"},                        /* truncated, mid */
+      {"\xF0\x9F\x98 ", "\xEF\xBF\xBD "},                    /* truncated 4 */
+      {"\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD"},              /* stray continuations */
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char body[256], want[128];
+    char *json;
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"method\":\"roomSubjectChange\",\"id\":\"1-0\","
+             "\"object\":{\"subject\":\"%s\"}}]}",
+             cases[i].in);
+    json = norm1(body, 0, 0);
+    snprintf(want, sizeof want, "\"subject\":\"%s\"}", cases[i].out);
+    if (!strstr(json, want))
+      fail_msg("case %zu: want %s in %s", i, want, json);
+    assert_true(valid_utf8((const unsigned char *)json, strlen(json)));
+    cbev_free(json);
+    /* Raw mode repairs too: its output is valid UTF-8 JSON as well. */
+    json = norm1(body, 0, CBEV_JSON_RAW);
+    assert_non_null(strstr(json, want));
+    cbev_free(json);
+  }
+}
+
+static void test_format_timestamp(void **state) {
+  char buf[32];
+  (void)state;
+
+  assert_int_equal(cbev_format_timestamp(1755376903836ull, buf, sizeof buf), CBEV_OK);
+  assert_string_equal(buf, "2025-08-16T20:41:43.836Z");
+  assert_int_equal(cbev_format_timestamp(0, buf, sizeof buf), CBEV_OK);
+  assert_string_equal(buf, "1970-01-01T00:00:00.000Z");
+  assert_int_equal(cbev_format_timestamp(951782400000ull, buf, sizeof buf), CBEV_OK);
+  assert_string_equal(buf, "2000-02-29T00:00:00.000Z");
+  assert_int_equal(cbev_format_timestamp(253402300799999ull, buf, sizeof buf), CBEV_OK);
+  assert_string_equal(buf, "9999-12-31T23:59:59.999Z");
+  assert_int_equal(cbev_format_timestamp(253402300800000ull, buf, sizeof buf), CBEV_EINVAL);
+  assert_int_equal(cbev_format_timestamp(~0ull, buf, sizeof buf), CBEV_EINVAL);
+  assert_int_equal(cbev_format_timestamp(0, buf, 24), CBEV_EINVAL);
+  assert_int_equal(cbev_format_timestamp(0, NULL, 32), CBEV_EINVAL);
+  assert_int_equal(cbev_format_timestamp(0, buf, 25), CBEV_OK);
+
+  /* Against the C library over a spread of instants up to year 9999. */
+  for (unsigned long long ms = 7; ms < 253402300799999ull; ms += 1234567890123ull / 7) {
+    char want[40];
+    struct tm tm;
+    time_t t = (time_t)(ms / 1000);
+    assert_non_null(gmtime_r(&t, &tm));
+    snprintf(want, sizeof want, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+             (unsigned)(ms % 1000));
+    assert_int_equal(cbev_format_timestamp(ms, buf, sizeof buf), CBEV_OK);
+    assert_string_equal(buf, want);
+  }
+}
+
+static void test_snake_case(void **state) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {{"roomSubjectChange", "room_subject_change"},
+               {"tip", "tip"},
+               {"Tip", "tip"},
+               {"ABC", "a_b_c"},
+               {"a.b-c d", "a_b_c_d"},
+               {"x_y9", "x_y9"},
+               {"caf\xC3\xA9", "caf__"},
+               {"", ""}};
+  char long_in[200], *s;
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    s = cbev_snake_case(cases[i].in);
+    assert_non_null(s);
+    assert_string_equal(s, cases[i].out);
+    cbev_free(s);
+  }
+  assert_null(cbev_snake_case(NULL));
+  memset(long_in, 'a', sizeof long_in - 1);
+  long_in[sizeof long_in - 1] = '\0';
+  long_in[63] = 'B'; /* the '_' fits at 63, the 'b' would be byte 65 */
+  s = cbev_snake_case(long_in);
+  assert_int_equal(strlen(s), 64);
+  assert_int_equal(s[63], '_');
+  cbev_free(s);
+}
+
+static void test_bad_arguments(void **state) {
+  cbev_batch *b = parse_str("{\"events\":[{\"method\":\"follow\",\"id\":\"1-0\"}]}");
+  char *json = (char *)"untouched";
+  (void)state;
+
+  assert_int_equal(cbev_event_to_json(NULL, 0, &json, NULL), CBEV_EINVAL);
+  assert_string_equal(json, "untouched");
+  assert_int_equal(cbev_event_to_json(cbev_batch_get(b, 0), 0, NULL, NULL), CBEV_EINVAL);
+  cbev_batch_free(b);
+}
+
+static void test_writer_cap(void **state) {
+  jsonw w;
+  char *out;
+  size_t len = 0;
+  (void)state;
+
+  jsonw_init(&w, 4, 10);
+  jsonw_str(&w, "12345678"); /* 10 bytes with quotes: fits exactly */
+  assert_int_equal(w.rc, CBEV_OK);
+  out = jsonw_finish(&w, &len);
+  assert_non_null(out);
+  assert_int_equal(len, 10);
+  assert_string_equal(out, "\"12345678\"");
+  cbev_free(out);
+
+  jsonw_init(&w, 4, 10);
+  jsonw_str(&w, "123456789");
+  assert_int_equal(w.rc, CBEV_ETOOBIG);
+  jsonw_int(&w, 1); /* sticky: a no-op */
+  assert_null(jsonw_finish(&w, &len));
+
+  jsonw_init(&w, 0, 1 << 20);
+  jsonw_int(&w, INT64_MIN);
+  JSONW_LIT(&w, ",");
+  jsonw_double(&w, 0.1);
+  JSONW_LIT(&w, ",");
+  jsonw_double(&w, 1e300);
+  JSONW_LIT(&w, ",");
+  jsonw_double(&w, 0.1 + 0.2); /* needs all 17 digits to read back */
+  JSONW_LIT(&w, ",");
+  jsonw_double(&w, -3.0); /* integral: printed as an integer */
+  out = jsonw_finish(&w, NULL);
+  assert_string_equal(out, "-9223372036854775808,0.1,1e+300,0.30000000000000004,-3");
+  cbev_free(out);
+}
+
+/* An allocator that fails the Nth allocation, to walk every failure path. */
+static long g_fail_at = -1, g_allocs;
+static void *fail_malloc(size_t n) {
+  if (g_fail_at >= 0 && g_allocs++ == g_fail_at)
+    return NULL;
+  return malloc(n);
+}
+static void *fail_realloc(void *p, size_t n) {
+  if (g_fail_at >= 0 && g_allocs++ == g_fail_at)
+    return NULL;
+  return realloc(p, n);
+}
+
+static void test_allocation_failures(void **state) {
+  const cbev_allocator a = {fail_malloc, fail_realloc, free};
+  size_t len;
+  char *body = read_file("quirks.body.json", &len);
+  int done = 0;
+  (void)state;
+
+  cbev_set_allocator(&a);
+  for (g_fail_at = 0; !done && g_fail_at < 100000; g_fail_at++) {
+    cbev_batch *b = NULL;
+    int rc;
+    g_allocs = 0;
+    rc = cbev_parse_response(body, len, NULL, NULL, &b);
+    if (rc != CBEV_OK) {
+      /* cJSON reports an allocation failure as a parse failure. */
+      assert_true(rc == CBEV_ENOMEM || rc == CBEV_EPARSE);
+      assert_null(b);
+      continue;
+    }
+    done = 1;
+    for (size_t i = 0; i < cbev_batch_count(b); i++) {
+      for (unsigned flags = 0; flags < 4; flags++) {
+        char *json = NULL;
+        rc = cbev_event_to_json(cbev_batch_get(b, i), flags, &json, NULL);
+        assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+        if (rc == CBEV_ENOMEM) {
+          assert_null(json);
+          done = 0;
+        }
+        cbev_free(json);
+      }
+    }
+    cbev_batch_free(b);
+  }
+  cbev_set_allocator(NULL);
+  g_fail_at = -1;
+  assert_true(done);
+  free(body);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_golden_files),
+      cmocka_unit_test(test_golden_has_every_type),
+      cmocka_unit_test(test_spec_example_exact),
+      cmocka_unit_test(test_anonymous_tip),
+      cmocka_unit_test(test_tip_message_prefix),
+      cmocka_unit_test(test_parts_and_key_order),
+      cmocka_unit_test(test_unknown_method_raw_object),
+      cmocka_unit_test(test_raw_flag_round_trip),
+      cmocka_unit_test(test_escaping_controls),
+      cmocka_unit_test(test_invalid_utf8_replaced),
+      cmocka_unit_test(test_format_timestamp),
+      cmocka_unit_test(test_snake_case),
+      cmocka_unit_test(test_bad_arguments),
+      cmocka_unit_test(test_writer_cap),
+      cmocka_unit_test(test_allocation_failures),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
