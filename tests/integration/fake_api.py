@@ -732,7 +732,9 @@ class _Handler(BaseHTTPRequestHandler):
             hold = min(hold, api.max_wait)
         items, keys = api._collect(name, cursor, hold)
 
-        host = "%s:%d" % (api.host, api.port)
+        # Like most real servers, build nextUrl from the Host the client
+        # used (so https://localhost:PORT stays localhost).
+        host = self.headers.get("Host") or "%s:%d" % (api.host, api.port)
         last = format_id(keys[-1]) if keys else q.get("i")
         next_url = "%s://%s%s?" % (api.scheme, host, raw_path)
         if last:

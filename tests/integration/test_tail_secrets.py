@@ -14,12 +14,12 @@ TOKEN = "s3cr3t/tok+en"
 ENC = urllib.parse.quote(TOKEN, safe="")
 
 
-def _check_output(tail):
+def _check_output(tail, min_lines=3):
     err, out = tail.stderr_text(), tail.stdout_text()
     cbtest.assert_no_secret(err, TOKEN, "stderr")
     cbtest.assert_no_secret(out, TOKEN, "stdout")
     # Not vacuous: debug logging did talk about the requests.
-    assert len(err.splitlines()) >= 5, "suspiciously quiet stderr:\n%s" % err
+    assert len(err.splitlines()) >= min_lines, "suspiciously quiet stderr:\n%s" % err
 
 
 def test_token_masked_everywhere():
@@ -59,7 +59,7 @@ def test_token_masked_everywhere():
     rc = tail.wait(10)
     assert rc == 1, "exit %s, want 1\n%s" % (rc, tail.describe())
     assert rec.connections == []
-    _check_output(tail)
+    _check_output(tail, min_lines=1)  # at least the refusal itself
 
 
 def test_token_masked_with_events_url_and_401():
