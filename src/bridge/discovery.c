@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -23,15 +24,7 @@
 /* Longest template or name we format; ours are far below it. */
 #define DISC_TEXT_MAX 1024
 
-/* The 12 payload names of cbev_event_type, in enum order (SPEC section 3).
- * Kept here so discovery depends on nothing but the enum's stable values. */
-static const char *const k_type_names[CBEV_EVENT_TYPE_COUNT] = {
-    "broadcast_start", "broadcast_stop", "room_subject_change", "user_enter",
-    "user_leave",      "follow",         "unfollow",            "fanclub_join",
-    "chat_message",    "private_message", "tip",                "media_purchase",
-};
-
-/* Human names of the event entities, same order. */
+/* Human names of the event entities, in cbev_event_type order. */
 static const char *const k_type_titles[CBEV_EVENT_TYPE_COUNT] = {
     "Broadcast start", "Broadcast stop", "Subject change", "User enter",
     "User leave",      "Follow",         "Unfollow",       "Fan club join",
@@ -328,7 +321,7 @@ static void add_event_entities(disc_build *b, unsigned mask) {
   const char *o = b->owner;
 
   for (int t = 0; t < (int)CBEV_EVENT_TYPE_COUNT; t++) {
-    const char *type = k_type_names[t];
+    const char *type = cbev_event_type_name((cbev_event_type)t);
     char id[64];
     cJSON *c;
 
@@ -350,7 +343,7 @@ static void add_event_entities(disc_build *b, unsigned mask) {
 
   for (size_t i = 0; i < sizeof k_trigger_types / sizeof k_trigger_types[0]; i++) {
     cbev_event_type t = k_trigger_types[i];
-    const char *type = k_type_names[t];
+    const char *type = cbev_event_type_name((cbev_event_type)t);
     char id[64];
     cJSON *c;
 
@@ -605,4 +598,204 @@ size_t cb2m_discovery_stale(const cb2m_disc_record *old, const char *prefix,
     n_stale++;
   }
   return n_stale;
+}
+
+int cb2m_disc_record_load(const char *path, cb2m_disc_record *out) {
+  FILE *f = NULL;
+  char *buf = NULL;
+  size_t len = 0;
+  int rc = CBEV_EIO;
+
+  memset(out, 0, sizeof *out);
+  f = fopen(path, "rb");
+  if (!f) {
+    rc = errno == ENOENT ? CBEV_ENOTFOUND : CBEV_EIO;
+    goto out;
+  }
+  /* One byte more than the cap tells "too big" from "exactly the cap". */
+  buf = malloc(CB2M_DISC_RECORD_MAX_BYTES + 1);
+  if (!buf) {
+    rc = CBEV_ENOMEM;
+    goto out;
+  }
+  len = fread(buf, 1, CB2M_DISC_RECORD_MAX_BYTES + 1, f);
+  if (ferror(f))
+    goto out;
+  if (len > CB2M_DISC_RECORD_MAX_BYTES) {
+    rc = CBEV_ETOOBIG;
+    goto out;
+  }
+  rc = cb2m_disc_record_parse(buf, len, out);
+out:
+  if (f)
+    fclose(f);
+  free(buf);
+  return rc;
+}
+
+/* Writes len bytes to path through a temp file in the same directory,
+ * fsync and rename, so a crash leaves the old record or the new one,
+ * never half of one. */
+static int write_file_atomic(const char *path, const char *data, size_t len) {
+  char tmp[4096 + 16];
+  FILE *f = NULL;
+  int n, rc = CBEV_EIO;
+
+  n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  if (n < 0 || (size_t)n >= sizeof tmp)
+    return CBEV_EIO;
+  f = fopen(tmp, "wb");
+  if (!f)
+    goto out;
+  if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
+    goto out;
+  n = fclose(f);
+  f = NULL;
+  if (n != 0 || rename(tmp, path) != 0)
+    goto out;
+  rc = CBEV_OK;
+out:
+  if (f)
+    fclose(f);
+  if (rc != CBEV_OK)
+    remove(tmp);
+  return rc;
+}
+
+int cb2m_disc_record_save(const char *path, const char *prefix, const char *const *names,
+                          size_t n_names) {
+  char *json = cb2m_disc_record_json(prefix, names, n_names);
+  int rc;
+
+  if (!json)
+    return CBEV_ENOMEM;
+  rc = write_file_atomic(path, json, strlen(json));
+  free(json);
+  return rc;
+}
+
+/* ---- publishing ------------------------------------------------------------- */
+
+/* Publishes payload (NULL: the empty payload that removes a config) to
+ * "<prefix>/device/<object_id>/config". */
+static int publish_config(cb2m_disc_publish_fn publish, void *ud, const cbev_logger *logger,
+                          const char *prefix, const char *object_id, const char *payload) {
+  char *topic = cb2m_discovery_topic(prefix, object_id);
+  int rc;
+
+  if (!topic)
+    return CBEV_ENOMEM;
+  rc = publish(ud, topic, payload ? payload : "", payload ? strlen(payload) : 0);
+  if (rc != CBEV_OK)
+    /* Not being connected is routine: the bridge publishes again after the
+     * next connect. Anything else deserves a warning. */
+    cbev_log(logger, NULL, rc == CBEV_EAGAIN ? CBEV_LOG_DEBUG : CBEV_LOG_WARN,
+             "discovery: publish to %s failed: %s; retrying after the next connect", topic,
+             cbev_strerror(rc));
+  free(topic);
+  return rc;
+}
+
+int cb2m_discovery_publish_with(const cb2m_disc_settings *s, cb2m_disc_publish_fn publish,
+                                void *ud, const cbev_logger *logger) {
+  cb2m_disc_record old = {0};
+  const char **stale = NULL;
+  char path[4096];
+  char *json = NULL, *object_id = NULL;
+  size_t n_stale = 0;
+  int clear_bridge = 0, n, rc = CBEV_EINVAL;
+
+  if (!s || !publish || !topic_root_ok(s->prefix) || !topic_root_ok(s->base_topic) ||
+      !s->sw_version || !s->state_dir || (s->n_names && !s->names)) {
+    cbev_log(logger, NULL, CBEV_LOG_ERROR, "discovery: invalid settings; nothing published");
+    goto out;
+  }
+  n = snprintf(path, sizeof path, "%s/%s", s->state_dir, CB2M_DISC_RECORD_FILE);
+  if (n < 0 || (size_t)n >= sizeof path) {
+    cbev_log(logger, NULL, CBEV_LOG_ERROR, "discovery: state_dir path too long");
+    goto out;
+  }
+
+  /* The record only decides what to clear; losing it costs at worst a
+   * stale device in Home Assistant, never a failed start. */
+  rc = cb2m_disc_record_load(path, &old);
+  if (rc != CBEV_OK && rc != CBEV_ENOTFOUND)
+    cbev_log(logger, NULL, CBEV_LOG_WARN,
+             "discovery: %s unusable (%s); no old configs will be cleared", path,
+             cbev_strerror(rc));
+  if (rc == CBEV_ENOMEM)
+    goto out;
+
+  rc = CBEV_ENOMEM;
+  json = cb2m_discovery_bridge_json(s->base_topic, s->sw_version);
+  if (!json)
+    goto out;
+  rc = publish_config(publish, ud, logger, s->prefix, CB2M_DISC_BRIDGE_ID, json);
+  if (rc != CBEV_OK)
+    goto out;
+
+  for (size_t i = 0; i < s->n_names; i++) {
+    cb2m_disc_input in = {s->base_topic, s->names[i], s->publish_mask, s->sw_version};
+
+    free(json);
+    free(object_id);
+    json = NULL;
+    object_id = NULL;
+    if (!cb2m_discovery_name_ok(s->names[i])) {
+      cbev_log(logger, NULL, CBEV_LOG_ERROR,
+               "discovery: broadcaster name \"%s\" cannot be announced; skipped", s->names[i]);
+      rc = CBEV_EINVAL;
+      goto out;
+    }
+    rc = CBEV_ENOMEM;
+    json = cb2m_discovery_device_json(&in);
+    object_id = fmt("cb2mqtt_%s", s->names[i]);
+    if (!json || !object_id)
+      goto out;
+    rc = publish_config(publish, ud, logger, s->prefix, object_id, json);
+    if (rc != CBEV_OK)
+      goto out;
+  }
+
+  n_stale = cb2m_discovery_stale(&old, s->prefix, s->names, s->n_names, NULL, 0, &clear_bridge);
+  if (n_stale) {
+    rc = CBEV_ENOMEM;
+    stale = calloc(n_stale, sizeof *stale);
+    if (!stale)
+      goto out;
+    cb2m_discovery_stale(&old, s->prefix, s->names, s->n_names, stale, n_stale, NULL);
+  }
+  for (size_t i = 0; i < n_stale; i++) {
+    free(object_id);
+    rc = CBEV_ENOMEM;
+    object_id = fmt("cb2mqtt_%s", stale[i]);
+    if (!object_id)
+      goto out;
+    rc = publish_config(publish, ud, logger, old.prefix, object_id, NULL);
+    if (rc != CBEV_OK)
+      goto out;
+    cbev_log(logger, NULL, CBEV_LOG_INFO,
+             "discovery: removed broadcaster %s from Home Assistant (%s/device/%s)", stale[i],
+             old.prefix, object_id);
+  }
+  if (clear_bridge) {
+    rc = publish_config(publish, ud, logger, old.prefix, CB2M_DISC_BRIDGE_ID, NULL);
+    if (rc != CBEV_OK)
+      goto out;
+    cbev_log(logger, NULL, CBEV_LOG_INFO,
+             "discovery: prefix changed from %s to %s; old configs removed", old.prefix,
+             s->prefix);
+  }
+
+  rc = cb2m_disc_record_save(path, s->prefix, s->names, s->n_names);
+  if (rc != CBEV_OK)
+    cbev_log(logger, NULL, CBEV_LOG_WARN,
+             "discovery: cannot write %s (%s); removed broadcasters may stay in Home Assistant",
+             path, cbev_strerror(rc));
+out:
+  free(stale);
+  free(json);
+  free(object_id);
+  cb2m_disc_record_cleanup(&old);
+  return rc;
 }

@@ -117,19 +117,43 @@ size_t cb2m_discovery_stale(const cb2m_disc_record *old, const char *prefix,
                             const char *const *names, size_t n_names, const char **out,
                             size_t out_cap, int *clear_bridge);
 
+/* What the publish step needs from the settings, as plain values. */
+typedef struct cb2m_disc_settings {
+  const char *base_topic;
+  const char *prefix;            /* Home Assistant's discovery prefix */
+  const char *const *names;      /* configured broadcasters */
+  size_t n_names;
+  unsigned publish_mask;         /* as in cb2m_disc_input */
+  const char *sw_version;
+  const char *state_dir;         /* where CB2M_DISC_RECORD_FILE lives */
+} cb2m_disc_settings;
+
+/* Sends one retained QoS 1 message; returns CBEV_OK or an error code
+ * (CBEV_EAGAIN when not connected). */
+typedef int (*cb2m_disc_publish_fn)(void *ud, const char *topic, const void *payload,
+                                    size_t len);
+
+/* The publish step on any transport: publishes the bridge config and one
+ * config per broadcaster through publish, clears (empty payload) the
+ * configs the record in state_dir lists but the settings no longer have
+ * (under the recorded prefix), and rewrites the record only when every
+ * publish succeeded, so a clear that could not be sent is retried next
+ * time. An unreadable or corrupt record is logged and treated as empty.
+ * Returns CBEV_OK; the first error of publish (nothing more is sent after
+ * it); CBEV_EINVAL when a setting is refused by the builders (logged);
+ * CBEV_ENOMEM; CBEV_EIO when the record cannot be written (the configs
+ * were published). */
+int cb2m_discovery_publish_with(const cb2m_disc_settings *s, cb2m_disc_publish_fn publish,
+                                void *ud, const cbev_logger *logger);
+
 typedef struct cb2m_mqtt cb2m_mqtt;
 typedef struct cb2m_config cb2m_config;
 
 /* Publishes (retained, QoS 1) the bridge device config and one device
- * config per configured broadcaster, clears (empty retained payload) the
- * configs of broadcasters announced before (listed in
- * <state_dir>/discovery.json) but no longer configured, then rewrites that
- * list. The list is only rewritten when every publish was accepted, so a
- * clear that could not be sent is retried on the next call. Returns
- * CBEV_OK, CBEV_EAGAIN when the client is not connected, CBEV_ENOMEM,
- * CBEV_EINVAL for a setting the builders refuse, CBEV_EIO when the record
- * cannot be written (the configs were published). Logs each failure once
- * through logger (may be NULL). */
+ * config per configured broadcaster, clears the configs of broadcasters
+ * announced before but no longer configured, then rewrites the record:
+ * cb2m_discovery_publish_with() on cb2m_mqtt_publish() and the settings of
+ * cfg. Same return codes (CBEV_EAGAIN when the client is not connected). */
 int cb2m_discovery_publish_all(cb2m_mqtt *mqtt, const cb2m_config *cfg,
                                const cbev_logger *logger);
 

@@ -645,6 +645,229 @@ static void test_stale(void **state) {
   cb2m_disc_record_cleanup(&rec);
 }
 
+/* ---- the record file and the publish step ------------------------------------ */
+
+typedef struct fake_broker {
+  char *topics[64];
+  char *payloads[64];
+  size_t n;
+  int fail_at;  /* 1-based call number that fails; 0: never */
+  int fail_rc;
+  int calls;
+} fake_broker;
+
+static int fake_publish(void *ud, const char *topic, const void *payload, size_t len) {
+  fake_broker *fb = ud;
+  fb->calls++;
+  if (fb->fail_at && fb->calls >= fb->fail_at)
+    return fb->fail_rc;
+  assert_true(fb->n < 64);
+  fb->topics[fb->n] = strdup(topic);
+  fb->payloads[fb->n] = calloc(1, len + 1);
+  memcpy(fb->payloads[fb->n], payload, len);
+  fb->n++;
+  return CBEV_OK;
+}
+
+static void fake_reset(fake_broker *fb) {
+  for (size_t i = 0; i < fb->n; i++) {
+    free(fb->topics[i]);
+    free(fb->payloads[i]);
+  }
+  memset(fb, 0, sizeof *fb);
+}
+
+/* The payload published to topic, or NULL when none was. */
+static const char *fake_get(const fake_broker *fb, const char *topic) {
+  for (size_t i = 0; i < fb->n; i++)
+    if (strcmp(fb->topics[i], topic) == 0)
+      return fb->payloads[i];
+  return NULL;
+}
+
+static size_t fake_count_empty(const fake_broker *fb) {
+  size_t n = 0;
+  for (size_t i = 0; i < fb->n; i++)
+    n += fb->payloads[i][0] == '\0';
+  return n;
+}
+
+typedef struct tmp_state {
+  char dir[64];
+  char path[128];
+} tmp_state;
+
+static int tmp_setup(void **state) {
+  tmp_state *t = calloc(1, sizeof *t);
+  assert_non_null(t);
+  strcpy(t->dir, "/tmp/cb2m_disc_XXXXXX");
+  assert_non_null(mkdtemp(t->dir));
+  snprintf(t->path, sizeof t->path, "%s/%s", t->dir, CB2M_DISC_RECORD_FILE);
+  *state = t;
+  return 0;
+}
+
+static int tmp_teardown(void **state) {
+  tmp_state *t = *state;
+  char tmp[160];
+  unlink(t->path);
+  snprintf(tmp, sizeof tmp, "%s.tmp", t->path);
+  unlink(tmp);
+  rmdir(t->dir);
+  free(t);
+  return 0;
+}
+
+static void expect_record(const char *path, const char *prefix, const char *const *names,
+                          size_t n) {
+  cb2m_disc_record rec = {0};
+  assert_int_equal(cb2m_disc_record_load(path, &rec), CBEV_OK);
+  assert_string_equal(rec.prefix, prefix);
+  assert_int_equal(rec.n_names, n);
+  for (size_t i = 0; i < n; i++)
+    assert_string_equal(rec.names[i], names[i]);
+  cb2m_disc_record_cleanup(&rec);
+}
+
+static void test_record_file(void **state) {
+  tmp_state *t = *state;
+  const char *names[] = {"alice", "bob-2"};
+  cb2m_disc_record rec = {0};
+  FILE *f;
+
+  assert_int_equal(cb2m_disc_record_load(t->path, &rec), CBEV_ENOTFOUND);
+  assert_int_equal(cb2m_disc_record_save(t->path, "ha", names, 2), CBEV_OK);
+  expect_record(t->path, "ha", names, 2);
+  /* Overwrite with fewer names: the old content is gone entirely. */
+  assert_int_equal(cb2m_disc_record_save(t->path, "ha", names, 1), CBEV_OK);
+  expect_record(t->path, "ha", names, 1);
+  /* A file above the cap is refused, not parsed. */
+  f = fopen(t->path, "wb");
+  assert_non_null(f);
+  for (size_t i = 0; i <= CB2M_DISC_RECORD_MAX_BYTES; i += 8)
+    fputs("        ", f);
+  fclose(f);
+  assert_int_equal(cb2m_disc_record_load(t->path, &rec), CBEV_ETOOBIG);
+  /* A directory that does not exist: the write fails cleanly. */
+  assert_int_equal(cb2m_disc_record_save("/nonexistent-dir/x.json", "ha", names, 1), CBEV_EIO);
+}
+
+static void test_publish_and_remove(void **state) {
+  tmp_state *t = *state;
+  const char *both[] = {"alice", "bob"}, *one[] = {"alice"};
+  cb2m_disc_settings s = {"cb", "ha", both, 2, ALL_TYPES, "1.2.3", t->dir};
+  fake_broker fb = {0};
+  const char *p;
+
+  /* First start: bridge + two devices, nothing cleared, record written. */
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  assert_int_equal(fb.n, 3);
+  assert_string_equal(fb.topics[0], "ha/device/cb2mqtt_bridge/config");
+  p = fake_get(&fb, "ha/device/cb2mqtt_bob/config");
+  assert_non_null(p);
+  assert_non_null(strstr(p, "\"cb2mqtt_bob_subject\""));
+  assert_non_null(fake_get(&fb, "ha/device/cb2mqtt_alice/config"));
+  assert_int_equal(fake_count_empty(&fb), 0);
+  expect_record(t->path, "ha", both, 2);
+  fake_reset(&fb);
+
+  /* bob removed from the settings: his config is cleared with an empty
+   * payload, alice re-announced, the record shrinks. */
+  s.names = one;
+  s.n_names = 1;
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  assert_int_equal(fb.n, 3);
+  p = fake_get(&fb, "ha/device/cb2mqtt_bob/config");
+  assert_non_null(p);
+  assert_string_equal(p, "");
+  assert_int_equal(fake_count_empty(&fb), 1);
+  assert_true(strlen(fake_get(&fb, "ha/device/cb2mqtt_alice/config")) > 100);
+  expect_record(t->path, "ha", one, 1);
+  fake_reset(&fb);
+
+  /* Next start: nothing left to clear. */
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  assert_int_equal(fb.n, 2);
+  assert_int_equal(fake_count_empty(&fb), 0);
+  fake_reset(&fb);
+
+  /* Prefix moved: announced under the new one, everything under the old
+   * one (alice and the bridge) cleared. */
+  s.prefix = "homeassistant";
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  assert_int_equal(fb.n, 4);
+  assert_string_equal(fake_get(&fb, "ha/device/cb2mqtt_alice/config"), "");
+  assert_string_equal(fake_get(&fb, "ha/device/cb2mqtt_bridge/config"), "");
+  assert_true(strlen(fake_get(&fb, "homeassistant/device/cb2mqtt_alice/config")) > 100);
+  assert_true(strlen(fake_get(&fb, "homeassistant/device/cb2mqtt_bridge/config")) > 100);
+  expect_record(t->path, "homeassistant", one, 1);
+  fake_reset(&fb);
+}
+
+static void test_publish_failure_keeps_record(void **state) {
+  tmp_state *t = *state;
+  const char *both[] = {"alice", "bob"}, *one[] = {"alice"};
+  cb2m_disc_settings s = {"cb", "ha", both, 2, ALL_TYPES, "1.2.3", t->dir};
+  fake_broker fb = {0};
+
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  fake_reset(&fb);
+
+  /* Disconnected while clearing bob (the 3rd publish): the error comes
+   * back and the record still lists bob... */
+  s.names = one;
+  s.n_names = 1;
+  fb.fail_at = 3;
+  fb.fail_rc = CBEV_EAGAIN;
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_EAGAIN);
+  assert_int_equal(fb.n, 2);
+  assert_null(fake_get(&fb, "ha/device/cb2mqtt_bob/config"));
+  expect_record(t->path, "ha", both, 2);
+  fake_reset(&fb);
+
+  /* ...so the next attempt clears him. */
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  assert_string_equal(fake_get(&fb, "ha/device/cb2mqtt_bob/config"), "");
+  expect_record(t->path, "ha", one, 1);
+  fake_reset(&fb);
+
+  /* Failing at once: nothing more is sent after the first error. */
+  fb.fail_at = 1;
+  fb.fail_rc = CBEV_EAGAIN;
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_EAGAIN);
+  assert_int_equal(fb.calls, 1);
+  fake_reset(&fb);
+}
+
+static void test_publish_bad_inputs(void **state) {
+  tmp_state *t = *state;
+  const char *bad[] = {"alice", "no/slash"};
+  cb2m_disc_settings s = {"cb", "ha", bad, 2, ALL_TYPES, "1.2.3", t->dir};
+  fake_broker fb = {0};
+  cb2m_disc_record rec = {0};
+  FILE *f;
+
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_EINVAL);
+  assert_int_equal(cb2m_disc_record_load(t->path, &rec), CBEV_ENOTFOUND);
+  fake_reset(&fb);
+  s.n_names = 1;
+  s.prefix = "ha/#";
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_EINVAL);
+  assert_int_equal(fb.calls, 0);
+  assert_int_equal(cb2m_discovery_publish_with(NULL, fake_publish, &fb, NULL), CBEV_EINVAL);
+
+  /* A corrupt record is ignored (nothing cleared) and replaced. */
+  f = fopen(t->path, "wb");
+  assert_non_null(f);
+  fputs("{\"prefix\": \"ha\", \"broadcasters\": [\"bob\"", f);
+  fclose(f);
+  s.prefix = "ha";
+  assert_int_equal(cb2m_discovery_publish_with(&s, fake_publish, &fb, NULL), CBEV_OK);
+  assert_int_equal(fake_count_empty(&fb), 0);
+  expect_record(t->path, "ha", bad, 1);
+  fake_reset(&fb);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keys_documented),
@@ -660,6 +883,10 @@ int main(void) {
       cmocka_unit_test(test_record_json_round_trip),
       cmocka_unit_test(test_record_parse_hostile),
       cmocka_unit_test(test_stale),
+      cmocka_unit_test_setup_teardown(test_record_file, tmp_setup, tmp_teardown),
+      cmocka_unit_test_setup_teardown(test_publish_and_remove, tmp_setup, tmp_teardown),
+      cmocka_unit_test_setup_teardown(test_publish_failure_keeps_record, tmp_setup, tmp_teardown),
+      cmocka_unit_test_setup_teardown(test_publish_bad_inputs, tmp_setup, tmp_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
