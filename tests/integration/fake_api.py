@@ -547,6 +547,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "FakeEventsAPI/1.0"
 
+    def setup(self):
+        super().setup()
+        self._conn_requests = 0
+
     def log_message(self, fmt, *args):
         if not self.server.api.quiet:
             sys.stderr.write("fake_api: %s\n" % (fmt % args))
@@ -614,7 +618,12 @@ class _Handler(BaseHTTPRequestHandler):
             "client": "%s:%d" % self.client_address[:2],
             "kind": "other",
             "status": None,
+            # 0 for the first request on a connection, 1.. when kept alive
+            # (libcurl silently retries a request once when a reused
+            # connection dies without an answer; tests need to tell).
+            "conn_seq": self._conn_requests,
         }
+        self._conn_requests += 1
         self._rec = rec
         try:
             if raw_path.startswith("/_control/"):
@@ -755,7 +764,13 @@ class _Handler(BaseHTTPRequestHandler):
         if fault and fault.get("omit_next_url"):
             del body["nextUrl"]
         rec["status"] = status
-        self._send(status, body)
+        headers = None
+        if fault and fault.get("close"):
+            # Answer, then close: the client's next request opens a new
+            # connection.
+            headers = {"Connection": "close"}
+            self.close_connection = True
+        self._send(status, body, headers=headers)
 
     def _apply_fault(self, fault, raw_path, rec):
         """Answers according to fault; returns False when the request should
