@@ -478,6 +478,32 @@ char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version)
   return build_finish(&b);
 }
 
+/* ---- Home Assistant's birth message ----------------------------------------- */
+
+char *cb2m_discovery_status_topic(const char *prefix) {
+  if (!topic_root_ok(prefix))
+    return NULL;
+  return fmt("%s/status", prefix);
+}
+
+int cb2m_discovery_is_birth(const char *prefix, const char *topic, const void *payload,
+                            size_t len) {
+  size_t plen;
+
+  if (!topic_root_ok(prefix) || !topic || (len && !payload))
+    return 0;
+  plen = strlen(prefix);
+  if (strncmp(topic, prefix, plen) != 0 || strcmp(topic + plen, "/status") != 0)
+    return 0;
+  return len == 6 && memcmp(payload, "online", 6) == 0;
+}
+
+unsigned cb2m_discovery_birth_delay_ms(uint64_t rnd) {
+  uint64_t span = CB2M_DISC_BIRTH_DELAY_MAX_MS - CB2M_DISC_BIRTH_DELAY_MIN_MS + 1u;
+
+  return CB2M_DISC_BIRTH_DELAY_MIN_MS + (unsigned)(rnd % span);
+}
+
 /* ---- the record of announced broadcasters ------------------------------- */
 
 void cb2m_disc_record_cleanup(cb2m_disc_record *rec) {

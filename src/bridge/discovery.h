@@ -20,6 +20,7 @@
 #define CB2M_DISCOVERY_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cbevents/log.h"
 
@@ -73,6 +74,27 @@ char *cb2m_discovery_device_json(const cb2m_disc_input *in);
  * on <base>/bridge/health (uptime, MQTT connected, MQTT reconnects).
  * NULL when an argument is NULL or empty, or on ENOMEM. */
 char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version);
+
+/* Home Assistant's birth message: after "online" on "<prefix>/status" the
+ * configs and state are published again, after a random delay of
+ * CB2M_DISC_BIRTH_DELAY_MIN_MS..CB2M_DISC_BIRTH_DELAY_MAX_MS so that the
+ * many clients answering the same birth do not all publish at once. */
+#define CB2M_DISC_BIRTH_DELAY_MIN_MS 1000u
+#define CB2M_DISC_BIRTH_DELAY_MAX_MS 5000u
+
+/* "<prefix>/status" (the topic to subscribe to), or NULL for an invalid
+ * prefix or on ENOMEM. */
+char *cb2m_discovery_status_topic(const char *prefix);
+
+/* 1 when a message on topic with payload (len bytes, not NUL-terminated)
+ * is Home Assistant's birth message for prefix: the topic is
+ * "<prefix>/status" and the payload exactly "online". Else 0. */
+int cb2m_discovery_is_birth(const char *prefix, const char *topic, const void *payload,
+                            size_t len);
+
+/* The delay before answering a birth message, from any random number rnd:
+ * within [CB2M_DISC_BIRTH_DELAY_MIN_MS, CB2M_DISC_BIRTH_DELAY_MAX_MS]. */
+unsigned cb2m_discovery_birth_delay_ms(uint64_t rnd);
 
 /* What discovery.json remembers: the prefix the configs were published
  * under and the broadcasters announced there. */

@@ -564,6 +564,38 @@ static void test_invalid_inputs(void **state) {
   assert_null(cb2m_discovery_topic("ha", NULL));
 }
 
+static void test_birth_message(void **state) {
+  char *t;
+  (void)state;
+
+  t = cb2m_discovery_status_topic("homeassistant");
+  assert_string_equal(t, "homeassistant/status");
+  free(t);
+  assert_null(cb2m_discovery_status_topic("ha/#"));
+  assert_true(cb2m_discovery_is_birth("homeassistant", "homeassistant/status", "online", 6));
+  assert_false(cb2m_discovery_is_birth("homeassistant", "homeassistant/status", "offline", 7));
+  assert_false(cb2m_discovery_is_birth("homeassistant", "homeassistant/status", "online\n", 7));
+  assert_false(cb2m_discovery_is_birth("homeassistant", "homeassistant/status", "onl", 3));
+  assert_false(cb2m_discovery_is_birth("homeassistant", "homeassistant/status", NULL, 0));
+  assert_false(cb2m_discovery_is_birth("homeassistant", "other/status", "online", 6));
+  assert_false(cb2m_discovery_is_birth("home", "homeassistant/status", "online", 6));
+  assert_false(cb2m_discovery_is_birth("homeassistant", "homeassistant/status/x", "online", 6));
+  assert_false(cb2m_discovery_is_birth("ha", "cb/bridge/status", "online", 6));
+  assert_true(cb2m_discovery_is_birth("my/ha", "my/ha/status", "online", 6));
+
+  assert_int_equal(cb2m_discovery_birth_delay_ms(0), CB2M_DISC_BIRTH_DELAY_MIN_MS);
+  assert_int_equal(cb2m_discovery_birth_delay_ms(
+                       CB2M_DISC_BIRTH_DELAY_MAX_MS - CB2M_DISC_BIRTH_DELAY_MIN_MS),
+                   CB2M_DISC_BIRTH_DELAY_MAX_MS);
+  for (uint64_t r = 0; r < 100000; r += 7919) {
+    unsigned d = cb2m_discovery_birth_delay_ms(r * 2654435761u);
+    assert_true(d >= CB2M_DISC_BIRTH_DELAY_MIN_MS && d <= CB2M_DISC_BIRTH_DELAY_MAX_MS);
+  }
+  /* Different random numbers spread the answers. */
+  assert_int_not_equal(cb2m_discovery_birth_delay_ms(1), cb2m_discovery_birth_delay_ms(2));
+  assert_int_equal(cb2m_discovery_birth_delay_ms(UINT64_MAX) >= CB2M_DISC_BIRTH_DELAY_MIN_MS, 1);
+}
+
 /* ---- the record and what it clears ----------------------------------------- */
 
 static void test_record_json_round_trip(void **state) {
@@ -880,6 +912,7 @@ int main(void) {
       cmocka_unit_test(test_entities),
       cmocka_unit_test(test_bridge_device),
       cmocka_unit_test(test_invalid_inputs),
+      cmocka_unit_test(test_birth_message),
       cmocka_unit_test(test_record_json_round_trip),
       cmocka_unit_test(test_record_parse_hostile),
       cmocka_unit_test(test_stale),
