@@ -147,9 +147,11 @@ static int check_numbers(const cbev_session_config *cfg, cbev_session *s) {
 /* Endpoint from the whole feed URL (CB_EVENTS_URL). */
 static int setup_from_feed(const cbev_session_config *cfg, cbev_session *s) {
   cbev_feed_url feed;
-  int rc;
+  int rc = cbev_url_check_scheme(cfg->events_url);
 
-  if (cbev_url_check_scheme(cfg->events_url) != CBEV_OK) {
+  if (rc == CBEV_ENOMEM)
+    return rc;
+  if (rc != CBEV_OK) {
     /* The URL holds the token but is not known to be a URL of ours: mask
      * nothing we cannot name, so do not print it at all. */
     cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
@@ -207,8 +209,11 @@ static int setup_from_parts(const cbev_session_config *cfg, cbev_session *s) {
              CREDENTIAL_MAX - 1);
     goto out;
   }
-  rc = CBEV_EURL;
-  if (cbev_url_check_scheme(base) != CBEV_OK || strpbrk(base, "?#")) {
+  rc = cbev_url_check_scheme(base);
+  if (rc == CBEV_ENOMEM)
+    goto out;
+  if (rc != CBEV_OK || strpbrk(base, "?#")) {
+    rc = CBEV_EURL;
     cbev_log(cfg->logger, cfg->token, CBEV_LOG_ERROR,
              "session: base_url: refused \"%.200s\": must be https (or http to a "
              "loopback host), without userinfo, query or fragment",
@@ -374,6 +379,7 @@ static uint64_t schedule(cbev_session *s, const cbev_response *resp) {
  * are used. what describes the failure ("HTTP 503"). */
 static int transient(cbev_session *s, const cbev_response *resp, int rc_detail,
                      const char *what) {
+  char quote[LOG_EXCERPT_MAX + 8] = "";
   uint64_t delay;
 
   set_error(s, rc_detail, resp->transport_error ? 0 : resp->status,
@@ -387,13 +393,17 @@ static int transient(cbev_session *s, const cbev_response *resp, int rc_detail,
     s->err_rc = CBEV_ERETRIES;
     return CBEV_ERETRIES;
   }
+  /* A bad 200 quotes the body (masked, cut after masking) in the same line:
+   * one failure, one line. */
+  if (rc_detail == CBEV_EPARSE)
+    snprintf(quote, sizeof quote, " (\"%.*s\")", LOG_EXCERPT_MAX, s->excerpt);
   if (s->retry_attempts)
     cbev_log(s->logger, s->token, CBEV_LOG_WARN,
-             "%s: %s, retrying in %.1f s (attempt %u of %u)", s->username, what,
-             (double)delay / 1000.0, s->attempts + 1, s->retry_attempts);
+             "%s: %s%s, retrying in %.1f s (attempt %u of %u)", s->username, what,
+             quote, (double)delay / 1000.0, s->attempts + 1, s->retry_attempts);
   else
     cbev_log(s->logger, s->token, CBEV_LOG_WARN,
-             "%s: %s, retrying in %.1f s (attempt %u)", s->username, what,
+             "%s: %s%s, retrying in %.1f s (attempt %u)", s->username, what, quote,
              (double)delay / 1000.0, s->attempts + 1);
   return CBEV_EAGAIN;
 }
@@ -521,11 +531,8 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
       if (rc == CBEV_OK && has_events_array(b))
         return accept_batch(s, resp, b, batch);
       cbev_batch_free(b);
-      set_error(s, CBEV_EPARSE, st, resp->body, resp->body_len);
-      snprintf(what, sizeof what, "HTTP 200 with a body that is not an events object");
-      cbev_log(s->logger, s->token, CBEV_LOG_WARN, "%s: %s: \"%.*s\"", s->username,
-               what, LOG_EXCERPT_MAX, s->excerpt);
-      return transient(s, resp, CBEV_EPARSE, what);
+      return transient(s, resp, CBEV_EPARSE,
+                       "HTTP 200 with a body that is not an events object");
     }
     /* The long poll ended without events: an empty batch, not an error. */
     if (rc == CBEV_OK && cbev_batch_status(b) &&
