@@ -12,6 +12,7 @@
  * per process; JSON null is simply absent; an item that is not an event is
  * skipped with a warning; an unknown method is kept as CBEV_EVENT_UNKNOWN.
  */
+#include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -171,7 +172,8 @@ static void set_field(const parse_ctx *ctx, const field *f, const cJSON *c,
     int64_t v;
     if (cJSON_IsString(c) && c->valuestring) {
       text = c->valuestring;
-    } else if (cJSON_IsNumber(c)) {
+    } else if (cJSON_IsNumber(c) && isfinite(c->valuedouble)) {
+      /* 1e999 reads as infinity: not an id anyone could look up. */
       char *buf = ctx->ev->media_id;
       if (as_int64(c, &v))
         jsonw_fmt_int(buf, v);

@@ -16,6 +16,7 @@ rounded to 53 bits, and integral values print as integers.
 import datetime
 import glob
 import json
+import math
 import os
 import re
 
@@ -128,7 +129,9 @@ def normalize(ev, expose):
         m = o.get("media")
         if isinstance(m, dict):
             mid = m.get("id")
-            if num(mid):
+            if num(mid) and not math.isfinite(mid):
+                mid = None  # 1e999: cJSON reads infinity
+            elif num(mid):
                 mid = str(int(mid)) if mid.is_integer() and -I64 <= mid < I64 \
                     else "%.17g" % mid
             elif not isinstance(mid, str):

@@ -547,7 +547,8 @@ static void test_media_id_number_and_string(void **state) {
       "{\"method\":\"mediaPurchase\",\"id\":\"1-4\",\"object\":{\"media\":{\"id\":1e3}}},"
       "{\"method\":\"mediaPurchase\",\"id\":\"1-5\",\"object\":{\"media\":{\"id\":1e300}}},"
       "{\"method\":\"mediaPurchase\",\"id\":\"1-6\",\"object\":{\"media\":"
-      "{\"id\":\"x\",\"id\":4}}}"
+      "{\"id\":\"x\",\"id\":4}}},"
+      "{\"method\":\"mediaPurchase\",\"id\":\"1-7\",\"object\":{\"media\":{\"id\":1e999}}}"
       "]}",
       NULL);
   static const char *const want[] = {"123", "123", "1.5", "0", "1000",
@@ -556,6 +557,8 @@ static void test_media_id_number_and_string(void **state) {
 
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     assert_string_equal(cbev_event_media(cbev_batch_get(b, i))->id, want[i]);
+  /* 1e999 reads as infinity: no usable id. */
+  assert_null(cbev_event_media(cbev_batch_get(b, 7))->id);
   cbev_batch_free(b);
 }
 

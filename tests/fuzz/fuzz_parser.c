@@ -1,0 +1,120 @@
+/*
+ * fuzz_parser.c: any body -> cbev_parse_response -> every event normalized
+ * with each flag combination. Each output must be NUL-terminated, of the
+ * length reported, valid UTF-8, one line, and JSON that cJSON parses back;
+ * the token given to the parser must never reach a log line. Anything else
+ * aborts, which is what the fuzzer (or the ctest replay) reports.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/event.h"
+#include "cbevents/normalize.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define SECRET "S3cr3tT0k3n"
+
+static void check_log(void *ud, cbev_log_level level, const char *msg) {
+  (void)ud;
+  (void)level;
+  if (strstr(msg, SECRET))
+    abort();
+}
+
+/* Strict UTF-8: no overlongs, surrogates or code points past U+10FFFF. */
+static int valid_utf8(const unsigned char *s, size_t n) {
+  for (size_t i = 0; i < n;) {
+    unsigned char c = s[i];
+    size_t need;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if (c >= 0xC2 && c <= 0xDF) {
+      need = 1;
+      cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      need = 2;
+      cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      need = 3;
+      cp = c & 0x07u;
+    } else {
+      return 0;
+    }
+    if (i + need >= n)
+      return 0;
+    for (size_t k = 1; k <= need; k++) {
+      if ((s[i + k] & 0xC0) != 0x80)
+        return 0;
+      cp = cp << 6 | (s[i + k] & 0x3Fu);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+      return 0;
+    i += need + 1;
+  }
+  return 1;
+}
+
+static void check_event(const cbev_event *ev) {
+  for (unsigned flags = 0; flags < 4; flags++) {
+    char *json = NULL;
+    size_t len = 0;
+    cJSON *back;
+    int rc = cbev_event_to_json(ev, flags, &json, &len);
+    if (rc == CBEV_ENOMEM || rc == CBEV_ETOOBIG)
+      continue;
+    if (rc != CBEV_OK || !json || strlen(json) != len || memchr(json, '\n', len) ||
+        !valid_utf8((const unsigned char *)json, len))
+      abort();
+    back = cJSON_ParseWithLength(json, len);
+    if (!back || !cJSON_IsObject(back))
+      abort();
+    /* The normalized form always names its type and id. */
+    if (!(flags & CBEV_JSON_RAW) &&
+        (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(back, "event_type")) ||
+         !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(back, "id"))))
+      abort();
+    cJSON_Delete(back);
+    cbev_free(json);
+  }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  cbev_logger lg = {check_log, NULL, CBEV_LOG_DEBUG};
+  cbev_batch *b = NULL;
+  size_t n;
+
+  if (cbev_parse_response((const char *)data, size, &lg, SECRET, &b) != CBEV_OK)
+    return 0;
+  n = cbev_batch_count(b);
+  for (size_t i = 0; i < n; i++) {
+    const cbev_event *ev = cbev_batch_get(b, i);
+    if (!ev || !cbev_event_id(ev) || !cbev_event_method(ev))
+      abort();
+    check_event(ev);
+  }
+  /* Dropping up to the middle event keeps exactly the later ones. */
+  if (n > 0) {
+    const char *mid = cbev_event_id(cbev_batch_get(b, n / 2));
+    char *cursor = cbev_strdup(mid);
+    if (!cursor)
+      goto out;
+    cbev_batch_drop_seen(b, cursor);
+    for (size_t i = 0; i < cbev_batch_count(b); i++)
+      if (cbev_id_cmp_str(cbev_event_id(cbev_batch_get(b, i)), cursor) <= 0)
+        abort();
+    cbev_free(cursor);
+  }
+out:
+  cbev_batch_free(b);
+  return 0;
+}
