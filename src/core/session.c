@@ -9,6 +9,7 @@
  * url.c, Retry-After parsing in retry_after.c, body parsing in the event
  * parser.
  */
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -249,7 +250,7 @@ out:
 }
 
 int cbev_session_new(const cbev_session_config *cfg, cbev_session **out) {
-  static uint64_t instances;
+  static atomic_uint_fast64_t instances;
   cbev_session *s = NULL;
   int rc = CBEV_EINVAL;
 
@@ -270,7 +271,7 @@ int cbev_session_new(const cbev_session_config *cfg, cbev_session **out) {
    * jitter only has to keep many clients from retrying in step. */
   s->rng = cfg->seed ? cfg->seed
                      : (uint64_t)(uintptr_t)s ^ ((uint64_t)time(NULL) << 20) ^
-                           (++instances * 0x2545F4914F6CDD1Dull);
+                           ((uint64_t)(atomic_fetch_add(&instances, 1) + 1) * 0x2545F4914F6CDD1Dull);
   s->excerpt[0] = '\0';
   *out = s;
   s = NULL;
