@@ -58,30 +58,30 @@ struct cb2m_mqtt {
   /* Settings (owned copies). */
   char *host, *ca_file, *cert_file, *key_file, *username, *password, *client_id;
   char *will_topic, *will_payload;
-  int port, tls, tls_insecure, keepalive_s, will_qos, will_retain;
+  int port, tls, tls_insecure, keepalive_s, will_qos, will_retain, max_inflight;
   uint64_t backoff_initial_ms, backoff_max_ms;
   const cbev_logger *logger;
   cb2m_mqtt_cbs cbs;
 
   struct mosquitto *mosq;
   conn_state state;
-  int protocol;         /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
-  int retry_now;        /* fallback: the next attempt is not a failure */
-  uint64_t now_ms;      /* last time seen by service() */
+  int protocol;    /* MQTT_PROTOCOL_V5 or MQTT_PROTOCOL_V311 */
+  int retry_now;   /* fallback: the next attempt is not a failure */
+  uint64_t now_ms; /* last time seen by service() */
   uint64_t next_attempt_ms;
   uint64_t attempt_started_ms;
   uint64_t connected_at_ms;
-  unsigned failures;    /* consecutive failed attempts, for the backoff */
+  unsigned failures; /* consecutive failed attempts, for the backoff */
   unsigned reconnects;
   int ever_connected;
-  int was_connected;    /* the instance being torn down reached CONNECTED */
+  int was_connected; /* the instance being torn down reached CONNECTED */
   char reason[REASON_MAX];
   uint64_t rng;
 
-  unsigned in_api;      /* inside publish/subscribe: acks are held */
+  unsigned in_api; /* inside publish/subscribe: acks are held */
   held_ack *held;
   size_t n_held, cap_held;
-  size_t inflight;      /* QoS 1/2 messages of this connection not acked */
+  size_t inflight; /* QoS 1/2 messages of this connection not acked */
   /* Which mids are such messages: an ack does not say its QoS, and QoS 0
    * acks must not count down. mids are 16 bits. */
   uint8_t inflight_bits[65536 / 8];
@@ -127,9 +127,7 @@ static uint64_t next_random(cb2m_mqtt *m) {
   return m->rng * 2685821657736338717ull;
 }
 
-static int proto_number(int mosq_protocol) {
-  return mosq_protocol == MQTT_PROTOCOL_V5 ? 5 : 311;
-}
+static int proto_number(int mosq_protocol) { return mosq_protocol == MQTT_PROTOCOL_V5 ? 5 : 311; }
 
 /* Records why the current instance is unusable; the first reason wins. */
 static void mark_lost(cb2m_mqtt *m, const char *reason) {
@@ -201,8 +199,8 @@ static void on_connect_cb(struct mosquitto *mosq, void *ud, int rc, int flags,
   if (m->ever_connected)
     m->reconnects++;
   m->ever_connected = 1;
-  cbev_log(m->logger, m->password, CBEV_LOG_INFO, "mqtt: connected to %s:%d (MQTT %s)",
-           m->host, m->port, m->protocol == MQTT_PROTOCOL_V5 ? "v5" : "3.1.1");
+  cbev_log(m->logger, m->password, CBEV_LOG_INFO, "mqtt: connected to %s:%d (MQTT %s)", m->host,
+           m->port, m->protocol == MQTT_PROTOCOL_V5 ? "v5" : "3.1.1");
   for (size_t i = 0; i < m->n_subs; i++) {
     int src = mosquitto_subscribe_v5(m->mosq, NULL, m->subs[i].topic, m->subs[i].qos, 0, NULL);
     if (src != MOSQ_ERR_SUCCESS)
@@ -294,22 +292,22 @@ static int make_instance(cb2m_mqtt *m, struct mosquitto **out, char *why, size_t
     goto out;
   }
   mrc = mosquitto_int_option(mosq, MOSQ_OPT_PROTOCOL_VERSION, m->protocol);
+  /* The in-flight window: for v5 SEND_MAXIMUM (the broker's Receive
+   * Maximum lowers it), for 3.1.1 the only limit there is. */
   if (mrc == MOSQ_ERR_SUCCESS && m->protocol == MQTT_PROTOCOL_V5)
-    mrc = mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, 65535);
-  /* For 3.1.1 this is the only in-flight limit; for v5 the broker's
-   * Receive Maximum caps SEND_MAXIMUM anyway. */
+    mrc = mosquitto_int_option(mosq, MOSQ_OPT_SEND_MAXIMUM, m->max_inflight);
   if (mrc == MOSQ_ERR_SUCCESS && m->protocol != MQTT_PROTOCOL_V5)
-    mrc = mosquitto_max_inflight_messages_set(mosq, 65535);
+    mrc = mosquitto_max_inflight_messages_set(mosq, (unsigned)m->max_inflight);
   if (mrc != MOSQ_ERR_SUCCESS) {
     snprintf(why, why_cap, "protocol options: %s", mosquitto_strerror(mrc));
     goto out;
   }
   if (m->will_topic) {
     size_t wlen = m->will_payload ? strlen(m->will_payload) : 0;
-    mrc = wlen > MQTT_PAYLOAD_MAX ? MOSQ_ERR_PAYLOAD_SIZE
-                                  : mosquitto_will_set_v5(mosq, m->will_topic, (int)wlen,
-                                                          m->will_payload, m->will_qos,
-                                                          m->will_retain != 0, NULL);
+    mrc = wlen > MQTT_PAYLOAD_MAX
+              ? MOSQ_ERR_PAYLOAD_SIZE
+              : mosquitto_will_set_v5(mosq, m->will_topic, (int)wlen, m->will_payload, m->will_qos,
+                                      m->will_retain != 0, NULL);
     if (mrc != MOSQ_ERR_SUCCESS) {
       snprintf(why, why_cap, "last will: %s", mosquitto_strerror(mrc));
       goto out;
@@ -358,8 +356,8 @@ static void schedule_retry(cb2m_mqtt *m, uint64_t now_ms, int was_connected) {
     return;
   }
   m->failures++;
-  delay = cb2m_mqtt_backoff_ms(m->failures, m->backoff_initial_ms, m->backoff_max_ms,
-                               next_random(m));
+  delay =
+      cb2m_mqtt_backoff_ms(m->failures, m->backoff_initial_ms, m->backoff_max_ms, next_random(m));
   m->next_attempt_ms = now_ms + delay;
   cbev_log(m->logger, m->password, CBEV_LOG_WARN,
            was_connected ? "mqtt: connection to %s:%d lost (%s), reconnecting in %.1f s"
@@ -379,8 +377,8 @@ static void start_attempt(cb2m_mqtt *m, uint64_t now_ms) {
     schedule_retry(m, now_ms, 0);
     return;
   }
-  cbev_log(m->logger, m->password, CBEV_LOG_DEBUG, "mqtt: connecting to %s:%d (MQTT %s)",
-           m->host, m->port, m->protocol == MQTT_PROTOCOL_V5 ? "v5" : "3.1.1");
+  cbev_log(m->logger, m->password, CBEV_LOG_DEBUG, "mqtt: connecting to %s:%d (MQTT %s)", m->host,
+           m->port, m->protocol == MQTT_PROTOCOL_V5 ? "v5" : "3.1.1");
   m->state = ST_CONNECTING;
   errno = 0;
   rc = mosquitto_connect_async(m->mosq, m->host, m->port, m->keepalive_s);
@@ -443,7 +441,8 @@ int cb2m_mqtt_new(const cb2m_mqtt_opts *opts, const cb2m_mqtt_cbs *cbs, cb2m_mqt
   if (!opts || !opts->host || !*opts->host || opts->port < 0 || opts->port > 65535 ||
       (opts->protocol != 0 && opts->protocol != 5 && opts->protocol != 311) ||
       (opts->keepalive_s != 0 && (opts->keepalive_s < 5 || opts->keepalive_s > 65535)) ||
-      opts->will_qos < 0 || opts->will_qos > 2 || (opts->cert_file == NULL) != (opts->key_file == NULL)) {
+      opts->will_qos < 0 || opts->will_qos > 2 || opts->max_inflight > 65535 ||
+      (opts->cert_file == NULL) != (opts->key_file == NULL)) {
     cbev_log(opts ? opts->logger : NULL, opts ? opts->password : NULL, CBEV_LOG_ERROR,
              "mqtt: invalid settings (host, port, protocol, keepalive, will qos or "
              "cert_file/key_file pair)");
@@ -469,6 +468,7 @@ int cb2m_mqtt_new(const cb2m_mqtt_opts *opts, const cb2m_mqtt_cbs *cbs, cb2m_mqt
   m->backoff_max_ms = opts->backoff_max_ms ? opts->backoff_max_ms : 60000;
   if (m->backoff_max_ms < m->backoff_initial_ms)
     m->backoff_max_ms = m->backoff_initial_ms;
+  m->max_inflight = opts->max_inflight ? (int)opts->max_inflight : CB2M_MQTT_DEFAULT_INFLIGHT;
   m->logger = opts->logger;
   if (cbs)
     m->cbs = *cbs;
@@ -561,8 +561,7 @@ void cb2m_mqtt_service(cb2m_mqtt *m, short revents, uint64_t now_ms) {
       if (rc != MOSQ_ERR_SUCCESS)
         mark_lost(m, rc == MOSQ_ERR_NO_CONN ? "keepalive timeout" : mosquitto_strerror(rc));
     }
-    if (m->state == ST_CONNECTING &&
-        now_ms - m->attempt_started_ms >= CB2M_MQTT_CONNECT_TIMEOUT_MS)
+    if (m->state == ST_CONNECTING && now_ms - m->attempt_started_ms >= CB2M_MQTT_CONNECT_TIMEOUT_MS)
       mark_lost(m, "no CONNACK in time");
   }
   /* Acks of the connection come before its on_disconnect. */
@@ -595,12 +594,10 @@ uint64_t cb2m_mqtt_next_ms(const cb2m_mqtt *m, uint64_t now_ms) {
   return next;
 }
 
-int cb2m_mqtt_connected(const cb2m_mqtt *m) {
-  return m && m->state == ST_CONNECTED;
-}
+int cb2m_mqtt_connected(const cb2m_mqtt *m) { return m && m->state == ST_CONNECTED; }
 
-int cb2m_mqtt_publish(cb2m_mqtt *m, const char *topic, const void *payload, size_t len,
-                      int qos, int retain, int *mid) {
+int cb2m_mqtt_publish(cb2m_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
+                      int retain, int *mid) {
   int local_mid = 0, rc;
   char why[REASON_MAX];
 
@@ -612,8 +609,7 @@ int cb2m_mqtt_publish(cb2m_mqtt *m, const char *topic, const void *payload, size
     return CBEV_EAGAIN;
   m->in_api++;
   errno = 0;
-  rc = mosquitto_publish_v5(m->mosq, &local_mid, topic, (int)len, payload, qos, retain != 0,
-                            NULL);
+  rc = mosquitto_publish_v5(m->mosq, &local_mid, topic, (int)len, payload, qos, retain != 0, NULL);
   m->in_api--;
   switch (rc) {
   case MOSQ_ERR_SUCCESS:
@@ -686,8 +682,8 @@ void cb2m_mqtt_shutdown(cb2m_mqtt *m, uint64_t deadline_ms) {
     return;
   now = cb2m_mqtt_now_ms();
   /* Flush: wait for the acks of QoS 1/2 messages and for unwritten data. */
-  while (m->state == ST_CONNECTED && (m->inflight > 0 || m->n_held > 0 ||
-                                      mosquitto_want_write(m->mosq)) && now < deadline_ms) {
+  while (m->state == ST_CONNECTED &&
+         (m->inflight > 0 || m->n_held > 0 || mosquitto_want_write(m->mosq)) && now < deadline_ms) {
     struct pollfd pfd = {.fd = cb2m_mqtt_fd(m), .events = cb2m_mqtt_poll_events(m)};
     uint64_t wait = deadline_ms - now;
     int n;
@@ -706,8 +702,7 @@ void cb2m_mqtt_shutdown(cb2m_mqtt *m, uint64_t deadline_ms) {
   if (m->state == ST_CONNECTED) {
     if (m->inflight > 0)
       cbev_log(m->logger, m->password, CBEV_LOG_WARN,
-               "mqtt: stopping with %zu message(s) not acknowledged by the broker",
-               m->inflight);
+               "mqtt: stopping with %zu message(s) not acknowledged by the broker", m->inflight);
     /* Reason 0, "normal disconnection": the broker discards the Will. */
     if (mosquitto_disconnect_v5(m->mosq, 0, NULL) == MOSQ_ERR_SUCCESS) {
       /* DISCONNECT is usually written at once; give it until the deadline
@@ -730,9 +725,7 @@ void cb2m_mqtt_shutdown(cb2m_mqtt *m, uint64_t deadline_ms) {
   m->state = ST_CLOSED;
 }
 
-unsigned cb2m_mqtt_reconnects(const cb2m_mqtt *m) {
-  return m ? m->reconnects : 0;
-}
+unsigned cb2m_mqtt_reconnects(const cb2m_mqtt *m) { return m ? m->reconnects : 0; }
 
 int cb2m_mqtt_protocol(const cb2m_mqtt *m) {
   return m && m->protocol == MQTT_PROTOCOL_V311 ? 311 : 5;

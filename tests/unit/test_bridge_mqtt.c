@@ -52,12 +52,8 @@ typedef struct tctx {
   cb2m_mqtt *self;
 } tctx;
 
-static void t_on_connect(void *ud) {
-  ((tctx *)ud)->connects++;
-}
-static void t_on_disconnect(void *ud) {
-  ((tctx *)ud)->disconnects++;
-}
+static void t_on_connect(void *ud) { ((tctx *)ud)->connects++; }
+static void t_on_disconnect(void *ud) { ((tctx *)ud)->disconnects++; }
 static void t_on_ack(void *ud, int mid, int ok) {
   tctx *t = ud;
   if (t->n_acks < MAX_ACKS) {
@@ -98,8 +94,8 @@ static size_t g_log_len;
 static void t_log(void *ud, cbev_log_level level, const char *msg) {
   int n;
   (void)ud;
-  n = snprintf(g_log + g_log_len, sizeof g_log - g_log_len, "[%s] %s\n",
-               cbev_log_level_name(level), msg);
+  n = snprintf(g_log + g_log_len, sizeof g_log - g_log_len, "[%s] %s\n", cbev_log_level_name(level),
+               msg);
   if (n > 0 && g_log_len + (size_t)n < sizeof g_log)
     g_log_len += (size_t)n;
 }
@@ -158,8 +154,9 @@ static void broker_start(broker *b) {
 
   f = fopen(b->conf, "w");
   assert_non_null(f);
-  fprintf(f, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-             "log_dest file %s\nlog_type all\nuser %s\n",
+  fprintf(f,
+          "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
+          "log_dest file %s\nlog_type all\nuser %s\n",
           b->port, b->log, pw ? pw->pw_name : "root");
   fclose(f);
   b->pid = fork();
@@ -519,8 +516,8 @@ static void test_retained_seen_by_mosquitto_sub(void **state) {
   assert_int_equal(cb2m_mqtt_publish(m, "cb/bridge/status", "online", 6, 1, 1, &mid), CBEV_OK);
   wait_count(&m, 1, &t.n_acks, 1, 5000);
   assert_true(acked(&t, mid, NULL));
-  snprintf(cmd, sizeof cmd,
-           "mosquitto_sub -h 127.0.0.1 -p %d -t cb/bridge/status -C 1 -W 5 2>&1", g_broker.port);
+  snprintf(cmd, sizeof cmd, "mosquitto_sub -h 127.0.0.1 -p %d -t cb/bridge/status -C 1 -W 5 2>&1",
+           g_broker.port);
   p = popen(cmd, "r");
   assert_non_null(p);
   assert_non_null(fgets(line, sizeof line, p));
