@@ -13,13 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "discovery.h"
+#include "fsutil.h"
+#include "topics.h"
 
 /* Longest template or name we format; ours are far below it. */
 #define DISC_TEXT_MAX 1024
@@ -41,33 +42,9 @@ static const cbev_event_type k_trigger_types[] = {
     CBEV_EVENT_BROADCAST_STOP, CBEV_EVENT_ROOM_SUBJECT_CHANGE,
 };
 
-int cb2m_discovery_name_ok(const char *name) {
-  size_t n = 0;
-
-  if (!name)
-    return 0;
-  for (const char *p = name; *p; p++, n++) {
-    char ch = *p;
-    int ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-             (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
-    if (!ok || n >= 64)
-      return 0;
-  }
-  return n > 0 && strcmp(name, "bridge") != 0;
-}
-
-/* A topic prefix or base topic we put in front of our levels: non-empty,
- * no wildcards, no NUL tricks, and short enough to leave room. */
-static int topic_root_ok(const char *t) {
-  size_t n;
-
-  if (!t || !*t)
-    return 0;
-  n = strlen(t);
-  if (n > CB2M_DISC_TOPIC_MAX / 2 || strpbrk(t, "+#"))
-    return 0;
-  return 1;
-}
+/* A topic prefix or base topic we put in front of our levels: the base
+ * topic rules of topics.h (no wildcards, no empty level, capped). */
+static int topic_root_ok(const char *t) { return cb2m_topic_base_valid(t, NULL, 0) == 0; }
 
 /* Formats into a new malloc'd string; NULL on ENOMEM or past DISC_TEXT_MAX. */
 static char *fmt(const char *format, ...)
@@ -405,7 +382,7 @@ char *cb2m_discovery_device_json(const cb2m_disc_input *in) {
   disc_build b;
   char *device_id = NULL, *device_name = NULL, *out = NULL;
 
-  if (!in || !topic_root_ok(in->base_topic) || !cb2m_discovery_name_ok(in->broadcaster) ||
+  if (!in || !topic_root_ok(in->base_topic) || !cb2m_name_valid(in->broadcaster) ||
       !in->sw_version)
     return NULL;
   device_id = fmt("cb2mqtt_%s", in->broadcaster);
@@ -578,7 +555,7 @@ int cb2m_disc_record_parse(const char *text, size_t len, cb2m_disc_record *out) 
   cJSON_ArrayForEach(item, list) {
     if (rec.n_names >= n)
       break;
-    if (!cJSON_IsString(item) || !cb2m_discovery_name_ok(item->valuestring) ||
+    if (!cJSON_IsString(item) || !cb2m_name_valid(item->valuestring) ||
         record_has(&rec, item->valuestring))
       continue;
     rec.names[rec.n_names] = strdup(item->valuestring);
@@ -626,76 +603,37 @@ size_t cb2m_discovery_stale(const cb2m_disc_record *old, const char *prefix,
   return n_stale;
 }
 
-int cb2m_disc_record_load(const char *path, cb2m_disc_record *out) {
-  FILE *f = NULL;
+int cb2m_disc_record_load(const char *state_dir, cb2m_disc_record *out) {
+  char path[4096];
   char *buf = NULL;
   size_t len = 0;
-  int rc = CBEV_EIO;
+  int n, rc;
 
   memset(out, 0, sizeof *out);
-  f = fopen(path, "rb");
-  if (!f) {
-    rc = errno == ENOENT ? CBEV_ENOTFOUND : CBEV_EIO;
-    goto out;
-  }
-  /* One byte more than the cap tells "too big" from "exactly the cap". */
-  buf = malloc(CB2M_DISC_RECORD_MAX_BYTES + 1);
-  if (!buf) {
-    rc = CBEV_ENOMEM;
-    goto out;
-  }
-  len = fread(buf, 1, CB2M_DISC_RECORD_MAX_BYTES + 1, f);
-  if (ferror(f))
-    goto out;
-  if (len > CB2M_DISC_RECORD_MAX_BYTES) {
-    rc = CBEV_ETOOBIG;
-    goto out;
+  n = snprintf(path, sizeof path, "%s/%s", state_dir, CB2M_DISC_RECORD_FILE);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return CBEV_EIO;
+  if (cb2m_read_file(path, CB2M_DISC_RECORD_MAX_BYTES, &buf, &len) != 0) {
+    if (errno == ENOENT)
+      return CBEV_ENOTFOUND;
+    if (errno == EFBIG)
+      return CBEV_ETOOBIG;
+    return errno == ENOMEM ? CBEV_ENOMEM : CBEV_EIO;
   }
   rc = cb2m_disc_record_parse(buf, len, out);
-out:
-  if (f)
-    fclose(f);
   free(buf);
   return rc;
 }
 
-/* Writes len bytes to path through a temp file in the same directory,
- * fsync and rename, so a crash leaves the old record or the new one,
- * never half of one. */
-static int write_file_atomic(const char *path, const char *data, size_t len) {
-  char tmp[4096 + 16];
-  FILE *f = NULL;
-  int n, rc = CBEV_EIO;
-
-  n = snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  if (n < 0 || (size_t)n >= sizeof tmp)
-    return CBEV_EIO;
-  f = fopen(tmp, "wb");
-  if (!f)
-    goto out;
-  if (fwrite(data, 1, len, f) != len || fflush(f) != 0 || fsync(fileno(f)) != 0)
-    goto out;
-  n = fclose(f);
-  f = NULL;
-  if (n != 0 || rename(tmp, path) != 0)
-    goto out;
-  rc = CBEV_OK;
-out:
-  if (f)
-    fclose(f);
-  if (rc != CBEV_OK)
-    remove(tmp);
-  return rc;
-}
-
-int cb2m_disc_record_save(const char *path, const char *prefix, const char *const *names,
+int cb2m_disc_record_save(const char *state_dir, const char *prefix, const char *const *names,
                           size_t n_names) {
   char *json = cb2m_disc_record_json(prefix, names, n_names);
-  int rc;
+  int rc = CBEV_OK;
 
   if (!json)
     return CBEV_ENOMEM;
-  rc = write_file_atomic(path, json, strlen(json));
+  if (cb2m_write_atomic(state_dir, CB2M_DISC_RECORD_FILE, json, strlen(json), 0600) != 0)
+    rc = CBEV_EIO;
   free(json);
   return rc;
 }
@@ -744,7 +682,7 @@ int cb2m_discovery_publish_with(const cb2m_disc_settings *s, cb2m_disc_publish_f
 
   /* The record only decides what to clear; losing it costs at worst a
    * stale device in Home Assistant, never a failed start. */
-  rc = cb2m_disc_record_load(path, &old);
+  rc = cb2m_disc_record_load(s->state_dir, &old);
   if (rc != CBEV_OK && rc != CBEV_ENOTFOUND)
     cbev_log(logger, NULL, CBEV_LOG_WARN,
              "discovery: %s unusable (%s); no old configs will be cleared", path,
@@ -767,7 +705,7 @@ int cb2m_discovery_publish_with(const cb2m_disc_settings *s, cb2m_disc_publish_f
     free(object_id);
     json = NULL;
     object_id = NULL;
-    if (!cb2m_discovery_name_ok(s->names[i])) {
+    if (!cb2m_name_valid(s->names[i])) {
       cbev_log(logger, NULL, CBEV_LOG_ERROR,
                "discovery: broadcaster name \"%s\" cannot be announced; skipped", s->names[i]);
       rc = CBEV_EINVAL;
@@ -813,7 +751,7 @@ int cb2m_discovery_publish_with(const cb2m_disc_settings *s, cb2m_disc_publish_f
              s->prefix);
   }
 
-  rc = cb2m_disc_record_save(path, s->prefix, s->names, s->n_names);
+  rc = cb2m_disc_record_save(s->state_dir, s->prefix, s->names, s->n_names);
   if (rc != CBEV_OK)
     cbev_log(logger, NULL, CBEV_LOG_WARN,
              "discovery: cannot write %s (%s); removed broadcasters may stay in Home Assistant",

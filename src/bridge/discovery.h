@@ -44,16 +44,10 @@
 /* Everything one broadcaster's device config depends on. */
 typedef struct cb2m_disc_input {
   const char *base_topic;  /* e.g. "cb"; the topics the entities read */
-  const char *broadcaster; /* [A-Za-z0-9_-]{1,64}, not "bridge" */
+  const char *broadcaster; /* valid by cb2m_name_valid(); others are refused */
   unsigned publish_mask;   /* bit (1u << cbev_event_type) per published type */
   const char *sw_version;  /* cb2mqtt's version, for device and origin */
 } cb2m_disc_input;
-
-/* 1 when name may be used as a broadcaster in discovery (the same rule as
- * SPEC section 2: [A-Za-z0-9_-], 1..64 characters, not "bridge"), else 0.
- * The builders refuse other names rather than put them in topics or
- * templates. */
-int cb2m_discovery_name_ok(const char *name);
 
 /* "<prefix>/device/<object_id>/config", or NULL when an argument is NULL or
  * empty, or the topic would exceed CB2M_DISC_TOPIC_MAX, or on ENOMEM. */
@@ -119,14 +113,14 @@ char *cb2m_disc_record_json(const char *prefix, const char *const *names, size_t
  * text is not such an object (*out stays empty), CBEV_ENOMEM. */
 int cb2m_disc_record_parse(const char *text, size_t len, cb2m_disc_record *out);
 
-/* Reads and parses path. CBEV_ENOTFOUND when the file does not exist (the
+/* Reads and parses <state_dir>/CB2M_DISC_RECORD_FILE. CBEV_ENOTFOUND when the file does not exist (the
  * first start), CBEV_EIO when it cannot be read, CBEV_ETOOBIG beyond
  * CB2M_DISC_RECORD_MAX_BYTES, else as cb2m_disc_record_parse(). */
-int cb2m_disc_record_load(const char *path, cb2m_disc_record *out);
+int cb2m_disc_record_load(const char *state_dir, cb2m_disc_record *out);
 
-/* Writes the record atomically (temp file, fsync, rename). CBEV_OK,
- * CBEV_ENOMEM or CBEV_EIO. */
-int cb2m_disc_record_save(const char *path, const char *prefix, const char *const *names,
+/* Writes <state_dir>/CB2M_DISC_RECORD_FILE atomically (cb2m_write_atomic:
+ * temp file, fsync, rename). CBEV_OK, CBEV_ENOMEM or CBEV_EIO. */
+int cb2m_disc_record_save(const char *state_dir, const char *prefix, const char *const *names,
                           size_t n_names);
 
 /* Which announced configs must be cleared: the names of old (pointers into
