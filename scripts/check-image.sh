@@ -334,7 +334,9 @@ wait "$bridge_pid" || rc=$?
 [ "$rc" -eq 0 ] || { dump; fail "the bridge exited $rc after SIGTERM (want 0)"; }
 status=$(mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -C 1 -W 5 -t cb/bridge/status 2>&1) || true
 [ "$status" = offline ] || fail "cb/bridge/status is '$status' after SIGTERM (want offline)"
-say "SIGTERM: exit 0, cb/bridge/status offline"
+avail=$(mosquitto_sub -h 127.0.0.1 -p "$mqtt_port" -C 1 -W 5 -t cb/alice/availability 2>&1) || true
+[ "$avail" = offline ] || fail "cb/alice/availability is '$avail' after SIGTERM (want offline)"
+say "SIGTERM: exit 0, cb/bridge/status and cb/alice/availability offline"
 
 # The non-root user could write its state, and the log holds no token.
 [ -n "$(find "$rootfs/data" -type f -user 10001 | head -1)" ] ||
