@@ -1,0 +1,55 @@
+/* topics.c: topic and broadcaster-name rules. See topics.h. */
+#include <stdio.h>
+#include <string.h>
+
+#include "topics.h"
+
+int cb2m_name_valid(const char *name) {
+  size_t n;
+
+  if (!name)
+    return 0;
+  n = strlen(name);
+  if (n < 1 || n > CB2M_NAME_MAX || strcmp(name, "bridge") == 0)
+    return 0;
+  for (size_t i = 0; i < n; i++) {
+    char c = name[i];
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+static int fail(char *why, size_t size, const char *reason) {
+  if (why && size)
+    snprintf(why, size, "%s", reason);
+  return -1;
+}
+
+int cb2m_topic_base_valid(const char *base, char *why, size_t size) {
+  size_t n;
+
+  if (!base || !*base)
+    return fail(why, size, "must not be empty");
+  n = strlen(base);
+  if (n > CB2M_BASE_TOPIC_MAX)
+    return fail(why, size, "longer than 256 bytes");
+  if (strpbrk(base, "+#"))
+    return fail(why, size, "must not contain the wildcards + or #");
+  if (base[0] == '$')
+    return fail(why, size, "must not start with $ (reserved by brokers)");
+  if (base[0] == '/' || base[n - 1] == '/' || strstr(base, "//"))
+    return fail(why, size, "must not have an empty level");
+  return 0;
+}
+
+int cb2m_topic(char *buf, size_t size, const char *base, const char *level1, const char *level2) {
+  int n;
+
+  if (level2)
+    n = snprintf(buf, size, "%s/%s/%s", base, level1, level2);
+  else
+    n = snprintf(buf, size, "%s/%s", base, level1);
+  return (n < 0 || (size_t)n >= size) ? -1 : 0;
+}
