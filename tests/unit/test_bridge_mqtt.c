@@ -113,6 +113,7 @@ typedef struct broker {
   char conf[128];
   char log[128];
   int port;
+  int tls_port; /* 0: no TLS listener */
   pid_t pid;
 } broker;
 
@@ -158,6 +159,11 @@ static void broker_start(broker *b) {
           "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
           "log_dest file %s\nlog_type all\nuser %s\n",
           b->port, b->log, pw ? pw->pw_name : "root");
+  if (b->tls_port)
+    fprintf(f,
+            "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\n"
+            "keyfile %s/server.key\n",
+            b->tls_port, b->dir, b->dir, b->dir);
   fclose(f);
   b->pid = fork();
   assert_true(b->pid >= 0);
@@ -168,7 +174,7 @@ static void broker_start(broker *b) {
     execl("/usr/sbin/mosquitto", "mosquitto", "-c", b->conf, (char *)NULL);
     _exit(127);
   }
-  for (int i = 0; i < 500 && !port_open(b->port); i++)
+  for (int i = 0; i < 500 && !(port_open(b->port) && (!b->tls_port || port_open(b->tls_port))); i++)
     usleep(10000);
   assert_true(port_open(b->port));
 }
@@ -181,6 +187,33 @@ static void broker_stop(broker *b, int sig) {
   b->pid = -1;
 }
 
+/* A throwaway CA and a server certificate for 127.0.0.1 (EC keys: fast). */
+static int make_certs(const char *dir) {
+  char cmd[2048];
+
+  snprintf(cmd, sizeof cmd,
+           "(cd %s && printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext && "
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "-days 2 -subj '/CN=cb2m test CA' -keyout ca.key -out ca.crt && "
+           "openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+           "-subj '/CN=127.0.0.1' -keyout server.key -out server.csr && "
+           "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+           "-days 2 -extfile san.ext -out server.crt) >/dev/null 2>&1",
+           dir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void remove_certs(const char *dir) {
+  static const char *const files[] = {"san.ext",    "ca.key",     "ca.crt",    "ca.srl",
+                                      "server.key", "server.csr", "server.crt"};
+  char path[160];
+
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+    snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+    unlink(path);
+  }
+}
+
 static int group_setup(void **state) {
   (void)state;
   mosquitto_lib_init();
@@ -191,7 +224,10 @@ static int group_setup(void **state) {
   snprintf(g_broker.conf, sizeof g_broker.conf, "%s/mosquitto.conf", g_broker.dir);
   snprintf(g_broker.log, sizeof g_broker.log, "%s/mosquitto.log", g_broker.dir);
   g_broker.port = free_port();
-  if (g_broker.port <= 0)
+  g_broker.tls_port = free_port();
+  if (g_broker.port <= 0 || g_broker.tls_port <= 0 || g_broker.port == g_broker.tls_port)
+    return -1;
+  if (make_certs(g_broker.dir) != 0)
     return -1;
   broker_start(&g_broker);
   return 0;
@@ -202,6 +238,7 @@ static int group_teardown(void **state) {
   broker_stop(&g_broker, SIGTERM);
   unlink(g_broker.conf);
   unlink(g_broker.log);
+  remove_certs(g_broker.dir);
   rmdir(g_broker.dir);
   mosquitto_lib_cleanup();
   return 0;
@@ -716,6 +753,41 @@ static void test_fallback_to_311(void **state) {
   fake_stop(&srv);
 }
 
+static void test_tls(void **state) {
+  cb2m_mqtt_opts o = base_opts(g_broker.tls_port, "cb2m-test-tls");
+  char ca[160];
+  tctx t;
+  cb2m_mqtt *m;
+  int mid = -1;
+  size_t warns = 0;
+
+  (void)state;
+  snprintf(ca, sizeof ca, "%s/ca.crt", g_broker.dir);
+  o.tls = true;
+  o.ca_file = ca;
+  m = connect_client(&o, &t);
+  assert_int_equal(cb2m_mqtt_publish(m, "tls/x", "secure", 6, 1, 0, &mid), CBEV_OK);
+  wait_count(&m, 1, &t.n_acks, 1, 5000);
+  assert_true(acked(&t, mid, NULL));
+  cb2m_mqtt_shutdown(m, cb2m_mqtt_now_ms() + 2000);
+  cb2m_mqtt_free(m);
+
+  /* The system CAs do not know our test CA: the handshake fails, is
+   * retried with backoff, never connects. */
+  log_reset();
+  o.ca_file = NULL;
+  m = make_client(&o, &t);
+  pump(&m, 1, NULL, NULL, 700, NULL);
+  assert_int_equal(t.connects, 0);
+  assert_non_null(strstr(g_log, "[warn] mqtt: cannot connect to 127.0.0.1:"));
+  assert_non_null(strstr(g_log, "TLS error"));
+  assert_non_null(strstr(g_log, "certificate verify failed")); /* debug, from OpenSSL */
+  for (const char *p = g_log; (p = strstr(p, "[warn] mqtt: cannot connect")) != NULL; p++)
+    warns++;
+  assert_true(warns >= 2 && warns <= 12); /* backoff, not a busy loop */
+  cb2m_mqtt_free(m);
+}
+
 int main(void) {
   const struct CMUnitTest pure[] = {
       cmocka_unit_test(test_backoff),
@@ -728,6 +800,7 @@ int main(void) {
       cmocka_unit_test(test_retained_seen_by_mosquitto_sub),
       cmocka_unit_test(test_subscribe_and_will),
       cmocka_unit_test(test_protocol_311),
+      cmocka_unit_test(test_tls),
       cmocka_unit_test(test_broker_absent_at_start),
       cmocka_unit_test(test_broker_restart),
   };
