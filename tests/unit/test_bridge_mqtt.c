@@ -150,6 +150,7 @@ static int port_open(int port) {
 }
 
 static void broker_start(broker *b) {
+  char path[160];
   FILE *f;
   struct passwd *pw = getpwuid(geteuid());
 
@@ -157,13 +158,20 @@ static void broker_start(broker *b) {
   assert_non_null(f);
   fprintf(f,
           "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n"
-          "log_dest file %s\nlog_type all\nuser %s\n",
-          b->port, b->log, pw ? pw->pw_name : "root");
+          "log_dest file %s\nlog_type all\nuser %s\nacl_file %s/acl\n",
+          b->port, b->log, pw ? pw->pw_name : "root", b->dir);
   if (b->tls_port)
     fprintf(f,
             "listener %d 127.0.0.1\ncafile %s/ca.crt\ncertfile %s/server.crt\n"
             "keyfile %s/server.key\n",
             b->tls_port, b->dir, b->dir, b->dir);
+  fclose(f);
+  /* Everything is allowed but denied/#, for every user (pattern) and
+   * anonymous clients: a v5 client gets PUBACK 0x87 there. */
+  snprintf(path, sizeof path, "%s/acl", b->dir);
+  f = fopen(path, "w");
+  assert_non_null(f);
+  fprintf(f, "pattern readwrite #\npattern deny denied/#\n");
   fclose(f);
   b->pid = fork();
   assert_true(b->pid >= 0);
@@ -204,8 +212,8 @@ static int make_certs(const char *dir) {
 }
 
 static void remove_certs(const char *dir) {
-  static const char *const files[] = {"san.ext",    "ca.key",     "ca.crt",    "ca.srl",
-                                      "server.key", "server.csr", "server.crt"};
+  static const char *const files[] = {"acl",    "san.ext",    "ca.key",     "ca.crt",
+                                      "ca.srl", "server.key", "server.csr", "server.crt"};
   char path[160];
 
   for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -518,10 +526,19 @@ static void test_publish_qos_acks(void **state) {
   assert_int_equal(ok, 1);
   assert_int_equal(t.n_acks, 3); /* one ack each, no more */
 
+  /* The broker refuses: ok = 0 (v5 reason code >= 0x80), for QoS 1 and 2. */
+  assert_int_equal(cb2m_mqtt_publish(m, "denied/x", "no", 2, 1, 0, &mid1), CBEV_OK);
+  assert_int_equal(cb2m_mqtt_publish(m, "denied/y", "no", 2, 2, 0, &mid2), CBEV_OK);
+  wait_count(&m, 1, &t.n_acks, 5, 5000);
+  assert_true(acked(&t, mid1, &ok));
+  assert_int_equal(ok, 0);
+  assert_true(acked(&t, mid2, &ok));
+  assert_int_equal(ok, 0);
+
   /* Publishing from inside on_ack works (queued, then written). */
   t.publish_in_ack = 1;
   assert_int_equal(cb2m_mqtt_publish(m, "t/q1", "again", 5, 1, 0, NULL), CBEV_OK);
-  wait_count(&m, 1, &t.n_acks, 5, 5000);
+  wait_count(&m, 1, &t.n_acks, 7, 5000);
 
   /* Bad arguments. */
   assert_int_equal(cb2m_mqtt_publish(m, "t/#", "x", 1, 1, 0, NULL), CBEV_EINVAL);
