@@ -4,9 +4,10 @@
  * Each test group starts /usr/sbin/mosquitto on a free loopback port with a
  * temporary config, drives the clients exactly as the bridge does (poll on
  * cb2m_mqtt_fd(), service() only on events or at next_ms) and checks what
- * the broker and other clients see: acks, retained messages read back by
- * mosquitto_sub, the Last Will, reconnects after a broker restart or a late
- * broker, and the protocol used (from the broker's log). The MQTT v5 ->
+ * the broker and other clients see: acks (refusals through an ACL),
+ * retained messages read back by mosquitto_sub, the Last Will, reconnects
+ * after a broker restart or a late broker, TLS with a throwaway CA, and
+ * the protocol used (from the broker's log). The MQTT v5 ->
  * 3.1.1 fallback is tested against a tiny fake broker that answers a v5
  * CONNECT the way a 3.1.1-only broker does.
  */
