@@ -1,0 +1,842 @@
+/*
+ * bridge.c: the daemon's loop and the glue between poller, queues, derived
+ * state, cursor files and MQTT. See bridge.h for the way of one event.
+ *
+ * Everything runs in one thread. curl_multi_poll() waits on the HTTP
+ * transfers, the MQTT socket and the signal pipe at once, so an idle bridge
+ * sleeps until something happens or a timer (reconnect, heartbeat, health,
+ * debounced saves) is due.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <mosquitto.h>
+
+#include "bridge.h"
+#include "cbevents/cbevents.h"
+#include "cursor.h"
+#include "discovery.h"
+#include "fsutil.h"
+#include "heartbeat.h"
+#include "logsink.h"
+#include "mqtt.h"
+#include "poller.h"
+#include "queue.h"
+#include "state.h"
+#include "topics.h"
+
+#define TOPIC_MAX 512
+/* Messages handed to libmosquitto and not yet acknowledged, across all
+ * broadcasters: bounds the memory libmosquitto holds for us. */
+#define MAX_INFLIGHT 1024u
+#define MIDMAP_SLOTS 2048u /* power of two, > 2 * MAX_INFLIGHT / 1 */
+#define SAVE_INTERVAL_MS 1000u
+#define HEARTBEAT_INTERVAL_MS 10000u
+/* Consecutive failed polls after which a broadcaster is shown offline. */
+#define UNAVAILABLE_AFTER_FAILURES 3u
+
+typedef enum bc_status { BC_STARTING, BC_ONLINE, BC_FAILING, BC_AUTH_FAILED } bc_status;
+
+typedef struct bc {
+  const cb2m_broadcaster_config *cfg;
+  cbev_session *session;
+  cbev_ratelimit *own_limiter;
+  cb2m_queue queue;
+  cb2m_state state;
+  unsigned state_changed;  /* CB2M_CHG_* bits not yet published */
+  int state_unsaved;
+  char *cursor_url, *cursor_id; /* acknowledged cursor not yet saved */
+  bc_status status;
+  int published_available; /* -1 unknown, 0 offline, 1 online */
+  unsigned failures;       /* consecutive failed polls */
+  /* Health counters. */
+  unsigned long polls, retries;
+  unsigned long events_by_type[CBEV_EVENT_UNKNOWN + 1];
+  uint64_t last_event_ms;
+  int last_error_rc;
+  long last_error_status;
+} bc;
+
+typedef struct midmap_entry {
+  int mid; /* 0: empty */
+  uint32_t bc;
+} midmap_entry;
+
+typedef struct bridge {
+  const cb2m_config *cfg;
+  cb2m_logsink sink;
+  cbev_logger logger;
+  const char **secrets;
+  cb2m_mqtt *mqtt;
+  cb2m_poller *poller;
+  cbev_ratelimit *shared_limiter;
+  bc *bcs;
+  size_t n;
+  midmap_entry midmap[MIDMAP_SLOTS];
+  size_t inflight;
+  int stopping;
+  int fatal;
+  int discovery_due;     /* HA asked for a re-publish (birth message) */
+  uint64_t discovery_at_ms;
+  time_t started_at;
+  uint64_t started_ms;
+  uint64_t next_save_ms, next_heartbeat_ms, next_health_ms;
+  char topic_status[TOPIC_MAX];
+  char topic_ha_status[TOPIC_MAX];
+} bridge;
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+#define LOG(b, lvl, ...) cbev_log(&(b)->logger, NULL, lvl, __VA_ARGS__)
+
+/* ---- message id -> broadcaster (open addressing, backward-shift delete) */
+
+static size_t mid_slot(int mid) { return ((size_t)(unsigned)mid * 2654435761u) & (MIDMAP_SLOTS - 1); }
+
+static void midmap_put(bridge *b, int mid, uint32_t bc_index) {
+  size_t i = mid_slot(mid);
+  while (b->midmap[i].mid != 0 && b->midmap[i].mid != mid)
+    i = (i + 1) & (MIDMAP_SLOTS - 1);
+  b->midmap[i] = (midmap_entry){mid, bc_index};
+}
+
+static int midmap_take(bridge *b, int mid, uint32_t *bc_index) {
+  size_t i = mid_slot(mid), j;
+  while (b->midmap[i].mid != mid) {
+    if (b->midmap[i].mid == 0)
+      return 0;
+    i = (i + 1) & (MIDMAP_SLOTS - 1);
+  }
+  *bc_index = b->midmap[i].bc;
+  /* Shift later entries of the probe run back into the hole. */
+  for (j = (i + 1) & (MIDMAP_SLOTS - 1); b->midmap[j].mid != 0; j = (j + 1) & (MIDMAP_SLOTS - 1)) {
+    size_t home = mid_slot(b->midmap[j].mid);
+    if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+      b->midmap[i] = b->midmap[j];
+      i = j;
+    }
+  }
+  b->midmap[i].mid = 0;
+  return 1;
+}
+
+/* ---- publishing helpers */
+
+static int topic_for(const bridge *b, char *buf, const char *l1, const char *l2) {
+  return cb2m_topic(buf, TOPIC_MAX, b->cfg->mqtt.base_topic, l1, l2);
+}
+
+/* Publishes retained state-like messages at QoS 1; loss is repaired by the
+ * re-publish on every connect, so the result is only logged. */
+static void publish_retained(bridge *b, const char *topic, const char *payload) {
+  int rc = cb2m_mqtt_publish(b->mqtt, topic, payload, strlen(payload), 1, 1, NULL);
+  if (rc != 0 && rc != CBEV_EAGAIN)
+    LOG(b, CBEV_LOG_WARN, "mqtt: cannot publish %s: %s", topic, cbev_strerror(rc));
+}
+
+static void publish_availability(bridge *b, bc *c, int online) {
+  char topic[TOPIC_MAX];
+
+  if (!cb2m_mqtt_connected(b->mqtt) || c->published_available == online)
+    return;
+  if (topic_for(b, topic, c->cfg->name, "availability") != 0)
+    return;
+  publish_retained(b, topic, online ? "online" : "offline");
+  c->published_available = online;
+}
+
+static void publish_state(bridge *b, bc *c, unsigned changed) {
+  char topic[TOPIC_MAX], num[32];
+  char *json;
+
+  if (!cb2m_mqtt_connected(b->mqtt) || !changed)
+    return;
+  if ((changed & CB2M_CHG_BROADCASTING) && c->state.broadcasting != CBEV_UNSET &&
+      topic_for(b, topic, c->cfg->name, "state/broadcasting") == 0)
+    publish_retained(b, topic, c->state.broadcasting == CBEV_TRUE ? "true" : "false");
+  if ((changed & CB2M_CHG_SUBJECT) && c->state.subject &&
+      topic_for(b, topic, c->cfg->name, "state/subject") == 0)
+    publish_retained(b, topic, c->state.subject);
+  if ((changed & CB2M_CHG_SESSION_TOKENS) &&
+      topic_for(b, topic, c->cfg->name, "state/session_tokens") == 0) {
+    snprintf(num, sizeof num, "%lld", (long long)c->state.session_tokens);
+    publish_retained(b, topic, num);
+  }
+  if ((changed & CB2M_CHG_VIEWERS) && topic_for(b, topic, c->cfg->name, "state/viewers") == 0) {
+    snprintf(num, sizeof num, "%lld", (long long)c->state.viewers);
+    publish_retained(b, topic, num);
+  }
+  json = cb2m_state_json(&c->state);
+  if (json && topic_for(b, topic, c->cfg->name, "state") == 0)
+    publish_retained(b, topic, json);
+  free(json);
+  c->state_changed = 0;
+}
+
+static void publish_info(bridge *b) {
+  char topic[TOPIC_MAX], started[32];
+  cJSON *root = cJSON_CreateObject(), *names = cJSON_AddArrayToObject(root, "broadcasters");
+  char *settings = cb2m_config_info_json(b->cfg);
+  cJSON *settings_json = settings ? cJSON_Parse(settings) : NULL;
+  char *text;
+
+  cbev_format_timestamp((unsigned long long)b->started_at * 1000ull, started, sizeof started);
+  cJSON_AddStringToObject(root, "version", cbev_version());
+  cJSON_AddStringToObject(root, "started_at", started);
+  for (size_t i = 0; i < b->n; i++)
+    cJSON_AddItemToArray(names, cJSON_CreateString(b->bcs[i].cfg->name));
+  if (settings_json)
+    cJSON_AddItemToObject(root, "settings", settings_json);
+  text = cJSON_PrintUnformatted(root);
+  if (text && topic_for(b, topic, "bridge", "info") == 0)
+    publish_retained(b, topic, text);
+  free(text);
+  free(settings);
+  cJSON_Delete(root);
+}
+
+static void publish_health(bridge *b, uint64_t now) {
+  char topic[TOPIC_MAX];
+  cJSON *root = cJSON_CreateObject(), *mq = cJSON_AddObjectToObject(root, "mqtt");
+  cJSON *list = cJSON_AddObjectToObject(root, "broadcasters");
+  char *text;
+
+  cJSON_AddNumberToObject(root, "uptime_s", (double)((now - b->started_ms) / 1000u));
+  cJSON_AddBoolToObject(mq, "connected", cb2m_mqtt_connected(b->mqtt));
+  cJSON_AddNumberToObject(mq, "reconnects", cb2m_mqtt_reconnects(b->mqtt));
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    cJSON *o = cJSON_AddObjectToObject(list, c->cfg->name);
+    cJSON *ev = cJSON_AddObjectToObject(o, "events");
+    for (int t = 0; t <= CBEV_EVENT_UNKNOWN; t++)
+      if (c->events_by_type[t])
+        cJSON_AddNumberToObject(ev, cbev_event_type_name((cbev_event_type)t),
+                                (double)c->events_by_type[t]);
+    cJSON_AddBoolToObject(o, "available", c->status == BC_ONLINE);
+    cJSON_AddNumberToObject(o, "queued", (double)c->queue.count);
+    if (c->last_event_ms)
+      cJSON_AddNumberToObject(o, "last_event_age_s", (double)((now - c->last_event_ms) / 1000u));
+    else
+      cJSON_AddNullToObject(o, "last_event_age_s");
+    if (c->last_error_rc) {
+      cJSON *e = cJSON_AddObjectToObject(o, "last_api_error");
+      cJSON_AddStringToObject(e, "error", cbev_strerror(c->last_error_rc));
+      cJSON_AddNumberToObject(e, "http_status", (double)c->last_error_status);
+    } else {
+      cJSON_AddNullToObject(o, "last_api_error");
+    }
+    cJSON_AddNumberToObject(o, "polls", (double)c->polls);
+    cJSON_AddNumberToObject(o, "retries", (double)c->retries);
+  }
+  text = cJSON_PrintUnformatted(root);
+  if (text && topic_for(b, topic, "bridge", "health") == 0)
+    publish_retained(b, topic, text);
+  free(text);
+  cJSON_Delete(root);
+}
+
+/* Hands queued events to MQTT, oldest first, while the connection and the
+ * in-flight budget allow. */
+static void pump(bridge *b) {
+  if (!cb2m_mqtt_connected(b->mqtt))
+    return;
+  for (size_t i = 0; i < b->n && b->inflight < MAX_INFLIGHT; i++) {
+    bc *c = &b->bcs[i];
+    cb2m_item *it;
+    while (b->inflight < MAX_INFLIGHT && (it = cb2m_queue_next_unsent(&c->queue)) != NULL) {
+      int mid = 0, rc;
+      if (!it->topic) {
+        cb2m_queue_mark_sent(&c->queue, -1);
+        continue;
+      }
+      rc = cb2m_mqtt_publish(b->mqtt, it->topic, it->payload, it->len, b->cfg->mqtt.qos, 0, &mid);
+      if (rc != 0) {
+        /* Not connected any more (or out of memory): the item stays
+         * queued and goes out after the next connect. */
+        if (rc != CBEV_EAGAIN)
+          LOG(b, CBEV_LOG_WARN, "%s: publish of event %s failed (%s); will retry",
+              c->cfg->name, it->id, cbev_strerror(rc));
+        return;
+      }
+      cb2m_queue_mark_sent(&c->queue, mid);
+      midmap_put(b, mid, (uint32_t)i);
+      b->inflight++;
+    }
+  }
+}
+
+/* Moves acknowledged prefixes out of the queues; their cursors become due
+ * for saving. Also resumes polling of broadcasters whose queue drained. */
+static void collect_acked(bridge *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    char *url = NULL, *id = NULL;
+    int was_full = cb2m_queue_full(&c->queue);
+    size_t n = cb2m_queue_pop_done(&c->queue, &url, &id);
+    if (n == 0 || n == (size_t)-1)
+      continue;
+    free(c->cursor_url);
+    free(c->cursor_id);
+    c->cursor_url = url;
+    c->cursor_id = id;
+    if (was_full && !cb2m_queue_full(&c->queue)) {
+      LOG(b, CBEV_LOG_INFO, "%s: queue below %zu again, polling resumes", c->cfg->name,
+          c->queue.max_items);
+      cb2m_poller_kick(b->poller, i);
+    }
+  }
+}
+
+/* Writes due cursors and states. A failure to write is fatal: continuing
+ * would promise a durability the disk does not give. */
+static int save_all(bridge *b) {
+  const char *dir = b->cfg->events.state_dir;
+  int rc = 0;
+
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    if (c->cursor_url) {
+      if (cb2m_cursor_save(dir, c->cfg->name, c->cursor_url, c->cursor_id) != 0) {
+        LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
+            c->cfg->name, dir, strerror(errno));
+        rc = -1;
+      } else {
+        free(c->cursor_url);
+        free(c->cursor_id);
+        c->cursor_url = c->cursor_id = NULL;
+      }
+    }
+    if (c->state_unsaved) {
+      if (cb2m_state_save(dir, c->cfg->name, &c->state) != 0) {
+        LOG(b, CBEV_LOG_ERROR, "%s: cannot write the state file in %s: %s; stopping",
+            c->cfg->name, dir, strerror(errno));
+        rc = -1;
+      } else {
+        c->state_unsaved = 0;
+      }
+    }
+  }
+  return rc;
+}
+
+static int disc_publish(void *ud, const char *topic, const void *payload, size_t len) {
+  bridge *b = ud;
+  return cb2m_mqtt_publish(b->mqtt, topic, payload, len, 1, 1, NULL);
+}
+
+/* Home Assistant discovery: the bridge device and one device per
+ * broadcaster; configs of broadcasters no longer configured are cleared. */
+static void announce(bridge *b) {
+  cb2m_disc_settings s;
+  const char **names = calloc(b->n ? b->n : 1, sizeof *names);
+
+  if (!names)
+    return;
+  for (size_t i = 0; i < b->n; i++)
+    names[i] = b->bcs[i].cfg->name;
+  s = (cb2m_disc_settings){b->cfg->mqtt.base_topic, b->cfg->homeassistant.prefix, names, b->n,
+                           b->cfg->events.publish_mask, cbev_version(), b->cfg->events.state_dir};
+  cb2m_discovery_publish_with(&s, disc_publish, b, &b->logger);
+  free(names);
+}
+
+/* ---- MQTT callbacks */
+
+static void on_connect(void *ud) {
+  bridge *b = ud;
+
+  LOG(b, CBEV_LOG_INFO, "mqtt: connected to %s:%d", b->cfg->mqtt.host, b->cfg->mqtt.port);
+  publish_retained(b, b->topic_status, "online");
+  publish_info(b);
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    c->published_available = -1;
+    publish_availability(b, c, c->status == BC_ONLINE);
+    publish_state(b, c, CB2M_CHG_ALL);
+  }
+  if (b->cfg->homeassistant.discovery) {
+    cb2m_mqtt_subscribe(b->mqtt, b->topic_ha_status, 1);
+    announce(b);
+  }
+  b->next_health_ms = 0;
+  pump(b);
+}
+
+static void on_disconnect(void *ud) {
+  bridge *b = ud;
+
+  /* The MQTT module forgets unacknowledged messages with the connection;
+   * they go out again, in order, after the next connect. */
+  for (size_t i = 0; i < b->n; i++)
+    cb2m_queue_unsend_all(&b->bcs[i].queue);
+  memset(b->midmap, 0, sizeof b->midmap);
+  b->inflight = 0;
+}
+
+static void on_ack(void *ud, int mid, int ok) {
+  bridge *b = ud;
+  uint32_t i;
+
+  if (!midmap_take(b, mid, &i))
+    return; /* a retained state message */
+  b->inflight--;
+  if (!ok) {
+    /* The broker refused it (v5 reason code); keep it and send it again
+     * after the next connect rather than lose it. */
+    LOG(b, CBEV_LOG_WARN, "%s: broker refused an event publish; it will be retried",
+        b->bcs[i].cfg->name);
+    return;
+  }
+  cb2m_queue_ack(&b->bcs[i].queue, mid);
+}
+
+static void on_message(void *ud, const char *topic, const void *payload, size_t len) {
+  bridge *b = ud;
+
+  if (strcmp(topic, b->topic_ha_status) == 0 && len == 6 && memcmp(payload, "online", 6) == 0) {
+    /* Home Assistant restarted: re-announce after a short random delay so
+     * a fleet of bridges does not answer at the same instant. */
+    b->discovery_due = 1;
+    b->discovery_at_ms = now_ms() + 1000u + (uint64_t)(rand() % 4000);
+  }
+}
+
+/* ---- poller callbacks */
+
+static int poll_allowed(void *ud, size_t i) {
+  bridge *b = ud;
+  bc *c = &b->bcs[i];
+  return !b->stopping && c->status != BC_AUTH_FAILED && !cb2m_queue_full(&c->queue);
+}
+
+static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *request_url) {
+  size_t n = cbev_batch_count(batch);
+  unsigned flags = (b->cfg->events.payload_raw ? CBEV_JSON_RAW : 0) |
+                   (b->cfg->events.expose_anonymous_tippers ? CBEV_JSON_EXPOSE_ANON : 0);
+  cb2m_fetch *fetch;
+  int rc = -1;
+
+  if (n == 0) {
+    /* An empty batch moves the cursor; save it once nothing is pending. */
+    if (c->queue.count == 0 && cbev_session_cursor_url(c->session) &&
+        cbev_session_last_id(c->session)) {
+      free(c->cursor_url);
+      free(c->cursor_id);
+      c->cursor_url = strdup(cbev_session_cursor_url(c->session));
+      c->cursor_id = strdup(cbev_session_last_id(c->session));
+    }
+    return 0;
+  }
+  fetch = cb2m_fetch_new(request_url, cbev_batch_next_url(batch));
+  if (!fetch)
+    return -1;
+  for (size_t i = 0; i < n; i++) {
+    const cbev_event *ev = cbev_batch_get(batch, i);
+    cbev_event_type type = cbev_event_get_type(ev);
+    char topic[TOPIC_MAX];
+    char *payload = NULL, *topic_copy = NULL, *id = NULL, *suffix = NULL;
+    size_t len = 0;
+    unsigned changed = 0;
+
+    if (cb2m_state_apply(&c->state, ev, b->cfg->events.expose_anonymous_tippers, &changed) == 0 &&
+        changed) {
+      c->state_changed |= changed;
+      c->state_unsaved = 1;
+    }
+    c->events_by_type[type]++;
+    c->last_event_ms = now_ms();
+    if (cbev_event_to_json(ev, flags, &payload, &len) != CBEV_OK)
+      goto out;
+    if (b->cfg->events.publish_mask & (1u << type)) {
+      suffix = type == CBEV_EVENT_UNKNOWN ? cbev_snake_case(cbev_event_method(ev))
+                                          : cbev_strdup(cbev_event_type_name(type));
+      if (!suffix || topic_for(b, topic, c->cfg->name, suffix) != 0 ||
+          !(topic_copy = strdup(topic))) {
+        cbev_free(suffix);
+        cbev_free(payload);
+        goto out;
+      }
+      cbev_free(suffix);
+    }
+    id = strdup(cbev_event_id(ev));
+    /* The queue stores plain heap strings; copy the library's buffer. */
+    char *copy = id ? malloc(len + 1) : NULL;
+    if (copy)
+      memcpy(copy, payload, len + 1);
+    cbev_free(payload);
+    if (!copy || cb2m_queue_push(&c->queue, id, topic_copy, copy, len, fetch, i + 1 == n) != 0) {
+      free(id);
+      free(topic_copy);
+      free(copy);
+      goto out;
+    }
+  }
+  rc = 0;
+out:
+  cb2m_fetch_unref(fetch);
+  return rc;
+}
+
+static void set_status(bridge *b, bc *c, bc_status st) {
+  c->status = st;
+  publish_availability(b, c, st == BC_ONLINE);
+}
+
+static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const char *request_url) {
+  bridge *b = ud;
+  bc *c = &b->bcs[i];
+  long status = 0;
+
+  c->polls++;
+  if (rc == CBEV_OK) {
+    c->failures = 0;
+    if (c->status != BC_ONLINE) {
+      LOG(b, CBEV_LOG_INFO, "%s: polling the Events API", c->cfg->name);
+      set_status(b, c, BC_ONLINE);
+    }
+    if (enqueue_batch(b, c, batch, request_url) != 0) {
+      /* Out of memory: the cursor file still points before this batch,
+       * so a restart fetches it again. Stop rather than lose it. */
+      LOG(b, CBEV_LOG_ERROR, "%s: out of memory while queueing events; stopping", c->cfg->name);
+      b->fatal = 1;
+    }
+    cbev_batch_free(batch);
+    if (c->state_changed)
+      publish_state(b, c, c->state_changed);
+    return;
+  }
+  cbev_session_last_error(c->session, &c->last_error_rc, &status, NULL);
+  c->last_error_status = status;
+  c->retries++;
+  c->failures++;
+  switch (rc) {
+  case CBEV_EAUTH:
+    LOG(b, CBEV_LOG_ERROR,
+        "%s: authentication failed (HTTP %ld): the token is wrong, revoked or lacks the "
+        "Events API scope; this broadcaster stays offline until restart",
+        c->cfg->name, status);
+    set_status(b, c, BC_AUTH_FAILED);
+    break;
+  case CBEV_EURL:
+  case CBEV_EHTTP:
+    /* The session logged the details and scheduled a retry with backoff. */
+    set_status(b, c, BC_FAILING);
+    break;
+  default:
+    if (c->failures >= UNAVAILABLE_AFTER_FAILURES && c->status != BC_FAILING)
+      set_status(b, c, BC_FAILING);
+    break;
+  }
+}
+
+/* ---- setup and teardown */
+
+static int setup_broadcaster(bridge *b, size_t i) {
+  const cb2m_config *cfg = b->cfg;
+  bc *c = &b->bcs[i];
+  cbev_session_config sc;
+  char *url = NULL, *last_id = NULL, *aside = NULL;
+  int rc;
+
+  c->cfg = &cfg->broadcasters[i];
+  c->published_available = -1;
+  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != 0)
+    return -1;
+  cbev_session_config_init(&sc);
+  if (c->cfg->url) {
+    sc.events_url = c->cfg->url;
+  } else {
+    sc.base_url = cfg->events.api_base;
+    sc.username = c->cfg->name;
+    sc.token = c->cfg->token;
+  }
+  sc.timeout_s = cfg->events.timeout;
+  sc.retry_attempts = 0; /* the daemon retries forever */
+  sc.retry_backoff_s = cfg->events.retry_backoff;
+  sc.retry_factor = cfg->events.retry_factor;
+  sc.retry_max_delay_s = cfg->events.retry_max_delay;
+  sc.logger = &b->logger;
+  if (b->shared_limiter) {
+    sc.limiter = b->shared_limiter;
+  } else {
+    if (cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
+        CBEV_OK)
+      return -1;
+    sc.limiter = c->own_limiter;
+  }
+  rc = cbev_session_new(&sc, &c->session);
+  if (rc != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot set up the Events API session: %s", c->cfg->name,
+        cbev_strerror(rc));
+    return -1;
+  }
+  rc = cb2m_cursor_load(cfg->events.state_dir, c->cfg->name, &url, &last_id, &aside);
+  if (rc == CB2M_CURSOR_FOUND) {
+    if (cbev_session_set_cursor(c->session, url, last_id) == CBEV_OK)
+      LOG(b, CBEV_LOG_INFO, "%s: resuming after event %s", c->cfg->name, last_id);
+    else
+      LOG(b, CBEV_LOG_WARN, "%s: the saved cursor does not match the configured API; "
+          "starting from the live feed", c->cfg->name);
+  } else if (rc == CB2M_CURSOR_CORRUPT) {
+    LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt and was set aside as %s; "
+        "starting from the live feed", c->cfg->name, aside ? aside : "(unknown)");
+  }
+  free(url);
+  free(last_id);
+  free(aside);
+  aside = NULL;
+  rc = cb2m_state_load(cfg->events.state_dir, c->cfg->name, &c->state, &aside);
+  if (rc == CB2M_STATE_CORRUPT)
+    LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
+        c->cfg->name, aside ? aside : "(unknown)");
+  free(aside);
+  cb2m_poller_set_session(b->poller, i, c->session);
+  return 0;
+}
+
+static void teardown(bridge *b) {
+  for (size_t i = 0; b->bcs && i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    cb2m_queue_cleanup(&c->queue);
+    cb2m_state_cleanup(&c->state);
+    free(c->cursor_url);
+    free(c->cursor_id);
+  }
+  cb2m_poller_free(b->poller); /* before the sessions it borrows */
+  for (size_t i = 0; b->bcs && i < b->n; i++) {
+    cbev_session_free(b->bcs[i].session);
+    cbev_ratelimit_free(b->bcs[i].own_limiter);
+  }
+  cb2m_mqtt_free(b->mqtt);
+  cbev_ratelimit_free(b->shared_limiter);
+  free(b->bcs);
+  free(b->secrets);
+}
+
+static int setup(bridge *b, const cb2m_config *cfg) {
+  cb2m_poller_opts po = {0};
+  cb2m_mqtt_opts mo = {0};
+  cb2m_mqtt_cbs cbs = {on_connect, on_disconnect, on_ack, on_message, b};
+  size_t k = 0;
+
+  b->cfg = cfg;
+  b->n = cfg->n_broadcasters;
+  b->started_at = time(NULL);
+  b->started_ms = now_ms();
+  b->secrets = calloc(b->n + 2, sizeof *b->secrets);
+  b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
+  if (!b->secrets || !b->bcs)
+    return -1;
+  /* Every secret the bridge knows is masked out of every log line. */
+  for (size_t i = 0; i < b->n && k < CB2M_LOGSINK_MAX_SECRETS; i++)
+    if (cfg->broadcasters[i].token)
+      b->secrets[k++] = cfg->broadcasters[i].token;
+  if (cfg->mqtt.password)
+    b->secrets[k++] = cfg->mqtt.password;
+  b->sink = (cb2m_logsink){stderr, cfg->log.json, b->secrets, k};
+  b->logger = (cbev_logger){cb2m_logsink_write, &b->sink, cfg->log.level};
+
+  if (topic_for(b, b->topic_status, "bridge", "status") != 0 ||
+      snprintf(b->topic_ha_status, sizeof b->topic_ha_status, "%s/status",
+               cfg->homeassistant.prefix) >= (int)sizeof b->topic_ha_status)
+    return -1;
+  if (cfg->events.shared_rate_limit &&
+      cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds,
+                         &b->shared_limiter) != CBEV_OK)
+    return -1;
+  po = (cb2m_poller_opts){b->n, cfg->events.ca_file, 0, on_poll_done, poll_allowed, b};
+  if (cb2m_poller_new(&po, &b->poller) != 0)
+    return -1;
+  for (size_t i = 0; i < b->n; i++)
+    if (setup_broadcaster(b, i) != 0)
+      return -1;
+
+  mo.host = cfg->mqtt.host;
+  mo.port = cfg->mqtt.port;
+  mo.tls = cfg->mqtt.tls;
+  mo.ca_file = cfg->mqtt.ca_file;
+  mo.cert_file = cfg->mqtt.cert_file;
+  mo.key_file = cfg->mqtt.key_file;
+  mo.tls_insecure = cfg->mqtt.tls_insecure;
+  mo.username = cfg->mqtt.username;
+  mo.password = cfg->mqtt.password;
+  mo.client_id = cfg->mqtt.client_id;
+  mo.protocol = cfg->mqtt.protocol;
+  mo.keepalive_s = cfg->mqtt.keepalive;
+  mo.will_topic = b->topic_status;
+  mo.will_payload = "offline";
+  mo.will_qos = 1;
+  mo.will_retain = 1;
+  mo.backoff_initial_ms = 1000;
+  mo.backoff_max_ms = 60000;
+  mo.logger = &b->logger;
+  return cb2m_mqtt_new(&mo, &cbs, &b->mqtt) == 0 ? 0 : -1;
+}
+
+static int all_auth_failed(const bridge *b) {
+  for (size_t i = 0; i < b->n; i++)
+    if (b->bcs[i].status != BC_AUTH_FAILED)
+      return 0;
+  return b->n > 0;
+}
+
+static int queues_settled(const bridge *b) {
+  for (size_t i = 0; i < b->n; i++)
+    if (b->bcs[i].queue.count)
+      return 0;
+  return 1;
+}
+
+/* One turn of the loop: wait for activity or the next timer, then serve
+ * the MQTT socket, the transfers and the timers. */
+static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t max_wait_ms) {
+  struct curl_waitfd fds[2];
+  unsigned nfds = 0;
+  uint64_t now = now_ms(), next, wait;
+  int mfd = cb2m_mqtt_fd(b->mqtt), mqtt_slot = -1;
+
+  next = b->stopping ? now + max_wait_ms : cb2m_poller_start_due(b->poller, now);
+  if (cb2m_mqtt_next_ms(b->mqtt, now) < next)
+    next = cb2m_mqtt_next_ms(b->mqtt, now);
+  if (!b->stopping) {
+    if (b->next_save_ms < next)
+      next = b->next_save_ms;
+    if (b->next_heartbeat_ms < next)
+      next = b->next_heartbeat_ms;
+    if (b->next_health_ms < next)
+      next = b->next_health_ms;
+    if (b->discovery_due && b->discovery_at_ms < next)
+      next = b->discovery_at_ms;
+  }
+  wait = next > now ? next - now : 0;
+  if (wait > max_wait_ms)
+    wait = max_wait_ms;
+  if (signal_fd >= 0)
+    fds[nfds++] = (struct curl_waitfd){signal_fd, CURL_WAIT_POLLIN, 0};
+  if (mfd >= 0) {
+    short ev = cb2m_mqtt_poll_events(b->mqtt);
+    mqtt_slot = (int)nfds;
+    fds[nfds++] = (struct curl_waitfd){mfd,
+                                       (short)(((ev & POLLIN) ? CURL_WAIT_POLLIN : 0) |
+                                               ((ev & POLLOUT) ? CURL_WAIT_POLLOUT : 0)),
+                                       0};
+  }
+  cb2m_poller_wait(b->poller, fds, nfds, (int)wait);
+  if (signal_fd >= 0 && (fds[0].revents & CURL_WAIT_POLLIN)) {
+    char buf[64];
+    while (read(signal_fd, buf, sizeof buf) > 0)
+      ;
+  }
+  (void)stop;
+  now = now_ms();
+  {
+    short revents = 0;
+    if (mqtt_slot >= 0) {
+      if (fds[mqtt_slot].revents & CURL_WAIT_POLLIN)
+        revents |= POLLIN;
+      if (fds[mqtt_slot].revents & CURL_WAIT_POLLOUT)
+        revents |= POLLOUT;
+    }
+    cb2m_mqtt_service(b->mqtt, revents, now);
+  }
+  cb2m_poller_perform(b->poller, now);
+  pump(b);
+  cb2m_mqtt_service(b->mqtt, 0, now); /* flush what pump() queued */
+  collect_acked(b);
+}
+
+static void timers(bridge *b) {
+  uint64_t now = now_ms();
+
+  if (now >= b->next_save_ms) {
+    if (save_all(b) != 0)
+      b->fatal = 1;
+    b->next_save_ms = now + SAVE_INTERVAL_MS;
+  }
+  if (now >= b->next_heartbeat_ms) {
+    if (cb2m_heartbeat_write(b->cfg->events.state_dir, cb2m_mqtt_connected(b->mqtt), time(NULL)) != 0)
+      LOG(b, CBEV_LOG_WARN, "cannot write the heartbeat file in %s: %s",
+          b->cfg->events.state_dir, strerror(errno));
+    b->next_heartbeat_ms = now + HEARTBEAT_INTERVAL_MS;
+  }
+  if (now >= b->next_health_ms && cb2m_mqtt_connected(b->mqtt)) {
+    publish_health(b, now);
+    b->next_health_ms = now + (uint64_t)b->cfg->mqtt.health_interval * 1000u;
+  }
+  if (b->discovery_due && now >= b->discovery_at_ms && cb2m_mqtt_connected(b->mqtt)) {
+    b->discovery_due = 0;
+    LOG(b, CBEV_LOG_INFO, "homeassistant: birth message seen, re-publishing discovery and state");
+    announce(b);
+    for (size_t i = 0; i < b->n; i++) {
+      b->bcs[i].published_available = -1;
+      publish_availability(b, &b->bcs[i], b->bcs[i].status == BC_ONLINE);
+      publish_state(b, &b->bcs[i], CB2M_CHG_ALL);
+    }
+  }
+}
+
+static void shutdown_bridge(bridge *b, volatile sig_atomic_t *stop, int signal_fd) {
+  uint64_t deadline = now_ms() + CB2M_SHUTDOWN_GRACE_MS;
+  size_t left = 0;
+
+  b->stopping = 1;
+  cb2m_poller_abort_all(b->poller);
+  /* Deliver what is queued while the broker is there, for at most 5 s. */
+  while (!queues_settled(b) && cb2m_mqtt_connected(b->mqtt) && now_ms() < deadline)
+    turn(b, signal_fd, stop, 100);
+  for (size_t i = 0; i < b->n; i++)
+    left += b->bcs[i].queue.count;
+  if (left)
+    LOG(b, CBEV_LOG_WARN, "shutdown: %zu events not acknowledged by the broker; they are fetched "
+        "again at the next start", left);
+  save_all(b);
+  for (size_t i = 0; i < b->n; i++)
+    publish_availability(b, &b->bcs[i], 0);
+  if (cb2m_mqtt_connected(b->mqtt))
+    publish_retained(b, b->topic_status, "offline");
+  cb2m_mqtt_shutdown(b->mqtt, now_ms() + 1000u);
+  cb2m_heartbeat_write(b->cfg->events.state_dir, 0, time(NULL));
+}
+
+int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd) {
+  bridge *b = calloc(1, sizeof *b);
+  int status = CB2M_EXIT_FATAL;
+
+  if (!b)
+    return CB2M_EXIT_FATAL;
+  if (setup(b, cfg) != 0) {
+    LOG(b, CBEV_LOG_ERROR, "startup failed; exiting");
+    goto out;
+  }
+  LOG(b, CBEV_LOG_INFO, "cb2mqtt %s: %zu broadcaster(s), broker %s:%d, state in %s",
+      cbev_version(), b->n, cfg->mqtt.host, cfg->mqtt.port, cfg->events.state_dir);
+  while (!*stop && !b->fatal && !all_auth_failed(b)) {
+    turn(b, signal_fd, stop, 10000);
+    timers(b);
+  }
+  if (b->fatal)
+    status = CB2M_EXIT_FATAL;
+  else if (!*stop && all_auth_failed(b))
+    status = CB2M_EXIT_AUTH;
+  else
+    status = CB2M_EXIT_OK;
+  if (status == CB2M_EXIT_AUTH)
+    LOG(b, CBEV_LOG_ERROR, "every broadcaster failed authentication; exiting");
+  else
+    LOG(b, CBEV_LOG_INFO, "stopping");
+  shutdown_bridge(b, stop, signal_fd);
+out:
+  teardown(b);
+  free(b);
+  return status;
+}

@@ -1,0 +1,31 @@
+/*
+ * bridge.h: the cb2mqtt daemon as one object: every broadcaster's session,
+ * queue and state, the curl-multi poller and the MQTT connection, driven by
+ * one loop in one thread.
+ *
+ * One event's way: poller (HTTP) -> session (classify) -> normalizer ->
+ * queue -> MQTT publish -> ack -> cursor file. Derived state is applied
+ * when an event arrives (idempotent by id) and published on change.
+ */
+#ifndef CB2M_BRIDGE_H
+#define CB2M_BRIDGE_H
+
+#include <signal.h>
+
+#include "config.h"
+
+/* Exit statuses of SPEC section 5. */
+#define CB2M_EXIT_OK 0
+#define CB2M_EXIT_FATAL 1
+#define CB2M_EXIT_CONFIG 2
+#define CB2M_EXIT_AUTH 3
+
+/* How long shutdown may spend delivering what is in flight. */
+#define CB2M_SHUTDOWN_GRACE_MS 5000u
+
+/* Runs the bridge until *stop becomes non-zero (SIGINT/SIGTERM), every
+ * broadcaster failed authentication, or a fatal error. cfg is borrowed.
+ * Returns one of the CB2M_EXIT_* codes. */
+int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd);
+
+#endif
