@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <curl/curl.h>
 #include <mosquitto.h>
 
 #include "bridge.h"
@@ -541,6 +542,26 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
 
 /* ---- setup and teardown */
 
+/* The saved cursor's position (its query, with i=<last id>) applied to the
+ * feed URL configured now, so a token rotated since the save is used and
+ * the old one is never sent again. Returns a new string or NULL. */
+static char *rebase_cursor(const char *configured, const char *saved) {
+  CURLU *cur = curl_url(), *sv = curl_url();
+  char *query = NULL, *out = NULL, *copy = NULL;
+
+  if (cur && sv && curl_url_set(cur, CURLUPART_URL, configured, 0) == CURLUE_OK &&
+      curl_url_set(sv, CURLUPART_URL, saved, 0) == CURLUE_OK &&
+      curl_url_get(sv, CURLUPART_QUERY, &query, 0) == CURLUE_OK &&
+      curl_url_set(cur, CURLUPART_QUERY, query, 0) == CURLUE_OK &&
+      curl_url_get(cur, CURLUPART_URL, &out, 0) == CURLUE_OK)
+    copy = strdup(out);
+  curl_free(query);
+  curl_free(out);
+  curl_url_cleanup(cur);
+  curl_url_cleanup(sv);
+  return copy;
+}
+
 static int setup_broadcaster(bridge *b, size_t i) {
   const cb2m_config *cfg = b->cfg;
   bc *c = &b->bcs[i];
@@ -582,11 +603,13 @@ static int setup_broadcaster(bridge *b, size_t i) {
   }
   rc = cb2m_cursor_load(cfg->events.state_dir, c->cfg->name, &url, &last_id, &aside);
   if (rc == CB2M_CURSOR_FOUND) {
-    if (cbev_session_set_cursor(c->session, url, last_id) == CBEV_OK)
+    char *moved = rebase_cursor(cbev_session_cursor_url(c->session), url);
+    if (moved && cbev_session_set_cursor(c->session, moved, last_id) == CBEV_OK)
       LOG(b, CBEV_LOG_INFO, "%s: resuming after event %s", c->cfg->name, last_id);
     else
       LOG(b, CBEV_LOG_WARN, "%s: the saved cursor does not match the configured API; "
           "starting from the live feed", c->cfg->name);
+    free(moved);
   } else if (rc == CB2M_CURSOR_CORRUPT) {
     LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt and was set aside as %s; "
         "starting from the live feed", c->cfg->name, aside ? aside : "(unknown)");

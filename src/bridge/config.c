@@ -420,6 +420,9 @@ static int convert(loader *ld, cb2m_config *cfg) {
       long n;
       errno = 0;
       n = strtol(v, &end, 10);
+      if ((errno || end == v || *end || n < (long)k->min || n > (long)k->max) && k->min == 0 &&
+          k->max == 2)
+        return fail(ld, "config: %s.%s: must be 0, 1 or 2", k->section, k->key);
       if (errno || end == v || *end || n < (long)k->min || n > (long)k->max)
         return fail(ld, "config: %s.%s: must be a whole number from %.0f to %.0f", k->section,
                     k->key, k->min, k->max);

@@ -69,6 +69,7 @@ int main(int argc, char **argv) {
   if (status != 0) {
     fprintf(stderr, "%s\n", err[0] ? err : "config: invalid settings");
     fprintf(stderr, "Try 'cb2mqtt --help'.\n");
+    cb2m_config_free(&cfg);
     return CB2M_EXIT_CONFIG;
   }
   if (cfg.help) {

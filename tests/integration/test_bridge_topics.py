@@ -144,10 +144,10 @@ def test_every_topic_and_payload():
         by_topic.setdefault(m.topic, []).append(m)
 
     status = by_topic["cb/bridge/status"]
-    assert status[0].text() == "online"
+    assert status[0].text == "online"
     info = by_topic["cb/bridge/info"][-1].json()
     assert info["broadcasters"] == ["alice"] and "version" in info and "started_at" in info
-    assert by_topic["cb/alice/availability"][-1].text() == "online"
+    assert by_topic["cb/alice/availability"][-1].text == "online"
 
     # Events: one topic per type, not retained, in id order, SPEC 3 shape.
     ev_msgs = [m for m in msgs if m.topic.split("/")[-1] in ALL_TYPES + ["some_future_event"]
@@ -187,12 +187,12 @@ def test_every_topic_and_payload():
     late.wait_for(lambda m: m.topic == "cb/alice/state", timeout=10)
     time.sleep(0.5)
     ret = {m.topic: m for m in late.messages() if m.retained}
-    assert ret["cb/bridge/status"].text() == "online"
-    assert ret["cb/alice/availability"].text() == "online"
-    assert ret["cb/alice/state/broadcasting"].text() == "false"
-    assert ret["cb/alice/state/subject"].text() == "Goal: 500 tokens #fun"
-    assert ret["cb/alice/state/session_tokens"].text() == "125"
-    assert ret["cb/alice/state/viewers"].text() == "0"  # reset by broadcast_stop
+    assert ret["cb/bridge/status"].text == "online"
+    assert ret["cb/alice/availability"].text == "online"
+    assert ret["cb/alice/state/broadcasting"].text == "false"
+    assert ret["cb/alice/state/subject"].text == "Goal: 500 tokens #fun"
+    assert ret["cb/alice/state/session_tokens"].text == "125"
+    assert ret["cb/alice/state/viewers"].text == "0"  # reset by broadcast_stop
     st = ret["cb/alice/state"].json()
     assert st["broadcasting"] is False and st["session_tokens"] == 125
     assert st["subject"] == "Goal: 500 tokens #fun"
@@ -206,7 +206,7 @@ def test_every_topic_and_payload():
     rig.sub.clear()
     bridge.send_signal(signal.SIGTERM)
     assert bridge.wait(10) == 0, bridge.describe()
-    msgs = {m.topic: m.text() for m in rig.sub.messages()}
+    msgs = {m.topic: m.text for m in rig.sub.messages()}
     assert msgs.get("cb/alice/availability") == "offline", msgs
     assert msgs.get("cb/bridge/status") == "offline", msgs
     no_secret_anywhere(rig, [TOKEN_A])
@@ -221,7 +221,7 @@ def test_sigkill_will_and_restart_loses_nothing():
     time.sleep(1.5)  # let a cursor save happen
     bridge.send_signal(signal.SIGKILL)
     bridge.wait(5)
-    rig.sub.wait_for(lambda m: m.topic == "cb/bridge/status" and m.text() == "offline",
+    rig.sub.wait_for(lambda m: m.topic == "cb/bridge/status" and m.text == "offline",
                      timeout=10, what="the Last Will")
     second = api.generate("alice", 200)
     rig.start_bridge()
@@ -271,7 +271,7 @@ def test_one_bad_token_and_all_bad():
     ids = api.generate("alice", 20)
     bridge = rig.start_bridge(broadcasters=(("alice", TOKEN_A), ("bob", "wrong-token-123")))
     rig.sub.wait_count("cb/alice/+", 20, timeout=20)
-    rig.sub.wait_for(lambda m: m.topic == "cb/bob/availability" and m.text() == "offline",
+    rig.sub.wait_for(lambda m: m.topic == "cb/bob/availability" and m.text == "offline",
                      timeout=10, what="bob offline")
     assert bridge.alive()
     more = api.generate("alice", 5)
