@@ -18,8 +18,11 @@
 
 #include "cbevents/error.h"
 #include "cbevents/event.h"
+#include "cbevents/version.h"
+#include "config.h"
 #include "discovery.h"
 #include "fsutil.h"
+#include "mqtt.h"
 #include "topics.h"
 
 /* Longest template or name we format; ours are far below it. */
@@ -761,5 +764,32 @@ out:
   free(json);
   free(object_id);
   cb2m_disc_record_cleanup(&old);
+  return rc;
+}
+
+/* cb2m_discovery_publish_with() on the bridge's MQTT client. */
+static int mqtt_publish_retained(void *ud, const char *topic, const void *payload, size_t len) {
+  return cb2m_mqtt_publish(ud, topic, payload, len, 1, 1, NULL);
+}
+
+int cb2m_discovery_publish_all(cb2m_mqtt *mqtt, const cb2m_config *cfg,
+                               const cbev_logger *logger) {
+  cb2m_disc_settings s;
+  const char **names;
+  int rc;
+
+  if (!mqtt || !cfg)
+    return CBEV_EINVAL;
+  names = calloc(cfg->n_broadcasters ? cfg->n_broadcasters : 1, sizeof *names);
+  if (!names)
+    return CBEV_ENOMEM;
+  for (size_t i = 0; i < cfg->n_broadcasters; i++)
+    names[i] = cfg->broadcasters[i].name;
+  s = (cb2m_disc_settings){cfg->mqtt.base_topic,     cfg->homeassistant.prefix,
+                           names,                    cfg->n_broadcasters,
+                           cfg->events.publish_mask, CBEV_VERSION,
+                           cfg->events.state_dir};
+  rc = cb2m_discovery_publish_with(&s, mqtt_publish_retained, mqtt, logger);
+  free(names);
   return rc;
 }

@@ -18,10 +18,13 @@
 
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <mosquitto.h>
 
 #include "cbevents/error.h"
 #include "cbevents/event.h"
+#include "config.h"
 #include "discovery.h"
+#include "mqtt.h"
 
 #define ALL_TYPES ((1u << CBEV_EVENT_TYPE_COUNT) - 1u)
 #define BIT(t) (1u << (t))
@@ -903,6 +906,37 @@ static void test_publish_bad_inputs(void **state) {
   fake_reset(&fb);
 }
 
+static void test_publish_all_not_connected(void **state) {
+  tmp_state *t = *state;
+  char name[] = "alice", base[] = "cb", prefix[] = "ha", host[] = "127.0.0.1";
+  cb2m_broadcaster_config bc = {name, NULL, NULL};
+  cb2m_config cfg;
+  cb2m_mqtt_opts o;
+  cb2m_mqtt *m = NULL;
+  cb2m_disc_record rec = {0};
+
+  memset(&cfg, 0, sizeof cfg);
+  cfg.mqtt.base_topic = base;
+  cfg.homeassistant.prefix = prefix;
+  cfg.events.state_dir = t->dir;
+  cfg.events.publish_mask = ALL_TYPES;
+  cfg.broadcasters = &bc;
+  cfg.n_broadcasters = 1;
+  memset(&o, 0, sizeof o);
+  o.host = host;
+  o.port = 1;
+  mosquitto_lib_init();
+  assert_int_equal(cb2m_mqtt_new(&o, NULL, &m), CBEV_OK);
+  /* Never serviced, so never connected: the adapter reports EAGAIN and
+   * leaves the record alone for the next attempt. */
+  assert_int_equal(cb2m_discovery_publish_all(m, &cfg, NULL), CBEV_EAGAIN);
+  assert_int_equal(cb2m_disc_record_load(t->dir, &rec), CBEV_ENOTFOUND);
+  assert_int_equal(cb2m_discovery_publish_all(NULL, &cfg, NULL), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_publish_all(m, NULL, NULL), CBEV_EINVAL);
+  cb2m_mqtt_free(m);
+  mosquitto_lib_cleanup();
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keys_documented),
@@ -923,6 +957,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_publish_and_remove, tmp_setup, tmp_teardown),
       cmocka_unit_test_setup_teardown(test_publish_failure_keeps_record, tmp_setup, tmp_teardown),
       cmocka_unit_test_setup_teardown(test_publish_bad_inputs, tmp_setup, tmp_teardown),
+      cmocka_unit_test_setup_teardown(test_publish_all_not_connected, tmp_setup, tmp_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
