@@ -1,6 +1,12 @@
-/* fsutil.c: atomic files for cursors, state and the heartbeat. */
+/*
+ * fsutil.c: the files cb2mqtt keeps in state_dir (cursors, state, the
+ * heartbeat, the discovery record) are written through here, so that a
+ * crash, kill -9 or power loss leaves either the old or the new content.
+ * See fsutil.h for the contract of each function.
+ */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,53 +16,71 @@
 
 #include "fsutil.h"
 
-#define PATH_CAP 4096
+/* Makes temp names unique within the process too, not only across pids. */
+static atomic_uint g_tmp_seq;
 
 static int join(char *buf, const char *dir, const char *name) {
-  int n = snprintf(buf, PATH_CAP, "%s/%s", dir, name);
-  if (n < 0 || n >= PATH_CAP) {
+  int n = snprintf(buf, CB2M_PATH_MAX, "%s/%s", dir, name);
+  if (n < 0 || n >= CB2M_PATH_MAX) {
     errno = ENAMETOOLONG;
     return -1;
   }
   return 0;
 }
 
-int cb2m_write_atomic(const char *dir, const char *name, const void *data, size_t len,
-                      mode_t mode) {
-  char target[PATH_CAP], tmp[PATH_CAP];
-  const char *p = data;
-  int fd = -1, dfd = -1, rc = -1, saved;
-
-  if (join(target, dir, name) != 0 ||
-      snprintf(tmp, sizeof tmp, "%s.tmp-%ld", target, (long)getpid()) >= (int)sizeof tmp) {
-    errno = ENAMETOOLONG;
-    return -1;
-  }
-  unlink(tmp); /* a leftover of a crashed run with the same pid */
-  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode ? mode : 0600);
-  if (fd < 0)
-    goto out;
+static int write_all(int fd, const char *p, size_t len) {
   while (len > 0) {
     ssize_t n = write(fd, p, len);
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      goto out;
+      return -1;
     }
     p += n;
     len -= (size_t)n;
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
+  return 0;
+}
+
+int cb2m_write_atomic(const char *dir, const char *name, const void *data, size_t len,
+                      mode_t mode) {
+  char target[CB2M_PATH_MAX], tmp[CB2M_PATH_MAX];
+  int fd = -1, dfd = -1, rc = -1, made_tmp = 0, saved, n;
+
+  if (!dir || !*dir || !name || !*name || strchr(name, '/') || (!data && len > 0)) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (join(target, dir, name) != 0)
+    return -1;
+  n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", target, (long)getpid(),
+               atomic_fetch_add(&g_tmp_seq, 1u));
+  if (n < 0 || n >= (int)sizeof tmp) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode ? mode : 0600);
+  if (fd < 0)
+    goto out;
+  made_tmp = 1;
+  /* open() applies the umask; the mode asked for is the mode wanted (0600
+   * for files that hold the token must not depend on the umask either). */
+  if (fchmod(fd, mode ? mode : 0600) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0)
+    goto out;
+  if (close(fd) != 0) {
     fd = -1;
     goto out;
   }
   fd = -1;
   if (rename(tmp, target) != 0)
     goto out;
-  /* The rename itself must reach the disk before we call it saved. */
+  made_tmp = 0;
+  /* The rename itself must reach the disk before the caller calls the
+   * data saved (a cursor saved too early would skip events after a power
+   * loss). Some file systems refuse fsync on folders: EINVAL is fine. */
   dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0)
-    fsync(dfd);
+  if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL))
+    goto out;
   rc = 0;
 out:
   saved = errno;
@@ -64,76 +88,167 @@ out:
     close(fd);
   if (dfd >= 0)
     close(dfd);
-  if (rc != 0)
+  if (made_tmp)
     unlink(tmp);
   errno = saved;
   return rc;
 }
 
 int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
-  FILE *f = fopen(path, "rb");
+  struct stat sb;
   char *buf = NULL;
-  size_t n = 0;
-  int saved;
+  size_t cap, n = 0;
+  int fd, rc = -1, saved;
 
-  if (!f)
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
     return -1;
-  buf = malloc(max + 2);
-  if (!buf) {
-    fclose(f);
-    errno = ENOMEM;
-    return -1;
+  if (fstat(fd, &sb) != 0)
+    goto out;
+  if (S_ISDIR(sb.st_mode)) {
+    errno = EISDIR;
+    goto out;
   }
-  n = fread(buf, 1, max + 1, f);
-  saved = ferror(f) ? EIO : 0;
-  fclose(f);
-  if (saved || n > max) {
-    free(buf);
-    errno = saved ? saved : EFBIG;
-    return -1;
+  if (!S_ISREG(sb.st_mode)) {
+    errno = EINVAL;
+    goto out;
+  }
+  if (sb.st_size < 0 || (unsigned long long)sb.st_size > max) {
+    errno = EFBIG;
+    goto out;
+  }
+  /* One byte more than the size says, to notice a file that grew while
+   * being read (it is then checked against max again). */
+  cap = (size_t)sb.st_size + 1;
+  buf = malloc(cap + 1);
+  if (!buf) {
+    errno = ENOMEM;
+    goto out;
+  }
+  for (;;) {
+    ssize_t r = read(fd, buf + n, cap - n);
+    if (r < 0) {
+      if (errno == EINTR)
+        continue;
+      goto out;
+    }
+    if (r == 0)
+      break;
+    n += (size_t)r;
+    if (n == cap) {
+      char *bigger;
+      if (cap > max) {
+        errno = EFBIG;
+        goto out;
+      }
+      cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
+      bigger = realloc(buf, cap + 1);
+      if (!bigger) {
+        errno = ENOMEM;
+        goto out;
+      }
+      buf = bigger;
+    }
+  }
+  if (n > max) {
+    errno = EFBIG;
+    goto out;
   }
   buf[n] = '\0';
   *out = buf;
+  buf = NULL;
   if (len)
     *len = n;
-  return 0;
+  rc = 0;
+out:
+  saved = errno;
+  free(buf);
+  close(fd);
+  errno = saved;
+  return rc;
 }
 
 int cb2m_ensure_dir(const char *dir) {
-  char path[PATH_CAP];
+  char path[CB2M_PATH_MAX];
+  struct stat sb;
   size_t n;
 
-  if (!dir || !*dir || strlen(dir) >= sizeof path) {
+  if (!dir || !*dir) {
     errno = EINVAL;
     return -1;
   }
-  strcpy(path, dir);
-  n = strlen(path);
-  for (size_t i = 1; i <= n; i++) {
-    if (path[i] == '/' || path[i] == '\0') {
-      char c = path[i];
-      path[i] = '\0';
-      if (mkdir(path, 0700) != 0 && errno != EEXIST)
-        return -1;
-      path[i] = c;
-    }
-  }
-  /* Writable for real (root ignores modes, read-only mounts do not). */
-  return cb2m_write_atomic(dir, ".probe", "", 0, 0600) == 0 && join(path, dir, ".probe") == 0
-             ? unlink(path)
-             : -1;
-}
-
-int cb2m_set_aside(const char *path, char **aside) {
-  char dst[PATH_CAP];
-
-  if (snprintf(dst, sizeof dst, "%s.corrupt-%ld", path, (long)time(NULL)) >= (int)sizeof dst) {
+  n = strlen(dir);
+  if (n >= sizeof path) {
     errno = ENAMETOOLONG;
     return -1;
   }
-  if (rename(path, dst) != 0)
+  memcpy(path, dir, n + 1);
+  /* mkdir -p: each prefix ending before a '/', then the whole path. */
+  for (size_t i = 1; i <= n; i++) {
+    if (path[i] != '/' && path[i] != '\0')
+      continue;
+    path[i] = '\0';
+    if (mkdir(path, 0700) != 0 && errno != EEXIST)
+      return -1;
+    path[i] = i == n ? '\0' : '/';
+  }
+  if (stat(dir, &sb) != 0)
     return -1;
-  if (aside)
-    *aside = strdup(dst);
+  if (!S_ISDIR(sb.st_mode)) {
+    errno = ENOTDIR;
+    return -1;
+  }
+  if (cb2m_write_atomic(dir, ".write-probe", "probe", 5, 0600) != 0)
+    return -1;
+  if (join(path, dir, ".write-probe") != 0 || unlink(path) != 0)
+    return -1;
   return 0;
+}
+
+int cb2m_set_aside(const char *path, char **aside) {
+  char dst[CB2M_PATH_MAX];
+  long now = (long)time(NULL);
+
+  if (aside)
+    *aside = NULL;
+  if (!path || !*path) {
+    errno = EINVAL;
+    return -1;
+  }
+  /* link() + unlink() instead of rename(): link fails with EEXIST rather
+   * than replacing an older corrupt copy of the same second. */
+  for (unsigned k = 0; k < 100; k++) {
+    int n = k == 0 ? snprintf(dst, sizeof dst, "%s.corrupt-%ld", path, now)
+                   : snprintf(dst, sizeof dst, "%s.corrupt-%ld-%u", path, now, k);
+    if (n < 0 || n >= (int)sizeof dst) {
+      errno = ENAMETOOLONG;
+      return -1;
+    }
+    if (link(path, dst) == 0) {
+      if (unlink(path) != 0) {
+        int saved = errno;
+        unlink(dst);
+        errno = saved;
+        return -1;
+      }
+      if (aside)
+        *aside = strdup(dst);
+      return 0;
+    }
+    if (errno == EPERM || errno == EOPNOTSUPP) {
+      /* No hard links on this file system: rename() when the name is free. */
+      struct stat sb;
+      if (lstat(dst, &sb) == 0)
+        continue;
+      if (rename(path, dst) != 0)
+        return -1;
+      if (aside)
+        *aside = strdup(dst);
+      return 0;
+    }
+    if (errno != EEXIST)
+      return -1;
+  }
+  errno = EEXIST;
+  return -1;
 }

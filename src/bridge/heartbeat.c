@@ -1,4 +1,10 @@
-/* heartbeat.c: liveness for Docker's HEALTHCHECK. See heartbeat.h. */
+/*
+ * heartbeat.c: liveness for Docker's HEALTHCHECK and systemd watchers. A
+ * file rather than a socket or signal: the check must work from a second
+ * process with nothing but read access to state_dir. See heartbeat.h.
+ */
+#include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,39 +15,72 @@
 #include "fsutil.h"
 #include "heartbeat.h"
 
+#define HEARTBEAT_MAX_BYTES 4096
+/* Epoch seconds beyond this are not a time this program wrote. */
+#define EPOCH_MAX 1e11
+
 int cb2m_heartbeat_write(const char *dir, int connected, time_t now) {
   char text[128];
   int n = snprintf(text, sizeof text, "{\"pid\":%ld,\"connected\":%s,\"at\":%lld}\n",
                    (long)getpid(), connected ? "true" : "false", (long long)now);
-  return cb2m_write_atomic(dir, "heartbeat", text, (size_t)n, 0644);
+
+  if (n < 0 || (size_t)n >= sizeof text) {
+    errno = EOVERFLOW;
+    return -1;
+  }
+  return cb2m_write_atomic(dir, CB2M_HEARTBEAT_FILE, text, (size_t)n, 0644);
+}
+
+static int say(char *why, size_t size, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int say(char *why, size_t size, int rc, const char *fmt, ...) {
+  va_list ap;
+
+  if (why && size) {
+    va_start(ap, fmt);
+    vsnprintf(why, size, fmt, ap);
+    va_end(ap);
+  }
+  return rc;
 }
 
 int cb2m_heartbeat_check(const char *dir, time_t now, int max_age_s, char *why, size_t size) {
-  char path[4096];
+  char path[CB2M_PATH_MAX];
   char *text = NULL;
+  size_t len = 0;
   cJSON *o = NULL;
   const cJSON *at, *conn;
-  int rc = 1;
+  double age;
+  int rc = 1, n;
 
-  snprintf(path, sizeof path, "%s/heartbeat", dir);
-  if (cb2m_read_file(path, 4096, &text, NULL) != 0) {
-    snprintf(why, size, "unhealthy: no heartbeat file in %s (is the bridge running?)", dir);
-    return 1;
+  if (!dir || !*dir)
+    return say(why, size, 1, "unhealthy: no state_dir configured");
+  n = snprintf(path, sizeof path, "%s/%s", dir, CB2M_HEARTBEAT_FILE);
+  if (n < 0 || (size_t)n >= sizeof path)
+    return say(why, size, 1, "unhealthy: state_dir path too long");
+  if (cb2m_read_file(path, HEARTBEAT_MAX_BYTES, &text, &len) != 0) {
+    if (errno == ENOENT)
+      return say(why, size, 1, "unhealthy: no heartbeat file in %s (is the bridge running?)", dir);
+    return say(why, size, 1, "unhealthy: cannot read %s: %s", path, strerror(errno));
   }
-  o = cJSON_Parse(text);
+  o = cJSON_ParseWithLength(text, len);
   at = cJSON_GetObjectItemCaseSensitive(o, "at");
   conn = cJSON_GetObjectItemCaseSensitive(o, "connected");
-  if (!cJSON_IsNumber(at) || !cJSON_IsBool(conn))
-    snprintf(why, size, "unhealthy: the heartbeat file is not readable");
-  else if ((double)now - at->valuedouble >= max_age_s)
-    snprintf(why, size, "unhealthy: last heartbeat %.0f s ago (limit %d s)",
-             (double)now - at->valuedouble, max_age_s);
-  else if (!cJSON_IsTrue(conn))
-    snprintf(why, size, "unhealthy: not connected to the MQTT broker");
-  else {
-    snprintf(why, size, "healthy: heartbeat %.0f s ago, connected", (double)now - at->valuedouble);
-    rc = 0;
+  if (!cJSON_IsObject(o) || !cJSON_IsNumber(at) || !cJSON_IsBool(conn) || !(at->valuedouble >= 0) ||
+      at->valuedouble > EPOCH_MAX) {
+    rc = say(why, size, 1, "unhealthy: %s is not a heartbeat this bridge wrote", path);
+    goto out;
   }
+  age = (double)now - at->valuedouble;
+  if (age >= (double)max_age_s)
+    rc = say(why, size, 1, "unhealthy: last heartbeat %.0f s ago (limit %d s)", age, max_age_s);
+  else if (!cJSON_IsTrue(conn))
+    rc = say(why, size, 1, "unhealthy: the bridge is not connected to the MQTT broker");
+  else
+    rc = say(why, size, 0, "healthy: heartbeat %.0f s ago, connected to the broker",
+             age > 0 ? age : 0.0);
+out:
   cJSON_Delete(o);
   free(text);
   return rc;

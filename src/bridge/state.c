@@ -1,243 +1,387 @@
 /*
- * state.c: derived state transitions, its JSON, and its file. See state.h.
+ * state.c: derived state per broadcaster: its transitions, its JSON for
+ * cb/<b>/state and the small state/... topics, and its file in state_dir.
+ * Every transition allocates what it needs before it changes anything, so
+ * an allocation failure leaves the state as it was. See state.h.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
 
 #include <cjson/cJSON.h>
 
+#include "cbevents/error.h"
 #include "cbevents/normalize.h"
 #include "fsutil.h"
 #include "state.h"
+#include "topics.h"
 
-#define STATE_MAX_BYTES (1024 * 1024)
+/* Counts read back from a file must be integers a double holds exactly. */
+#define JSON_INT_MAX 9007199254740992.0
 
-void cb2m_state_cleanup(cb2m_state *st) {
-  free(st->subject);
-  free(st->last_tip_username);
-  free(st->last_tip_message);
-  free(st->last_id);
+void cb2m_state_init(cb2m_state *st) {
   memset(st, 0, sizeof *st);
   st->broadcasting = CBEV_UNSET;
 }
 
-static void now_iso(char *buf, size_t size) {
-  struct timeval tv;
-  gettimeofday(&tv, NULL);
-  cbev_format_timestamp((unsigned long long)tv.tv_sec * 1000ull + (unsigned long long)tv.tv_usec / 1000ull,
-                        buf, size);
+void cb2m_state_cleanup(cb2m_state *st) {
+  if (!st)
+    return;
+  free(st->subject);
+  free(st->last_tip_username);
+  free(st->last_tip_message);
+  free(st->last_id);
+  cb2m_state_init(st);
 }
 
-/* Replaces *slot with a copy of value; returns 1 when it changed. */
-static int set_str(char **slot, const char *value, int *oom) {
-  char *copy;
+/* Copies s (NULL stays NULL). Returns 0, or -1 when the copy failed. */
+static int dup_opt(const char *s, char **out) {
+  *out = s ? strdup(s) : NULL;
+  return s && !*out ? -1 : 0;
+}
 
-  if ((*slot == NULL && value == NULL) || (*slot && value && strcmp(*slot, value) == 0))
-    return 0;
-  copy = value ? strdup(value) : NULL;
-  if (value && !copy) {
-    *oom = 1;
-    return 0;
-  }
+static void replace(char **slot, char *value) {
   free(*slot);
-  *slot = copy;
-  return 1;
+  *slot = value;
+}
+
+static int64_t add_saturating(int64_t a, int64_t b) {
+  return b > 0 && a > INT64_MAX - b ? INT64_MAX : a + b;
 }
 
 int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsigned *changed) {
   const char *id = cbev_event_id(ev);
-  unsigned chg = 0;
-  int oom = 0;
+  cbev_event_type type = cbev_event_get_type(ev);
+  char *new_id = NULL, *subject = NULL, *username = NULL, *message = NULL;
+  const cbev_tip *tip = type == CBEV_EVENT_TIP ? cbev_event_tip(ev) : NULL;
+  char at[CB2M_STATE_TIME_SIZE] = "";
+  unsigned chg = CB2M_CHG_LAST_EVENT;
   cbev_id pid;
 
+  /* Only events that can be ordered can be counted exactly once. */
+  if (cbev_event_parsed_id(ev, &pid) != CBEV_OK)
+    return 0;
   if (st->last_id && cbev_id_cmp_str(id, st->last_id) <= 0)
-    return 0; /* already counted before a restart */
-  switch (cbev_event_get_type(ev)) {
+    return 0; /* counted before: a re-polled batch after a restart */
+  if (cbev_format_timestamp(pid.ms, at, sizeof at) != CBEV_OK)
+    at[0] = '\0';
+
+  /* Allocate first, change later. */
+  if (dup_opt(id, &new_id) != 0)
+    goto oom;
+  if (type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && dup_opt(cbev_event_subject(ev), &subject) != 0)
+    goto oom;
+  if (tip) {
+    const cbev_user *u = cbev_event_user(ev);
+    const char *msg = tip->message;
+    int anon = tip->is_anon == CBEV_TRUE;
+    if (msg && strncmp(msg, "| ", 2) == 0)
+      msg += 2;
+    if (dup_opt(u && (!anon || expose_anon) ? u->username : NULL, &username) != 0 ||
+        dup_opt(msg, &message) != 0)
+      goto oom;
+  }
+
+  switch (type) {
   case CBEV_EVENT_BROADCAST_START:
-  case CBEV_EVENT_BROADCAST_STOP: {
-    cbev_tristate on = cbev_event_get_type(ev) == CBEV_EVENT_BROADCAST_START ? CBEV_TRUE : CBEV_FALSE;
-    if (st->broadcasting != on) {
-      st->broadcasting = on;
-      chg |= CB2M_CHG_BROADCASTING;
-    }
+  case CBEV_EVENT_BROADCAST_STOP:
+    /* Published on every start/stop (SPEC), even when it was known. */
+    st->broadcasting = type == CBEV_EVENT_BROADCAST_START ? CBEV_TRUE : CBEV_FALSE;
+    chg |= CB2M_CHG_BROADCASTING;
     if (st->viewers != 0) {
       st->viewers = 0;
       chg |= CB2M_CHG_VIEWERS;
     }
-    if (on == CBEV_TRUE && st->session_tokens != 0) {
+    if (type == CBEV_EVENT_BROADCAST_START) {
       st->session_tokens = 0;
       chg |= CB2M_CHG_SESSION_TOKENS;
     }
     break;
-  }
   case CBEV_EVENT_ROOM_SUBJECT_CHANGE:
-    if (cbev_event_subject(ev) && set_str(&st->subject, cbev_event_subject(ev), &oom))
+    if (subject) {
+      replace(&st->subject, subject);
+      subject = NULL;
       chg |= CB2M_CHG_SUBJECT;
+    }
     break;
   case CBEV_EVENT_USER_ENTER:
-    st->viewers++;
+    st->viewers = add_saturating(st->viewers, 1);
     chg |= CB2M_CHG_VIEWERS;
     break;
   case CBEV_EVENT_USER_LEAVE:
+    /* Leaves of users who entered before we started watching. */
     if (st->viewers > 0) {
       st->viewers--;
       chg |= CB2M_CHG_VIEWERS;
     }
     break;
-  case CBEV_EVENT_TIP: {
-    const cbev_tip *tip = cbev_event_tip(ev);
-    const cbev_user *u = cbev_event_user(ev);
-    const char *msg = tip ? tip->message : NULL;
-    int anon = tip && tip->is_anon == CBEV_TRUE;
+  case CBEV_EVENT_TIP:
     if (!tip)
       break;
-    if (msg && strncmp(msg, "| ", 2) == 0)
-      msg += 2;
-    st->session_tokens += tip->tokens > 0 ? tip->tokens : 0;
+    st->session_tokens = add_saturating(st->session_tokens, tip->tokens > 0 ? tip->tokens : 0);
     st->has_last_tip = 1;
     st->last_tip_tokens = tip->tokens;
-    st->last_tip_is_anon = anon;
-    set_str(&st->last_tip_username, (u && (!anon || expose_anon)) ? u->username : NULL, &oom);
-    set_str(&st->last_tip_message, msg, &oom);
-    if (cbev_event_parsed_id(ev, &pid) == 0)
-      cbev_format_timestamp(pid.ms, st->last_tip_at, sizeof st->last_tip_at);
+    st->last_tip_is_anon = tip->is_anon == CBEV_TRUE;
+    replace(&st->last_tip_username, username);
+    replace(&st->last_tip_message, message);
+    username = message = NULL;
+    memcpy(st->last_tip_at, at, sizeof at);
     chg |= CB2M_CHG_SESSION_TOKENS | CB2M_CHG_LAST_TIP;
     break;
-  }
   default:
     break;
   }
-  if (oom)
-    return -1;
-  if (set_str(&st->last_id, id, &oom), oom)
-    return -1;
-  if (cbev_event_parsed_id(ev, &pid) == 0)
-    cbev_format_timestamp(pid.ms, st->last_event_at, sizeof st->last_event_at);
-  chg |= CB2M_CHG_LAST_EVENT;
-  now_iso(st->updated_at, sizeof st->updated_at);
+  replace(&st->last_id, new_id);
+  memcpy(st->last_event_at, at, sizeof at);
+  if (chg & ~CB2M_CHG_LAST_EVENT)
+    memcpy(st->updated_at, at, sizeof at);
   *changed |= chg;
   return 0;
+oom:
+  free(new_id);
+  free(subject);
+  free(username);
+  free(message);
+  errno = ENOMEM;
+  return -1;
+}
+
+/* ---- JSON ---------------------------------------------------------------- */
+
+/* Adds item under key; on any failure deletes item and clears *ok. */
+static void add(cJSON *o, const char *key, cJSON *item, int *ok) {
+  if (!item || !o || !cJSON_AddItemToObject(o, key, item)) {
+    cJSON_Delete(item);
+    *ok = 0;
+  }
 }
 
 static cJSON *str_or_null(const char *s) { return s ? cJSON_CreateString(s) : cJSON_CreateNull(); }
 
-static cJSON *to_json(const cb2m_state *st, int with_id) {
-  cJSON *o = cJSON_CreateObject(), *tip;
+static cJSON *time_or_null(const char *t) { return str_or_null(t[0] ? t : NULL); }
 
-  if (!o)
-    return NULL;
-  cJSON_AddItemToObject(o, "broadcasting", st->broadcasting == CBEV_UNSET
-                                               ? cJSON_CreateNull()
-                                               : cJSON_CreateBool(st->broadcasting == CBEV_TRUE));
-  cJSON_AddItemToObject(o, "subject", str_or_null(st->subject));
-  cJSON_AddNumberToObject(o, "viewers", (double)st->viewers);
-  cJSON_AddNumberToObject(o, "session_tokens", (double)st->session_tokens);
+/* Exact int64 text: cJSON's doubles would round above 2^53. */
+static cJSON *integer(int64_t v) {
+  char num[32];
+  snprintf(num, sizeof num, "%lld", (long long)v);
+  return cJSON_CreateRaw(num);
+}
+
+static cJSON *to_json(const cb2m_state *st, int with_id) {
+  cJSON *o = cJSON_CreateObject(), *tip = NULL;
+  int ok = o != NULL;
+
+  add(o, "broadcasting",
+      st->broadcasting == CBEV_UNSET ? cJSON_CreateNull()
+                                     : cJSON_CreateBool(st->broadcasting == CBEV_TRUE),
+      &ok);
+  add(o, "subject", str_or_null(st->subject), &ok);
+  add(o, "viewers", integer(st->viewers), &ok);
+  add(o, "session_tokens", integer(st->session_tokens), &ok);
   if (st->has_last_tip) {
-    tip = cJSON_AddObjectToObject(o, "last_tip");
-    cJSON_AddNumberToObject(tip, "tokens", (double)st->last_tip_tokens);
-    cJSON_AddItemToObject(tip, "username", str_or_null(st->last_tip_username));
-    cJSON_AddBoolToObject(tip, "is_anon", st->last_tip_is_anon);
-    cJSON_AddItemToObject(tip, "message", str_or_null(st->last_tip_message));
-    cJSON_AddItemToObject(tip, "at", str_or_null(st->last_tip_at[0] ? st->last_tip_at : NULL));
+    tip = cJSON_CreateObject();
+    ok = ok && tip != NULL;
+    add(tip, "tokens", integer(st->last_tip_tokens), &ok);
+    add(tip, "username", str_or_null(st->last_tip_username), &ok);
+    add(tip, "is_anon", cJSON_CreateBool(st->last_tip_is_anon), &ok);
+    add(tip, "message", str_or_null(st->last_tip_message), &ok);
+    add(tip, "at", time_or_null(st->last_tip_at), &ok);
+    add(o, "last_tip", tip, &ok);
   } else {
-    cJSON_AddNullToObject(o, "last_tip");
+    add(o, "last_tip", cJSON_CreateNull(), &ok);
   }
-  cJSON_AddItemToObject(o, "last_event_at", str_or_null(st->last_event_at[0] ? st->last_event_at : NULL));
-  cJSON_AddItemToObject(o, "updated_at", str_or_null(st->updated_at[0] ? st->updated_at : NULL));
+  add(o, "last_event_at", time_or_null(st->last_event_at), &ok);
+  add(o, "updated_at", time_or_null(st->updated_at), &ok);
   if (with_id)
-    cJSON_AddItemToObject(o, "last_id", str_or_null(st->last_id));
+    add(o, "last_id", str_or_null(st->last_id), &ok);
+  if (!ok) {
+    cJSON_Delete(o);
+    return NULL;
+  }
   return o;
 }
 
 char *cb2m_state_json(const cb2m_state *st) {
   cJSON *o = to_json(st, 0);
   char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+
   cJSON_Delete(o);
   return text;
 }
 
+const char *cb2m_state_value(const cb2m_state *st, unsigned bit, char num[32]) {
+  switch (bit) {
+  case CB2M_CHG_BROADCASTING:
+    return st->broadcasting == CBEV_UNSET ? NULL
+                                          : (st->broadcasting == CBEV_TRUE ? "true" : "false");
+  case CB2M_CHG_SUBJECT:
+    return st->subject;
+  case CB2M_CHG_VIEWERS:
+    snprintf(num, 32, "%lld", (long long)st->viewers);
+    return num;
+  case CB2M_CHG_SESSION_TOKENS:
+    snprintf(num, 32, "%lld", (long long)st->session_tokens);
+    return num;
+  default:
+    return NULL;
+  }
+}
+
+const char *cb2m_state_topic_level(unsigned bit) {
+  switch (bit) {
+  case CB2M_CHG_BROADCASTING:
+    return "state/broadcasting";
+  case CB2M_CHG_SUBJECT:
+    return "state/subject";
+  case CB2M_CHG_VIEWERS:
+    return "state/viewers";
+  case CB2M_CHG_SESSION_TOKENS:
+    return "state/session_tokens";
+  default:
+    return NULL;
+  }
+}
+
+/* ---- file ---------------------------------------------------------------- */
+
+static int state_path(char *buf, size_t size, const char *dir, const char *name) {
+  int n;
+
+  if (!dir || !cb2m_name_valid(name)) {
+    errno = EINVAL;
+    return -1;
+  }
+  n = snprintf(buf, size, "%s/%s.state", dir, name);
+  if (n < 0 || (size_t)n >= size) {
+    errno = ENAMETOOLONG;
+    return -1;
+  }
+  return 0;
+}
+
 int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st) {
-  char file[128];
-  cJSON *o = to_json(st, 1);
-  char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+  char path[CB2M_PATH_MAX];
+  cJSON *o = NULL;
+  char *text = NULL;
   int rc = -1;
 
-  snprintf(file, sizeof file, "%s.state", name);
-  if (text)
-    rc = cb2m_write_atomic(dir, file, text, strlen(text), 0600);
-  else
+  if (state_path(path, sizeof path, dir, name) != 0)
+    goto out;
+  o = to_json(st, 1);
+  text = o ? cJSON_PrintUnformatted(o) : NULL;
+  if (!text) {
     errno = ENOMEM;
+    goto out;
+  }
+  rc = cb2m_write_atomic(dir, strrchr(path, '/') + 1, text, strlen(text), 0600);
+out:
   cJSON_free(text);
   cJSON_Delete(o);
   return rc;
 }
 
-static int copy_str(const cJSON *o, const char *key, char **slot) {
+/* Key present with a string or null: copies it into *out (NULL for null).
+ * Returns 0, -1 for a wrong type (or a missing key when required), -2 on
+ * ENOMEM. */
+static int read_str(const cJSON *o, const char *key, char **out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (cJSON_IsNull(v) || !v)
+
+  if (cJSON_IsNull(v))
     return 0;
   if (!cJSON_IsString(v))
     return -1;
-  return (*slot = strdup(v->valuestring)) ? 0 : -1;
+  return (*out = strdup(v->valuestring)) ? 0 : -2;
 }
 
-static int copy_iso(const cJSON *o, const char *key, char *buf, size_t size) {
+static int read_time(const cJSON *o, const char *key, char *buf) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  if (!v || cJSON_IsNull(v))
+
+  if (cJSON_IsNull(v))
     return 0;
-  if (!cJSON_IsString(v) || strlen(v->valuestring) >= size)
+  if (!cJSON_IsString(v) || strlen(v->valuestring) >= CB2M_STATE_TIME_SIZE)
     return -1;
   strcpy(buf, v->valuestring);
   return 0;
 }
 
-int cb2m_state_load(const char *dir, const char *name, cb2m_state *st, char **aside) {
-  char path[4096];
-  char *text = NULL;
-  size_t len;
-  cJSON *o = NULL;
-  const cJSON *b, *vw, *tk, *tip;
+static int read_int(const cJSON *o, const char *key, double min, int64_t *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+  double d;
+
+  if (!cJSON_IsNumber(v))
+    return -1;
+  d = v->valuedouble;
+  /* The negated comparisons also refuse NaN. */
+  if (!(d >= min) || !(d <= JSON_INT_MAX) || (double)(int64_t)d != d)
+    return -1;
+  *out = (int64_t)d;
+  return 0;
+}
+
+/* Fills st from the parsed file. 0, -1 corrupt, -2 ENOMEM. */
+static int from_json(const cJSON *o, cb2m_state *st) {
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "broadcasting");
+  const cJSON *tip = cJSON_GetObjectItemCaseSensitive(o, "last_tip");
+  cbev_id id;
   int rc;
+
+  if (!cJSON_IsObject(o) || !(cJSON_IsBool(b) || cJSON_IsNull(b)) ||
+      !(cJSON_IsObject(tip) || cJSON_IsNull(tip)))
+    return -1;
+  st->broadcasting = cJSON_IsNull(b) ? CBEV_UNSET : (cJSON_IsTrue(b) ? CBEV_TRUE : CBEV_FALSE);
+  if (read_int(o, "viewers", 0, &st->viewers) || read_int(o, "session_tokens", 0, &st->session_tokens))
+    return -1;
+  if ((rc = read_str(o, "subject", &st->subject)) != 0 || (rc = read_str(o, "last_id", &st->last_id)) != 0)
+    return rc;
+  if (st->last_id && cbev_id_parse(st->last_id, &id) != CBEV_OK)
+    return -1;
+  if (read_time(o, "last_event_at", st->last_event_at) || read_time(o, "updated_at", st->updated_at))
+    return -1;
+  if (cJSON_IsObject(tip)) {
+    if (read_int(tip, "tokens", -JSON_INT_MAX, &st->last_tip_tokens) ||
+        !cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(tip, "is_anon")) ||
+        read_time(tip, "at", st->last_tip_at))
+      return -1;
+    if ((rc = read_str(tip, "username", &st->last_tip_username)) != 0 ||
+        (rc = read_str(tip, "message", &st->last_tip_message)) != 0)
+      return rc;
+    st->last_tip_is_anon = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tip, "is_anon"));
+    st->has_last_tip = 1;
+  }
+  return 0;
+}
+
+int cb2m_state_load(const char *dir, const char *name, cb2m_state *st, char **aside) {
+  char path[CB2M_PATH_MAX];
+  char *text = NULL;
+  size_t len = 0;
+  cJSON *o = NULL;
+  int rc = CB2M_STATE_ERROR, got;
 
   cb2m_state_cleanup(st);
   if (aside)
     *aside = NULL;
-  snprintf(path, sizeof path, "%s/%s.state", dir, name);
-  if (cb2m_read_file(path, STATE_MAX_BYTES, &text, &len) != 0) {
+  if (state_path(path, sizeof path, dir, name) != 0)
+    goto out;
+  if (cb2m_read_file(path, CB2M_STATE_MAX_BYTES, &text, &len) != 0) {
     if (errno == ENOENT)
-      return CB2M_STATE_NOT_FOUND;
-    if (errno != EFBIG)
-      return CB2M_STATE_ERROR;
-    goto corrupt;
-  }
-  o = cJSON_ParseWithLength(text, len);
-  b = cJSON_GetObjectItemCaseSensitive(o, "broadcasting");
-  vw = cJSON_GetObjectItemCaseSensitive(o, "viewers");
-  tk = cJSON_GetObjectItemCaseSensitive(o, "session_tokens");
-  tip = cJSON_GetObjectItemCaseSensitive(o, "last_tip");
-  if (!cJSON_IsObject(o) || !(cJSON_IsBool(b) || cJSON_IsNull(b)) || !cJSON_IsNumber(vw) ||
-      !cJSON_IsNumber(tk) || !(cJSON_IsObject(tip) || cJSON_IsNull(tip)))
-    goto corrupt;
-  st->broadcasting = cJSON_IsNull(b) ? CBEV_UNSET : (cJSON_IsTrue(b) ? CBEV_TRUE : CBEV_FALSE);
-  st->viewers = vw->valuedouble > 0 ? (int64_t)vw->valuedouble : 0;
-  st->session_tokens = tk->valuedouble > 0 ? (int64_t)tk->valuedouble : 0;
-  if (copy_str(o, "subject", &st->subject) || copy_str(o, "last_id", &st->last_id) ||
-      copy_iso(o, "last_event_at", st->last_event_at, sizeof st->last_event_at) ||
-      copy_iso(o, "updated_at", st->updated_at, sizeof st->updated_at))
-    goto corrupt;
-  if (cJSON_IsObject(tip)) {
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(tip, "tokens");
-    if (!cJSON_IsNumber(t) || copy_str(tip, "username", &st->last_tip_username) ||
-        copy_str(tip, "message", &st->last_tip_message) ||
-        copy_iso(tip, "at", st->last_tip_at, sizeof st->last_tip_at))
+      rc = CB2M_STATE_NOT_FOUND;
+    else if (errno == EFBIG)
       goto corrupt;
-    st->has_last_tip = 1;
-    st->last_tip_tokens = (int64_t)t->valuedouble;
-    st->last_tip_is_anon = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tip, "is_anon"));
+    goto out;
   }
+  if (strlen(text) != len)
+    goto corrupt; /* an embedded NUL would hide trailing bytes */
+  o = cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1);
+  got = o ? from_json(o, st) : -1;
+  if (got == -2) {
+    cb2m_state_cleanup(st);
+    errno = ENOMEM;
+    goto out;
+  }
+  if (got != 0)
+    goto corrupt;
   rc = CB2M_STATE_FOUND;
   goto out;
 corrupt:

@@ -1,51 +1,105 @@
 /*
- * state.h: the derived state of one broadcaster (SPEC topics cb/<b>/state
- * and cb/<b>/state/...), kept across restarts in "<state_dir>/<name>.state".
+ * state.h: the derived state of one broadcaster (SPEC 5 topics
+ * cb/<b>/state and cb/<b>/state/...), folded from its events and kept
+ * across restarts in "<state_dir>/<name>.state".
  *
  * cb2m_state_apply() ignores events whose id is not after the last one
  * applied, so events fetched again after a crash never count twice.
+ * Times are derived from event ids (epoch ms), never from the local
+ * clock: replaying the same events gives the same state, byte for byte.
  */
 #ifndef CB2M_STATE_H
 #define CB2M_STATE_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "cbevents/event.h"
 
-#define CB2M_CHG_BROADCASTING 0x01u
-#define CB2M_CHG_SUBJECT 0x02u
-#define CB2M_CHG_VIEWERS 0x04u
-#define CB2M_CHG_SESSION_TOKENS 0x08u
-#define CB2M_CHG_LAST_TIP 0x10u
-#define CB2M_CHG_LAST_EVENT 0x20u
-#define CB2M_CHG_ALL 0x3fu
+/* Bits cb2m_state_apply() sets in *changed. */
+#define CB2M_CHG_BROADCASTING 0x01u   /* state/broadcasting */
+#define CB2M_CHG_SUBJECT 0x02u        /* state/subject */
+#define CB2M_CHG_VIEWERS 0x04u        /* state/viewers */
+#define CB2M_CHG_SESSION_TOKENS 0x08u /* state/session_tokens (every tip) */
+#define CB2M_CHG_LAST_TIP 0x10u       /* last_tip of the state JSON */
+#define CB2M_CHG_LAST_EVENT 0x20u     /* last_event_at/last_id: every applied event */
+#define CB2M_CHG_ANY 0x3fu            /* every bit above */
+#define CB2M_CHG_ALL CB2M_CHG_ANY     /* "publish everything" (on connect) */
+
+#define CB2M_STATE_TIME_SIZE 32 /* "2025-08-16T20:41:43.836Z" + NUL fits */
+/* Largest state file read back; a bigger one is corrupt. */
+#define CB2M_STATE_MAX_BYTES (1024 * 1024)
 
 typedef struct cb2m_state {
-  cbev_tristate broadcasting; /* CBEV_UNSET until known */
-  char *subject;              /* NULL until known */
-  int64_t viewers;            /* approximate, never below 0 */
-  int64_t session_tokens;     /* since broadcast_start */
-  int has_last_tip;
+  cbev_tristate broadcasting; /* CBEV_UNSET until a broadcast_start/stop */
+  char *subject;              /* NULL until a room_subject_change */
+  int64_t viewers;            /* approximate: enters minus leaves, >= 0 */
+  int64_t session_tokens;     /* tipped since broadcast_start (saturating) */
+  int has_last_tip;           /* 0 until the first tip */
   int64_t last_tip_tokens;
   int last_tip_is_anon;
   char *last_tip_username; /* NULL for anonymous tips unless exposed */
-  char *last_tip_message;  /* "| " removed */
-  char last_tip_at[32];
-  char last_event_at[32];  /* "" until the first event */
-  char updated_at[32];
-  char *last_id;           /* last applied event id */
+  char *last_tip_message;  /* "| " prefix removed; NULL when absent */
+  char last_tip_at[CB2M_STATE_TIME_SIZE];   /* "" when unknown */
+  char last_event_at[CB2M_STATE_TIME_SIZE]; /* "" until the first event */
+  char updated_at[CB2M_STATE_TIME_SIZE];    /* time of the event that last
+                                               changed a published field */
+  char *last_id; /* id of the last applied event; NULL before the first */
 } cb2m_state;
 
+/* Sets st to the empty state (broadcasting unknown). A zeroed struct is
+ * NOT empty: its broadcasting would read as false. */
+void cb2m_state_init(cb2m_state *st);
+/* Frees what st owns and re-initialises it. st may be NULL. */
 void cb2m_state_cleanup(cb2m_state *st);
-/* Applies ev; sets CB2M_CHG_* bits in *changed. Returns 0, -1 on ENOMEM. */
+
+/* Applies ev (see the SPEC table):
+ *   broadcast_start: broadcasting true, viewers 0, session_tokens 0;
+ *   broadcast_stop: broadcasting false, viewers 0;
+ *   room_subject_change: subject;  user_enter: viewers + 1;
+ *   user_leave: viewers - 1, never below 0;
+ *   tip: session_tokens + tokens, last_tip {tokens, username (NULL when
+ *   anonymous unless expose_anon), is_anon, message without "| ", at};
+ *   every applied event: last_id, last_event_at.
+ * An event whose id is unparsable or not after st->last_id is ignored
+ * (returns 0, *changed untouched). Otherwise ORs CB2M_CHG_* bits into
+ * *changed (a tip always sets SESSION_TOKENS and LAST_TIP). Returns 0, or
+ * -1 on ENOMEM (st then still holds valid, possibly partly updated data
+ * and last_id is not moved, so the event may be applied again). */
 int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsigned *changed);
-/* The JSON of cb/<b>/state (malloc'd), NULL on ENOMEM. */
+
+/* The payload of cb/<b>/state, a new string (free() it), NULL on ENOMEM:
+ * {"broadcasting":true|false|null,"subject":str|null,"viewers":N,
+ *  "session_tokens":N,"last_tip":{"tokens":N,"username":str|null,
+ *  "is_anon":bool,"message":str|null,"at":str|null}|null,
+ *  "last_event_at":str|null,"updated_at":str|null}  (compact, this order). */
 char *cb2m_state_json(const cb2m_state *st);
 
-enum { CB2M_STATE_NOT_FOUND = 0, CB2M_STATE_FOUND = 1, CB2M_STATE_CORRUPT = 2,
-       CB2M_STATE_ERROR = -1 };
+/* The payload of the small topic for one CB2M_CHG_ bit: "true"/"false"
+ * (BROADCASTING), the subject text (SUBJECT), or a decimal integer written
+ * into num (VIEWERS, SESSION_TOKENS). NULL when that value is not known yet
+ * or bit has no small topic. The pointer lives as long as st and num. */
+const char *cb2m_state_value(const cb2m_state *st, unsigned bit, char num[32]);
+/* The topic level below the broadcaster for that bit ("state/subject"),
+ * NULL when the bit has no small topic. Static. */
+const char *cb2m_state_topic_level(unsigned bit);
+
+enum {
+  CB2M_STATE_ERROR = -1,    /* cannot read or set aside (errno) */
+  CB2M_STATE_NOT_FOUND = 0, /* no state file: st is empty */
+  CB2M_STATE_FOUND = 1,
+  CB2M_STATE_CORRUPT = 2 /* set aside (*aside names where); st is empty */
+};
+
+/* Writes "<dir>/<name>.state" atomically (mode 0600): the state JSON plus
+ * "last_id". name must pass cb2m_name_valid(). Returns 0 or -1 (errno). */
 int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st);
-/* Loads into a zeroed/cleaned st; CORRUPT sets the file aside (*aside). */
+/* Loads "<dir>/<name>.state" into st, which must be initialised (init,
+ * cleanup or an earlier load): its old content is freed first. The file
+ * is CORRUPT (set aside, *aside = its new name, free() it; aside may be
+ * NULL) when it is not the JSON cb2m_state_save() writes: wrong types,
+ * negative or non-integer counts, an unparsable last_id, truncated text.
+ * On every result but FOUND st is the empty state. */
 int cb2m_state_load(const char *dir, const char *name, cb2m_state *st, char **aside);
 
 #endif
