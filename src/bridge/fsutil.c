@@ -4,8 +4,10 @@
  * crash, kill -9 or power loss leaves either the old or the new content.
  * See fsutil.h for the contract of each function.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +170,46 @@ out:
   return rc;
 }
 
+/* The pid in a temp name "<name>.tmp-<pid>-<n>", or 0 when name is not one. */
+static long temp_owner(const char *name) {
+  const char *p = strstr(name, ".tmp-");
+  char *end;
+  long pid;
+
+  while (p && strstr(p + 1, ".tmp-"))
+    p = strstr(p + 1, ".tmp-");
+  if (!p || p == name || p[5] < '0' || p[5] > '9')
+    return 0;
+  errno = 0;
+  pid = strtol(p + 5, &end, 10);
+  if (errno || pid <= 0 || *end != '-' || end[1] < '0' || end[1] > '9')
+    return 0;
+  (void)strtoul(end + 1, &end, 10);
+  return *end == '\0' ? pid : 0;
+}
+
+/* Removes temp files that a killed process left behind (its pid is gone);
+ * those of a live process, another bridge included, are left alone. */
+static void remove_stale_temps(const char *dir) {
+  char path[CB2M_PATH_MAX];
+  DIR *d = opendir(dir);
+  struct dirent *e;
+
+  if (!d)
+    return;
+  while ((e = readdir(d)) != NULL) {
+    long pid = temp_owner(e->d_name);
+    if (pid <= 0 || pid == (long)getpid())
+      continue;
+    /* Alive, or EPERM (a process of another user): not ours to remove. */
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+      continue;
+    if (join(path, dir, e->d_name) == 0)
+      unlink(path);
+  }
+  closedir(d);
+}
+
 int cb2m_ensure_dir(const char *dir) {
   char path[CB2M_PATH_MAX];
   struct stat sb;
@@ -202,6 +244,7 @@ int cb2m_ensure_dir(const char *dir) {
     return -1;
   if (join(path, dir, ".write-probe") != 0 || unlink(path) != 0)
     return -1;
+  remove_stale_temps(dir);
   return 0;
 }
 

@@ -35,7 +35,9 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len);
 
 /* mkdir -p dir (new folders 0700), then proves it writable by creating
  * and removing a probe file (root ignores permission bits; read-only
- * mounts and full disks do not). errno from the failing step. */
+ * mounts and full disks do not). errno from the failing step. On success
+ * it also removes temp files of cb2m_write_atomic() left by processes
+ * that no longer exist (a kill -9 between open and rename). */
 int cb2m_ensure_dir(const char *dir);
 
 /* Renames path to "<path>.corrupt-<epoch>" (or "...-<epoch>-<n>" when that

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cursor.h"
@@ -245,6 +246,35 @@ static void test_ensure_dir(void **state) {
   assert_int_equal(errno, EINVAL);
 }
 
+static void test_ensure_dir_removes_dead_temps(void **state) {
+  const char *dir = *state;
+  char dead_tmp[64], live_tmp[64], own_tmp[64], path[512];
+  pid_t child = fork();
+
+  /* A pid that surely no longer exists: a child that has been reaped. */
+  assert_true(child >= 0);
+  if (child == 0)
+    _exit(0);
+  assert_int_equal(waitpid(child, NULL, 0), child);
+  snprintf(dead_tmp, sizeof dead_tmp, "alice.cursor.tmp-%ld-0", (long)child);
+  snprintf(live_tmp, sizeof live_tmp, "alice.cursor.tmp-%ld-3", (long)getppid());
+  snprintf(own_tmp, sizeof own_tmp, "bob.state.tmp-%ld-7", (long)getpid());
+  put_file(dir, dead_tmp, "half", 4);
+  put_file(dir, live_tmp, "busy", 4);
+  put_file(dir, own_tmp, "mine", 4);
+  put_file(dir, "alice.cursor", "{}", 2);
+  put_file(dir, "notes.tmp-abc-1", "x", 1);
+  put_file(dir, "x.tmp-12-", "x", 1);
+  assert_int_equal(cb2m_ensure_dir(dir), 0);
+  path_of(path, sizeof path, dir, dead_tmp);
+  assert_int_equal(access(path, F_OK), -1);
+  assert_int_equal(count_entries(dir, NULL, 0), 5);
+  path_of(path, sizeof path, dir, live_tmp);
+  assert_int_equal(access(path, F_OK), 0);
+  path_of(path, sizeof path, dir, own_tmp);
+  assert_int_equal(access(path, F_OK), 0);
+}
+
 static void test_set_aside(void **state) {
   const char *dir = *state;
   char path[512], prefix[600];
@@ -436,6 +466,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_write_atomic_keeps_old_on_failure, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_read_file_caps, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_ensure_dir, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_ensure_dir_removes_dead_temps, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_set_aside, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_cursor_round_trip, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_cursor_save_refuses_bad_input, setup_dir, teardown_dir),
