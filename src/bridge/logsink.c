@@ -38,7 +38,7 @@ static void json_string(FILE *out, const char *s) {
 
 void cb2m_logsink_write(void *userdata, cbev_log_level level, const char *msg) {
   cb2m_logsink *sink = userdata;
-  char ts[32];
+  char ts[96];
   char *masked = NULL;
 
   for (size_t i = 0; i < sink->n_secrets; i++) {

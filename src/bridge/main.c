@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     goto out;
   }
   if (cb2m_ensure_dir(cfg.events.state_dir) != 0) {
-    fprintf(stderr, "cb2mqtt: state_dir %s: not usable: %s; exiting\n", cfg.events.state_dir,
+    fprintf(stderr, "cb2mqtt: state_dir %s: not writable: %s; exiting\n", cfg.events.state_dir,
             strerror(errno));
     status = CB2M_EXIT_FATAL;
     goto out;
