@@ -35,8 +35,8 @@
 #define TOPIC_MAX 512
 /* Messages handed to libmosquitto and not yet acknowledged, across all
  * broadcasters: bounds the memory libmosquitto holds for us. */
-#define MAX_INFLIGHT 1024u
-#define MIDMAP_SLOTS 2048u /* power of two, > 2 * MAX_INFLIGHT / 1 */
+#define MAX_INFLIGHT 256u
+#define MIDMAP_SLOTS 1024u /* power of two, >= 4 * MAX_INFLIGHT */
 #define SAVE_INTERVAL_MS 1000u
 #define HEARTBEAT_INTERVAL_MS 10000u
 /* Consecutive failed polls after which a broadcaster is shown offline. */
