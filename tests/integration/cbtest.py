@@ -983,3 +983,47 @@ def assert_normalized(out, upstream, expose_anon=False):
         assert m == want, "%s: media %r, want %r" % (where, m, want)
     if method == "roomSubjectChange":
         assert out.get("subject") == obj["subject"], "%s: subject %r" % (where, out.get("subject"))
+
+
+# ---------------------------------------------------------------------------
+# The bridge (cb2mqtt) for the TLS, chaos and Node-RED tests
+
+def bridge_env(broker_url, api_url, state_dir, broadcasters, extra=None):
+    """An environment for cb2mqtt: ours minus any CB2MQTT_*/CB_* variable,
+    then the broker URL, the API, the state dir, short timeouts and
+    backoffs (tests), discovery off, debug logs (so a leak at any level
+    shows), and broadcasters [(name, token)] as CB2MQTT_BROADCASTERS +
+    CB2MQTT_BROADCASTER_<NAME>_TOKEN. extra overrides any of it."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CB2MQTT_") and not k.startswith("CB_")}
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env.update({
+        "CB2MQTT_MQTT_URL": broker_url,
+        "CB2MQTT_MQTT_CLIENT_ID": "cb2mqtt-" + uuid.uuid4().hex[:8],
+        "CB2MQTT_EVENTS_API": api_url,
+        "CB2MQTT_EVENTS_STATE_DIR": state_dir,
+        "CB2MQTT_EVENTS_TIMEOUT": "1",
+        "CB2MQTT_EVENTS_RETRY_BACKOFF": "0.2",
+        "CB2MQTT_EVENTS_RETRY_MAX_DELAY": "1",
+        "CB2MQTT_HOMEASSISTANT_DISCOVERY": "false",
+        "CB2MQTT_LOG_LEVEL": "debug",
+        "CB2MQTT_BROADCASTERS": ",".join(n for n, _ in broadcasters),
+    })
+    for name, tok in broadcasters:
+        env["CB2MQTT_BROADCASTER_%s_TOKEN" % name.upper().replace("-", "_")] = tok
+    env.update(extra or {})
+    return env
+
+
+def start_bridge(env, args=(), name="cb2mqtt"):
+    """Starts cb2mqtt (skips when it is not built) with env from bridge_env."""
+    return Process([bridge_program()] + list(args), env=env, name=name)
+
+
+def assert_no_secret_in_messages(messages, token, where="an MQTT message"):
+    """No form of token in any topic or payload of messages."""
+    for form in secret_forms(token):
+        for m in messages:
+            assert form.encode() not in m.payload and form not in m.topic, (
+                "token (as %r) leaked into %s on %s" % (form, where, m.topic))
