@@ -49,6 +49,7 @@ typedef enum ktype {
   T_INT,    /* int within [min, max] */
   T_DOUBLE, /* double within [min, max] (min exclusive with F_MIN_EXCL) */
   T_ENUM,   /* char * holding one of choices ("a|b|c"); index at aux */
+            /* (T_INT with choices: one of those numbers, e.g. "5|311") */
   T_LIST,   /* char *: "all" or a comma list of event types; mask at aux */
   T_RATE,   /* char * "N/T"; unsigned N at aux, double T at aux2 */
   T_URL     /* char *: a URL, parsed by the key's check */
@@ -79,7 +80,6 @@ static int check_mqtt_url(cb2m_config *cfg, char *why, size_t whylen);
 static int check_password(cb2m_config *cfg, char *why, size_t whylen);
 static int check_client_id(cb2m_config *cfg, char *why, size_t whylen);
 static int check_base_topic(cb2m_config *cfg, char *why, size_t whylen);
-static int check_protocol(cb2m_config *cfg, char *why, size_t whylen);
 static int check_key_file(cb2m_config *cfg, char *why, size_t whylen);
 static int check_api(cb2m_config *cfg, char *why, size_t whylen);
 static int check_prefix(cb2m_config *cfg, char *why, size_t whylen);
@@ -104,8 +104,8 @@ static const key_def KEYS[] = {
      check_base_topic, "first level(s) of every topic: no + or #, no leading $, no empty level"},
     {"mqtt", "qos", T_INT, "1", 0, 2, 0, OFF(mqtt.qos), NO_AUX, NO_AUX, NULL, "must be 0, 1 or 2",
      NULL, "QoS of event messages (state and discovery always use 1)"},
-    {"mqtt", "protocol", T_INT, "5", 5, 311, 0, OFF(mqtt.protocol), NO_AUX, NO_AUX, NULL,
-     "must be 5 or 311", check_protocol, "MQTT version: 5 or 311 (3.1.1)"},
+    {"mqtt", "protocol", T_INT, "5", 5, 311, 0, OFF(mqtt.protocol), NO_AUX, NO_AUX, "5|311",
+     "must be 5 or 311", NULL, "MQTT version: 5, or 311 for 3.1.1"},
     {"mqtt", "keepalive", T_INT, "60", 5, 65535, 0, OFF(mqtt.keepalive), NO_AUX, NO_AUX, NULL, NULL,
      NULL, "seconds"},
     {"mqtt", "ca_file", T_STRING, "", 0, 0, F_EMPTY_NULL, OFF(mqtt.ca_file), NO_AUX, NO_AUX, NULL,
@@ -820,7 +820,8 @@ static int convert_key(cb2m_config *cfg, size_t i, const char *v, char *why, siz
     long n;
     errno = 0;
     n = strtol(v, &end, 10);
-    if (errno || end == v || *end || n < (long)k->min || n > (long)k->max) {
+    if (errno || end == v || *end || n < (long)k->min || n > (long)k->max ||
+        (k->choices && enum_index(k->choices, v) < 0)) {
       if (k->bad)
         snprintf(why, whylen, "%s", k->bad);
       else
@@ -1031,14 +1032,6 @@ static int check_client_id(cb2m_config *cfg, char *why, size_t whylen) {
 
 static int check_base_topic(cb2m_config *cfg, char *why, size_t whylen) {
   return cb2m_topic_base_valid(cfg->mqtt.base_topic, why, whylen) == 0 ? 0 : -1;
-}
-
-static int check_protocol(cb2m_config *cfg, char *why, size_t whylen) {
-  if (cfg->mqtt.protocol != 5 && cfg->mqtt.protocol != 311) {
-    snprintf(why, whylen, "must be 5 or 311");
-    return -1;
-  }
-  return 0;
 }
 
 static int check_key_file(cb2m_config *cfg, char *why, size_t whylen) {
@@ -1375,7 +1368,7 @@ int cb2m_config_print(const cb2m_config *cfg, FILE *out) {
   }
   for (size_t i = 0; i < cfg->n_broadcasters; i++) {
     const cb2m_broadcaster_config *b = &cfg->broadcasters[i];
-    fprintf(out, "\n[broadcaster:%s]\n%-5s = %-34s ; %s\n", b->name, b->url ? "url" : "token", CBEV_MASK,
+    fprintf(out, "\n[broadcaster:%s]\n%-5s = %-35s ; %s\n", b->name, b->url ? "url" : "token", CBEV_MASK,
             cfg->broadcaster_origins && cfg->broadcaster_origins[i] ? cfg->broadcaster_origins[i]
                                                                     : "");
   }
@@ -1385,7 +1378,12 @@ int cb2m_config_print(const cb2m_config *cfg, FILE *out) {
 static void type_text(const key_def *k, char *buf, size_t size) {
   switch (k->type) {
   case T_BOOL: snprintf(buf, size, "bool"); break;
-  case T_INT: snprintf(buf, size, "%.0f..%.0f", k->min, k->max); break;
+  case T_INT:
+    if (k->choices)
+      snprintf(buf, size, "%s", k->choices);
+    else
+      snprintf(buf, size, "%.0f..%.0f", k->min, k->max);
+    break;
   case T_DOUBLE:
     snprintf(buf, size, "number %s%g..%g", (k->flags & F_MIN_EXCL) ? ">" : "", k->min, k->max);
     break;
@@ -1492,7 +1490,7 @@ void cb2m_config_example(FILE *out) {
     comment_wrapped(out, line);
     if (k->flags & F_SECRET)
       fprintf(out, "; or: %s_file = /run/secrets/%s_%s\n", k->key, k->section, k->key);
-    fprintf(out, "%s = %s\n", k->key, k->def);
+    fprintf(out, "%s =%s%s\n", k->key, *k->def ? " " : "", k->def);
   }
   fputs("\n"
         "; One [broadcaster:NAME] section per broadcaster (NAME: 1 to 64 of A-Z a-z\n"
