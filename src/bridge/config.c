@@ -1488,9 +1488,12 @@ void cb2m_config_example(FILE *out) {
     type_text(k, type, sizeof type);
     snprintf(line, sizeof line, "%s (%s). %s", k->key, type, k->help);
     comment_wrapped(out, line);
+    /* Secrets stay commented out: setting both forms in one file is an
+     * error, so uncommenting the _file line must be enough. */
     if (k->flags & F_SECRET)
-      fprintf(out, "; or: %s_file = /run/secrets/%s_%s\n", k->key, k->section, k->key);
-    fprintf(out, "%s =%s%s\n", k->key, *k->def ? " " : "", k->def);
+      fprintf(out, "; %s =\n; %s_file = /run/secrets/%s_%s\n", k->key, k->key, k->section, k->key);
+    else
+      fprintf(out, "%s =%s%s\n", k->key, *k->def ? " " : "", k->def);
   }
   fputs("\n"
         "; One [broadcaster:NAME] section per broadcaster (NAME: 1 to 64 of A-Z a-z\n"
