@@ -543,11 +543,9 @@ static void bc_env_name(char *buf, size_t size, const char *name, int field) {
   }
 }
 
-/* Broadcasters from the environment: CB2MQTT_BROADCASTERS="alice,bob" and
- * per name CB2MQTT_BROADCASTER_<NAME>_TOKEN / _TOKEN_FILE / _URL /
- * _URL_FILE. No field name is another's "_"-suffix, so each variable
- * belongs to exactly one (name, field) pair. */
-static int load_env_broadcasters(loader *ld, char **envp) {
+/* Broadcasters from the environment: CB2MQTT_BROADCASTERS="alice,bob"
+ * adds names; their secrets come from the variables applied below. */
+static int list_env_broadcasters(loader *ld, char **envp) {
   const char *list = env_get(envp, "CB2MQTT_BROADCASTERS");
   char *copy = NULL, *save = NULL;
   int ok = 0;
@@ -556,35 +554,42 @@ static int load_env_broadcasters(loader *ld, char **envp) {
     return 1;
   if (!(copy = strdup(list)))
     return fail(ld, "config: out of memory");
-  for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
-    char name[ENV_NAME_MAX], other[ENV_NAME_MAX], origin[160];
-    bc_raw *b;
-    const char *v;
-    if (!(b = find_bc(ld, tok, 1, "CB2MQTT_BROADCASTERS")))
+  for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+    if (!find_bc(ld, tok, 1, "CB2MQTT_BROADCASTERS"))
       goto out;
-    /* "a-b" and "a_b" are two topic levels but one environment name. */
-    bc_env_name(name, sizeof name, tok, BF_TOKEN);
-    for (size_t i = 0; i < ld->n_bcs; i++) {
-      bc_env_name(other, sizeof other, ld->bcs[i].name, BF_TOKEN);
-      if (&ld->bcs[i] != b && strcmp(name, other) == 0) {
-        fail(ld, "config: CB2MQTT_BROADCASTERS: %s and %s share the variables %s...", tok,
-             ld->bcs[i].name, name);
-        goto out;
-      }
-    }
-    for (int f = 0; f < BF_COUNT; f++) {
-      bc_env_name(name, sizeof name, tok, f);
-      if (!(v = env_get(envp, name)))
-        continue;
-      snprintf(origin, sizeof origin, "env %s", name);
-      if (!set_bc(ld, b, f, v, L_ENV, origin))
-        goto out;
-    }
-  }
   ok = 1;
 out:
   free(copy);
   return ok;
+}
+
+/* CB2MQTT_BROADCASTER_<NAME>_TOKEN / _TOKEN_FILE / _URL / _URL_FILE, for
+ * every broadcaster known by now (file sections, CB2MQTT_BROADCASTERS,
+ * shortcuts): the environment's source replaces the file's. No field name
+ * is another's "_"-suffix, so a variable belongs to one (name, field)
+ * pair, except that "a-b" and "a_b" share their variables: refused when
+ * such a variable is set. */
+static int apply_env_broadcasters(loader *ld, char **envp) {
+  char name[ENV_NAME_MAX], other[ENV_NAME_MAX], origin[160];
+  const char *v;
+
+  for (size_t i = 0; i < ld->n_bcs; i++) {
+    for (int f = 0; f < BF_COUNT; f++) {
+      bc_env_name(name, sizeof name, ld->bcs[i].name, f);
+      if (!(v = env_get(envp, name)))
+        continue;
+      for (size_t j = 0; j < ld->n_bcs; j++) {
+        bc_env_name(other, sizeof other, ld->bcs[j].name, f);
+        if (j != i && strcmp(name, other) == 0)
+          return fail(ld, "config: %s: ambiguous: broadcasters %s and %s share this name", name,
+                      ld->bcs[i].name, ld->bcs[j].name);
+      }
+      snprintf(origin, sizeof origin, "env %s", name);
+      if (!set_bc(ld, &ld->bcs[i], f, v, L_ENV, origin))
+        return 0;
+    }
+  }
+  return 1;
 }
 
 /* 1 when var is CB2MQTT_BROADCASTER_<NAME>_<FIELD> of a known name. */
@@ -664,7 +669,8 @@ static int load_env(loader *ld, char **envp) {
         return 0;
     }
   }
-  if (!load_env_broadcasters(ld, envp) || !load_env_shortcuts(ld, envp))
+  if (!list_env_broadcasters(ld, envp) || !load_env_shortcuts(ld, envp) ||
+      !apply_env_broadcasters(ld, envp))
     return 0;
   /* A mistyped variable would otherwise be ignored without a word. */
   for (char **e = envp; e && *e; e++) {
@@ -678,8 +684,8 @@ static int load_env(loader *ld, char **envp) {
         env_known_broadcaster(ld, name))
       continue;
     if (strncmp(name, "CB2MQTT_BROADCASTER_", 20) == 0)
-      return fail(ld, "config: %s: unknown variable (is the broadcaster listed in "
-                      "CB2MQTT_BROADCASTERS? fields: _TOKEN, _TOKEN_FILE, _URL, _URL_FILE)", name);
+      return fail(ld, "config: %s: unknown variable (list new broadcasters in "
+                      "CB2MQTT_BROADCASTERS; fields: _TOKEN, _TOKEN_FILE, _URL, _URL_FILE)", name);
     return fail(ld, "config: %s: unknown variable (CB2MQTT_<SECTION>_<KEY>, see --help)", name);
   }
   return 1;
@@ -1513,7 +1519,8 @@ void cb2m_config_example(FILE *out) {
         ";   several: CB2MQTT_BROADCASTERS=alice,bob-2 with, for each name,\n"
         ";     CB2MQTT_BROADCASTER_<NAME>_TOKEN, _TOKEN_FILE, _URL or _URL_FILE, NAME\n"
         ";     upper-cased and '-' written as '_' (CB2MQTT_BROADCASTER_BOB_2_TOKEN_FILE).\n"
-        "; The environment's source replaces this file's for the same broadcaster.\n"
+        ";   these variables also give a secret to a section of this file (no need to\n"
+        ";     list it), and the environment's source replaces the file's.\n"
         "[broadcaster:alice]\n"
         "; token_file = /run/secrets/cb_token_alice\n",
         out);

@@ -578,11 +578,35 @@ static void test_env_broadcasters(void **state) {
   {
     char *env[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_CAROL_TOKEN=x", NULL};
     expect_err(t, load(t, "[broadcaster:alice]\ntoken = t\n", env),
-               "config: CB2MQTT_BROADCASTER_CAROL_TOKEN: unknown variable (is the broadcaster listed");
+               "config: CB2MQTT_BROADCASTER_CAROL_TOKEN: unknown variable (list new broadcasters");
   }
   {
-    char *env[] = {"CB2MQTT_BROADCASTERS=a-b,a_b", NULL};
-    expect_err(t, load(t, "", env), "config: CB2MQTT_BROADCASTERS: a_b and a-b share the variables");
+    /* A file's broadcaster takes its secret from the environment without
+     * being listed again. */
+    char *env[] = {"CB2MQTT_BROADCASTER_ALICE_TOKEN=from-env", NULL};
+    expect_ok(t, load(t, "[broadcaster:alice]\ntoken = from-file\n", env));
+    assert_string_equal(c->broadcasters[0].token, "from-env");
+    assert_string_equal(c->broadcaster_origins[0], "env CB2MQTT_BROADCASTER_ALICE_TOKEN");
+  }
+  {
+    /* ... and so does a shortcut's, which then has two sources. */
+    char *env[] = {"CB_USERNAME=alice", "CB_TOKEN=a", "CB2MQTT_BROADCASTER_ALICE_TOKEN=b", NULL};
+    expect_err(t, load(t, "", env), "config: broadcaster:alice: two secrets in the environment "
+                                    "(CB_TOKEN and CB2MQTT_BROADCASTER_ALICE_TOKEN)");
+  }
+  {
+    char *env[] = {"CB2MQTT_BROADCASTERS=a-b,a_b", "CB2MQTT_BROADCASTER_A_B_TOKEN=t", NULL};
+    expect_err(t, load(t, "", env),
+               "config: CB2MQTT_BROADCASTER_A_B_TOKEN: ambiguous: broadcasters a-b and a_b share this name");
+  }
+  {
+    /* Listed names without their own variables are fine. */
+    char *env[] = {"CB2MQTT_BROADCASTERS=a-b,a_b", "CB2MQTT_BROADCASTER_A_B_URL=t", NULL};
+    expect_err(t, load(t, "[broadcaster:a-b]\ntoken = t1\n[broadcaster:a_b]\ntoken = t2\n", env),
+               "ambiguous");
+    char *env2[] = {"CB2MQTT_BROADCASTERS=a-b,a_b", NULL};
+    expect_ok(t, load(t, "[broadcaster:a-b]\ntoken = t1\n[broadcaster:a_b]\ntoken = t2\n", env2));
+    assert_int_equal(c->n_broadcasters, 2);
   }
   {
     char *env[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=t",
