@@ -141,7 +141,7 @@ def test_chaos():
     max_queued = knob("CHAOS_MAX_QUEUED", 1000)
     batch = knob("CHAOS_BATCH", 100)
     seed = knob("CHAOS_SEED", 7)
-    bridge_prog = cbtest.bridge_program()
+    cbtest.bridge_program()  # skips (77) early when cb2mqtt is not built
     t_start = time.monotonic()
 
     broker = cbtest.Mosquitto(extra_conf=[
@@ -272,7 +272,6 @@ def test_chaos():
     static_bound = 2 * max_queued * max(1, len(disruptions))
 
     log_text = "".join(b.stderr_text() + b.stdout_text() for b in bridges)
-    stats = api.control.stats()
     faults = sum(1 for r in api.control.requests() if r.get("fault"))
     print("  chaos: %d events, %d broadcasters, fault rate %.2f (%d faults served), "
           "%d broker restarts, %d bridge kills, %.1f s" % (
@@ -285,7 +284,6 @@ def test_chaos():
         print("    %-7s at %6.1f s: %4d duplicates (bound %d)" % (kind, at - t_start, dup, lim))
     print("  duplicate bound: %d (save windows, in-flight windows), %d (2 * max_queued per "
           "disruption)" % (bound, static_bound), flush=True)
-    assert stats is not None
 
     assert figures["lost"] == 0, figures
     assert figures["out_of_order"] == 0, figures
