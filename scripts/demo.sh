@@ -51,14 +51,23 @@ sub_pid=$!
 sleep 0.5
 
 printf '%s' demo-token-alice >"$work/token"
+# An empty settings file, so a /etc/cb2mqtt/cb2mqtt.ini on this machine is
+# not read (-c wants a regular file: /dev/null is refused).
+: >"$work/cb2mqtt.ini"
 CB2MQTT_MQTT_URL="mqtt://127.0.0.1:$mqtt_port" \
 CB2MQTT_EVENTS_API="http://127.0.0.1:$api_port/events" \
 CB2MQTT_EVENTS_STATE_DIR="$work/state" \
 CB2MQTT_HOMEASSISTANT_DISCOVERY=false \
 CB_USERNAME=alice CB_TOKEN_FILE="$work/token" \
-  "$build/src/bridge/cb2mqtt" -c /dev/null --log-level warn &
+  "$build/src/bridge/cb2mqtt" -c "$work/cb2mqtt.ini" --log-level warn &
 bridge_pid=$!
 pids=("$bridge_pid" "$sub_pid" "$api_pid" "$mosq_pid")
 
 end=$((SECONDS + ${DEMO_SECONDS:-30}))
 while [ $SECONDS -lt $end ] && kill -0 "$bridge_pid" 2>/dev/null; do sleep 1; done
+if ! kill -0 "$bridge_pid" 2>/dev/null; then
+  rc=0
+  wait "$bridge_pid" || rc=$?
+  echo "demo: cb2mqtt stopped early (exit $rc); see its messages above." >&2
+  exit 1
+fi
