@@ -453,6 +453,11 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
         changed) {
       c->state_changed |= changed;
       c->state_unsaved = 1;
+      /* A start and a stop in one batch must both show on the retained
+       * topics (automations trigger on the edge), so a broadcasting change
+       * goes out now; other fields are coalesced per batch. */
+      if (changed & CB2M_CHG_BROADCASTING)
+        publish_state(b, c, c->state_changed);
     }
     c->events_by_type[type]++;
     c->last_event_ms = now_ms();

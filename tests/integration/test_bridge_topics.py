@@ -181,6 +181,10 @@ def test_every_topic_and_payload():
     assert unknown["event_type"] == "some_future_event" and unknown["raw"]["extra"] == {"x": 1}
     assert by_topic["cb/alice/broadcast_start"][0].json()["user"]["username"] == "alice"
 
+    # Start and stop came in one batch: both edges still reach the state topic.
+    edges = [m.text for m in by_topic["cb/alice/state/broadcasting"]]
+    assert edges[-2:] == ["true", "false"], edges
+
     # Retained state topics, checked from a fresh subscriber (retained flag).
     late = cbtest.Subscriber(rig.broker, topics=("cb/#",), qos=1).start()
     cbtest.on_cleanup(late.stop)
