@@ -63,11 +63,9 @@ int jsonw_grow(jsonw *w, size_t n) {
   return CBEV_OK;
 }
 
-/* Length of the well-formed UTF-8 sequence at p (2..4), or, with *bad set,
- * the length of its maximal invalid subpart (1..3), the unit that becomes
- * one U+FFFD. The string is NUL-terminated and NUL is never a continuation
- * byte, so no check reads past the terminator. */
-static size_t utf8_seq(const unsigned char *p, int *bad) {
+/* The string is NUL-terminated and NUL is never a continuation byte, so
+ * no check reads past the terminator. */
+size_t jsonw_utf8_seq(const unsigned char *p, int *bad) {
   unsigned char c = p[0], lo = 0x80, hi = 0xBF;
   size_t need;
 
@@ -111,7 +109,7 @@ void jsonw_str_body(jsonw *w, const char *s) {
     }
     if (c >= 0x80) {
       int bad;
-      size_t n = utf8_seq(p, &bad);
+      size_t n = jsonw_utf8_seq(p, &bad);
       if (!bad) {
         p += n; /* well-formed: stays in the run */
         continue;

@@ -73,4 +73,9 @@ char *jsonw_finish(jsonw *w, size_t *len);
 /* Prints v as decimal into buf (>= 21 bytes); returns the length. */
 size_t jsonw_fmt_int(char *buf, int64_t v);
 
+/* Length of the well-formed UTF-8 sequence at p (2..4; p[0] >= 0x80), or,
+ * with *bad set, the length of its maximal invalid subpart (1..3), the unit
+ * that becomes one U+FFFD. p must be NUL-terminated. */
+size_t jsonw_utf8_seq(const unsigned char *p, int *bad);
+
 #endif

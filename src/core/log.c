@@ -13,6 +13,8 @@
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/log.h"
+#include "jsonw.h"
+#include "log_impl.h"
 
 #define LOG_LINE_MAX 2048
 
@@ -96,25 +98,132 @@ char *cbev_mask_secret(const char *text, const char *secret) {
   return out;
 }
 
+/* Only continuation bytes of one sequence (three at most) are given back,
+ * whatever s holds. */
+size_t log_utf8_prefix(const char *s, size_t len, size_t max) {
+  size_t n = max;
+
+  if (len <= max)
+    return len;
+  for (int k = 0; k < 3 && n && ((unsigned char)s[n] & 0xC0) == 0x80; k++)
+    n--;
+  if (n && ((unsigned char)s[n] & 0xC0) == 0x80)
+    n = max; /* not UTF-8 anyway: a plain cut */
+  return n;
+}
+
+int log_mask_cut(char *out, size_t size, const char *text, const char *secret,
+                 int *cut) {
+  char *masked;
+  size_t len, n;
+
+  if (cut)
+    *cut = 0;
+  if (!out || !size)
+    return CBEV_EINVAL;
+  if (!text) {
+    out[0] = '\0';
+    return CBEV_OK;
+  }
+  /* text may be out itself: it is read whole before out is written. */
+  if (!(masked = cbev_mask_secret(text, secret))) {
+    out[0] = '\0';
+    return CBEV_ENOMEM;
+  }
+  len = strlen(masked);
+  n = log_utf8_prefix(masked, len, size - 1);
+  memcpy(out, masked, n);
+  out[n] = '\0';
+  if (cut)
+    *cut = n < len;
+  cbev_free(masked);
+  return CBEV_OK;
+}
+
+int log_excerpt(char *out, size_t size, const char *body, size_t len,
+                const char *secret, int *cut) {
+  size_t tok = secret ? strlen(secret) : 0, window;
+  unsigned char *raw = NULL;
+  int rc = CBEV_EINVAL, more;
+
+  if (cut)
+    *cut = 0;
+  if (!out || !size)
+    goto out;
+  out[0] = '\0';
+  rc = CBEV_OK;
+  if (!body || !len)
+    goto out;
+  /* Only the start of the body can show, but masking needs whole secrets:
+   * each output byte stands for at most tok body bytes (a secret, perhaps
+   * percent-encoded, becomes the 3 bytes of CBEV_MASK), and a secret that
+   * starts inside that span needs up to 3 * tok more bytes to be whole. */
+  window = size * (tok > 1 ? tok : 1) + 3 * tok + 4;
+  more = window < len;
+  if (window > len)
+    window = len;
+  rc = CBEV_ENOMEM;
+  if (!(raw = cbev_malloc(window + 1)))
+    goto out;
+  memcpy(raw, body, window);
+  raw[window] = '\0';
+  /* Length-preserving cleanup: a secret is printable, well-formed text, so
+   * none of its bytes is touched and masking still finds it. */
+  for (size_t i = 0; i < window;) {
+    if (raw[i] < 0x20 || raw[i] == 0x7F) {
+      raw[i++] = '?';
+    } else if (raw[i] < 0x80) {
+      i++;
+    } else {
+      int bad;
+      size_t n = jsonw_utf8_seq(raw + i, &bad);
+      if (bad)
+        memset(raw + i, '?', n);
+      i += n;
+    }
+  }
+  rc = log_mask_cut(out, size, (const char *)raw, secret, cut);
+  if (rc == CBEV_OK && cut && more)
+    *cut = 1;
+out:
+  cbev_free(raw);
+  return rc;
+}
+
+/* Formats, masks, then caps the line at LOG_LINE_MAX: a long line is
+ * formatted whole on the heap first, so a secret at the cap is masked
+ * whole rather than cut in half before masking, and the cap falls on a
+ * UTF-8 character boundary. */
 void cbev_log(const cbev_logger *logger, const char *secret,
               cbev_log_level level, const char *fmt, ...) {
   char line[LOG_LINE_MAX];
-  char *masked;
+  char *heap = NULL;
+  int masking = secret && *secret, n;
   va_list ap;
 
   if (!logger || !logger->fn || level > logger->max_level)
     return;
   va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
+  n = vsnprintf(line, sizeof line, fmt, ap);
   va_end(ap);
-  masked = cbev_mask_secret(line, secret);
-  if (masked) {
-    logger->fn(logger->userdata, level, masked);
-    cbev_free(masked);
-  } else if (!secret || !*secret) {
-    logger->fn(logger->userdata, level, line);
-  } else {
-    /* Out of memory: never risk the raw line, say what happened. */
-    logger->fn(logger->userdata, level, "(message dropped: out of memory while masking)");
+  if (n < 0) {
+    logger->fn(logger->userdata, level, "(message dropped: formatting failed)");
+    return;
   }
+  if ((size_t)n >= sizeof line && (heap = cbev_malloc((size_t)n + 1))) {
+    va_start(ap, fmt);
+    vsnprintf(heap, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+  } else if ((size_t)n >= sizeof line && masking) {
+    /* Out of memory: never risk a line whose secret may be cut. */
+    logger->fn(logger->userdata, level, "(message dropped: out of memory while masking)");
+    return;
+  }
+  if (!masking && !heap)
+    logger->fn(logger->userdata, level, line);
+  else if (log_mask_cut(line, sizeof line, heap ? heap : line, secret, NULL) == CBEV_OK)
+    logger->fn(logger->userdata, level, line);
+  else
+    logger->fn(logger->userdata, level, "(message dropped: out of memory while masking)");
+  cbev_free(heap);
 }

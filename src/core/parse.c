@@ -25,6 +25,7 @@
 #include "cbevents/event.h"
 #include "event_impl.h"
 #include "jsonw.h"
+#include "log_impl.h"
 
 /* How much of a bad body a warning quotes. */
 #define EXCERPT_MAX 64
@@ -355,22 +356,22 @@ static int make_event(const parse_ctx *ctx_in, cJSON *item, cbev_event **out,
   return CBEV_OK;
 }
 
-/* Warns that the body is unusable, quoting its start (token masked by
- * cbev_log, bytes outside printable ASCII shown as '.'). */
+/* Warns that the body is unusable, quoting its start: the token is masked
+ * before the quote is cut (a token straddling the cut must not leave its
+ * first half in the log), control bytes and bad UTF-8 shown as '?'. */
 static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
                       size_t at, const char *why) {
   char excerpt[EXCERPT_MAX + 1];
-  size_t n = len < EXCERPT_MAX ? len : EXCERPT_MAX;
+  int cut = 0;
 
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)body[i];
-    excerpt[i] = c >= 0x20 && c < 0x7F ? (char)c : '.';
-  }
-  excerpt[n] = '\0';
+  if (!ctx->logger || !ctx->logger->fn || ctx->logger->max_level < CBEV_LOG_WARN)
+    return;
+  if (log_excerpt(excerpt, sizeof excerpt, body, len, ctx->secret, &cut) != CBEV_OK)
+    snprintf(excerpt, sizeof excerpt, "(not shown: out of memory)");
   cbev_log(ctx->logger, ctx->secret, CBEV_LOG_WARN,
            "response body is not an Events API object (%s, at byte %zu of %zu): "
            "\"%s\"%s",
-           why, at, len, excerpt, len > n ? "..." : "");
+           why, at, len, excerpt, cut ? "..." : "");
 }
 
 static int only_space(const char *p, const char *end) {

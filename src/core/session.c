@@ -21,6 +21,7 @@
 #include "cbevents/error.h"
 #include "cbevents/session.h"
 #include "event_impl.h"
+#include "log_impl.h"
 #include "url.h"
 
 /* Credentials longer than this are certainly a mistake (a whole file read
@@ -214,11 +215,13 @@ static int setup_from_parts(const cbev_session_config *cfg, cbev_session *s) {
   if (rc == CBEV_ENOMEM)
     goto out;
   if (rc != CBEV_OK || strpbrk(base, "?#")) {
+    char shown[201];
     rc = CBEV_EURL;
+    log_mask_cut(shown, sizeof shown, base, cfg->token, NULL);
     cbev_log(cfg->logger, cfg->token, CBEV_LOG_ERROR,
-             "session: base_url: refused \"%.200s\": must be https (or http to a "
+             "session: base_url: refused \"%s\": must be https (or http to a "
              "loopback host), without userinfo, query or fragment",
-             base);
+             shown);
     goto out;
   }
   rc = CBEV_ENOMEM;
@@ -317,47 +320,19 @@ uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt) {
   return half + next_random(s) % (ms - half + 1);
 }
 
-/* Keeps a masked, printable excerpt of the body beside the error code. */
+/* Keeps a masked, printable excerpt of the body beside the error code
+ * (masked before it is cut: see log_impl.h). Out of memory, the excerpt
+ * stays empty. */
 static void set_error(cbev_session *s, int rc, long status, const char *body,
                       size_t len) {
-  size_t tok = s->token ? strlen(s->token) : 0, window, n;
-  char *raw = NULL, *masked = NULL;
-
   s->err_rc = rc;
   s->err_status = status;
-  s->excerpt[0] = '\0';
-  if (!body || !len)
-    return;
-  /* Mask before cutting: a token cut in half at the end of the excerpt
-   * would not be recognised. Each output byte stands for at most tok raw
-   * bytes (a masked token, possibly percent-encoded, is 3 bytes), and a
-   * token starting inside that span must be complete: this window holds
-   * everything the first CBEV_EXCERPT_MAX output bytes can come from. */
-  window = CBEV_EXCERPT_MAX * (tok > 1 ? tok : 1) + 3 * tok;
-  if (window > len)
-    window = len;
-  if (!(raw = cbev_malloc(window + 1)))
-    return;
-  for (size_t i = 0; i < window; i++) {
-    unsigned char ch = (unsigned char)body[i];
-    raw[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-  }
-  raw[window] = '\0';
-  masked = cbev_mask_secret(raw, s->token);
-  if (!masked)
-    goto out;
-  n = strlen(masked);
-  if (n > CBEV_EXCERPT_MAX) {
-    n = CBEV_EXCERPT_MAX;
-    /* Do not leave half a UTF-8 sequence at the end. */
-    while (n && ((unsigned char)masked[n] & 0xC0) == 0x80)
-      n--;
-  }
-  memcpy(s->excerpt, masked, n);
-  s->excerpt[n] = '\0';
-out:
-  cbev_free(raw);
-  cbev_free(masked);
+  log_excerpt(s->excerpt, sizeof s->excerpt, body, len, s->token, NULL);
+}
+
+/* How much of the (already masked) excerpt a log line repeats. */
+static int excerpt_len(const cbev_session *s) {
+  return (int)log_utf8_prefix(s->excerpt, strlen(s->excerpt), LOG_EXCERPT_MAX);
 }
 
 /* Counts a failed attempt and sets the time of the next one. Retry-After
@@ -397,7 +372,7 @@ static int transient(cbev_session *s, const cbev_response *resp, int rc_detail,
   /* A bad 200 quotes the body (masked, cut after masking) in the same line:
    * one failure, one line. */
   if (rc_detail == CBEV_EPARSE)
-    snprintf(quote, sizeof quote, " (\"%.*s\")", LOG_EXCERPT_MAX, s->excerpt);
+    snprintf(quote, sizeof quote, " (\"%.*s\")", excerpt_len(s), s->excerpt);
   if (s->retry_attempts)
     cbev_log(s->logger, s->token, CBEV_LOG_WARN,
              "%s: %s%s, retrying in %.1f s (attempt %u of %u)", s->username, what,
@@ -416,8 +391,7 @@ static int final(cbev_session *s, const cbev_response *resp, int rc,
   set_error(s, rc, resp->status, resp->body, resp->body_len);
   schedule(s, resp);
   cbev_log(s->logger, s->token, CBEV_LOG_ERROR, "%s: %s, not retried%s%.*s",
-           s->username, what, s->excerpt[0] ? ": " : "", LOG_EXCERPT_MAX,
-           s->excerpt);
+           s->username, what, s->excerpt[0] ? ": " : "", excerpt_len(s), s->excerpt);
   return rc;
 }
 
@@ -430,7 +404,7 @@ static int refuse_next_url(cbev_session *s, const cbev_response *resp,
   delay = schedule(s, resp);
   /* Only the origin is logged: the path of a hostile nextUrl may carry the
    * token in a form the masking cannot know about. */
-  cbev_url_origin(next, where, sizeof where);
+  cbev_url_origin(next, s->token, where, sizeof where);
   cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
            "%s: refused nextUrl to %s: it must have the API's scheme, host and "
            "port (%s); keeping the cursor, retrying in %.1f s",
@@ -545,10 +519,11 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
   if (st == 401 || st == 403)
     return final(s, resp, CBEV_EAUTH, what);
   if (st >= 300 && st < 400) {
-    char where[256];
-    cbev_url_origin(resp->location, where, sizeof where);
-    snprintf(what, sizeof what, "HTTP %ld redirect to %.100s (never followed)", st,
-             resp->location ? where : "(no Location)");
+    char where[256] = "(no Location)";
+    if (resp->location)
+      cbev_url_origin(resp->location, s->token, where, sizeof where);
+    snprintf(what, sizeof what, "HTTP %ld redirect to %.*s (never followed)", st,
+             (int)log_utf8_prefix(where, strlen(where), 100), where);
     return final(s, resp, CBEV_EHTTP, what);
   }
   /* 429 and every 5xx (the 52x of Cloudflare included, and the others too:
@@ -608,9 +583,11 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
   if (!s || !url)
     goto out;
   if (last_id && cbev_id_parse(last_id, &id) != CBEV_OK) {
+    char shown[41];
+    log_mask_cut(shown, sizeof shown, last_id, s->token, NULL);
     cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
-             "%s: restored cursor: last id \"%.40s\" is not an event id", s->username,
-             last_id);
+             "%s: restored cursor: last id \"%s\" is not an event id", s->username,
+             shown);
     goto out;
   }
   rc = cbev_url_check_same_origin(s->base, url);
@@ -618,7 +595,7 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
     rc = cbev_url_normalize(url, &cursor);
   if (rc == CBEV_EURL) {
     char where[256];
-    cbev_url_origin(url, where, sizeof where);
+    cbev_url_origin(url, s->token, where, sizeof where);
     cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
              "%s: restored cursor refused: %s is not the API's scheme, host and port",
              s->username, where);

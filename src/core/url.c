@@ -21,6 +21,7 @@
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/session.h"
+#include "log_impl.h"
 #include "url.h"
 
 /* Refuses before parsing what no URL of ours contains. */
@@ -243,9 +244,10 @@ int cbev_url_normalize(const char *url, char **out) {
   return rc;
 }
 
-void cbev_url_origin(const char *url, char *buf, size_t size) {
+void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size) {
   CURLU *h = NULL;
   char *scheme = NULL, *host = NULL, *port = NULL;
+  char shown[201];
 
   if (!buf || !size)
     return;
@@ -254,8 +256,9 @@ void cbev_url_origin(const char *url, char *buf, size_t size) {
     goto out;
   if (get_part(h, CURLUPART_SCHEME, 0, &scheme) == CBEV_OK &&
       get_part(h, CURLUPART_HOST, 0, &host) == CBEV_OK &&
-      get_part(h, CURLUPART_PORT, CURLU_DEFAULT_PORT, &port) == CBEV_OK)
-    snprintf(buf, size, "%s://%.200s:%s", scheme, host, port);
+      get_part(h, CURLUPART_PORT, CURLU_DEFAULT_PORT, &port) == CBEV_OK &&
+      log_mask_cut(shown, sizeof shown, host, secret, NULL) == CBEV_OK)
+    snprintf(buf, size, "%s://%s:%s", scheme, shown, port);
 out:
   cbev_free(scheme);
   cbev_free(host);

@@ -36,9 +36,11 @@ int cbev_url_resolve_checked(const char *base, const char *current,
  * libcurl will request. Returns CBEV_OK, CBEV_EURL, CBEV_ENOMEM. */
 int cbev_url_normalize(const char *url, char **out);
 
-/* The origin of url ("https://host:port") for messages; never the path,
- * so never the token. Writes "(unparsable)" when url does not parse. */
-void cbev_url_origin(const char *url, char *buf, size_t size);
+/* The origin of url ("https://host:port") for messages; never the path.
+ * secret (may be NULL) is masked out of the host before the host is cut to
+ * 200 bytes. Writes "(unparsable)" when url does not parse (or memory runs
+ * out). */
+void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size);
 
 /* A whole feed URL "<base>/<username>/<token>/[?query]" split into parts.
  * base has no trailing slash; username and token are decoded. timeout_s is

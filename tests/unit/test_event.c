@@ -455,6 +455,68 @@ static void test_bodies_that_are_not_events(void **state) {
   assert_int_equal(cbev_parse_response(NULL, 3, NULL, NULL, &b), CBEV_EINVAL);
 }
 
+/* No piece of the token (4 bytes or more, raw or percent-encoded) in text. */
+static void assert_no_token_piece(const char *text, const char *token) {
+  char piece[128], enc[128];
+  size_t n = strlen(token);
+
+  for (size_t k = 4; k <= n; k++) {
+    memcpy(piece, token, k);
+    piece[k] = '\0';
+    if (strstr(text, piece))
+      fail_msg("token piece \"%s\" leaked in: %s", piece, text);
+  }
+  /* the percent-encoded form: every byte as %XX */
+  for (size_t k = 0; k < n; k++)
+    snprintf(enc + 3 * k, sizeof enc - 3 * k, "%%%02X", (unsigned char)token[k]);
+  for (size_t k = 4; k <= 3 * n; k++) {
+    memcpy(piece, enc, k);
+    piece[k] = '\0';
+    if (strstr(text, piece))
+      fail_msg("encoded token piece \"%s\" leaked in: %s", piece, text);
+  }
+}
+
+/* The warning quotes the start of a bad body: a token straddling the cut
+ * of that quote is masked whole (masking first, cutting second), and the
+ * quote is printable UTF-8 whatever the body holds. */
+static void test_bad_body_quote_masks_before_cut(void **state) {
+  static const char token[] = "Zq7xW9kPmR2vT4nB";
+  char body[512], enc[64];
+  (void)state;
+
+  for (size_t k = 0; k < sizeof token - 1; k++)
+    snprintf(enc + 3 * k, sizeof enc - 3 * k, "%%%02X", (unsigned char)token[k]);
+  for (int f = 0; f < 2; f++) {
+    for (size_t at = 30; at <= 80; at++) {
+      captured c = {0};
+      cbev_logger lg = {capture, &c, CBEV_LOG_WARN};
+      cbev_batch *b = NULL;
+
+      memset(body, '<', at);
+      snprintf(body + at, sizeof body - at, "%s tail of the page", f ? enc : token);
+      assert_int_equal(cbev_parse_response(body, strlen(body), &lg, token, &b), CBEV_EPARSE);
+      assert_int_equal(c.warns, 1);
+      assert_no_token_piece(c.text, token);
+      /* the quote is there, and marked as cut when the body is longer */
+      assert_non_null(strstr(c.text, "\"<<<<"));
+      if (at >= 64)
+        assert_non_null(strstr(c.text, "...\n"));
+    }
+  }
+
+  /* Control bytes, NUL and bad UTF-8 become '?'; good UTF-8 stays. */
+  {
+    static const char raw[] = "\x01<h\xc3\xa9\x00\xff\xed\xa0\x80>";
+    captured c = {0};
+    cbev_logger lg = {capture, &c, CBEV_LOG_WARN};
+    cbev_batch *b = NULL;
+
+    assert_int_equal(cbev_parse_response(raw, sizeof raw - 1, &lg, token, &b), CBEV_EPARSE);
+    assert_non_null(strstr(c.text, "\"?<h\xc3\xa9\?\?\?\?\?>\""));
+  }
+}
+
 static void test_waited_too_long_form(void **state) {
   size_t len;
   char *body = read_data("waited_too_long.body.json", &len);
@@ -647,6 +709,7 @@ int main(void) {
       cmocka_unit_test(test_unknown_method),
       cmocka_unit_test(test_invalid_items_skipped_with_warnings),
       cmocka_unit_test(test_bodies_that_are_not_events),
+      cmocka_unit_test(test_bad_body_quote_masks_before_cut),
       cmocka_unit_test(test_waited_too_long_form),
       cmocka_unit_test(test_deep_nesting_fails_cleanly),
       cmocka_unit_test(test_invalid_utf8_kept),

@@ -969,21 +969,76 @@ static void test_token_masked_everywhere(void **state) {
   assert_int_equal(cbev_session_set_cursor(s, feed, "tok/en+1"), CBEV_EINVAL);
 
   assert_true(cap->count >= 40);
-  /* The raw and encoded token appear in no line at all. The session's own
-   * lines (they start with the username) do not even hold a piece of it;
-   * the parser's warnings are left out of that stricter check: parse.c
-   * cuts its excerpt before masking (reported to its owner). */
-  static const char *const whole[] = {"tok/en+1", "tok%2Fen%2B1", "tok%2fen%2b1", NULL};
-  for (int k = 0; k < cap->count; k++) {
-    assert_no_secret(cap->line[k], whole);
-    if (strncmp(cap->line[k], "alice: ", 7) == 0)
-      assert_no_secret(cap->line[k], forms);
-  }
+  /* No line holds the token, or even a piece of it: the session's lines
+   * and the parser's warnings alike mask before they cut. */
+  for (int k = 0; k < cap->count; k++)
+    assert_no_secret(cap->line[k], forms);
   assert_true(find_line(cap, CBEV_LOG_WARN, "alice: HTTP 200 with a body that is not an "
                                             "events object (\"error for ") >= 0);
   /* and the username is there to say whose feed it is */
   assert_true(find_line(cap, CBEV_LOG_ERROR, "alice: refused nextUrl to https://evil.example:443") >= 0);
   assert_true(find_line(cap, CBEV_LOG_ERROR, "alice: HTTP 404, not retried") >= 0);
+  cbev_session_free(s);
+  free(cap);
+}
+
+/* Every other place where the session quotes text it did not write cuts
+ * it after masking: a token straddling the cut leaves no piece of itself
+ * (base_url at 200 bytes, a restored last id at 40, a redirect's host). */
+static void test_quotes_masked_before_cut(void **state) {
+  static const char token[] = "Zq7xW9kPmR2vT4nB";
+  static const char *const pieces[] = {"Zq7x", "%5A%71", "%5a%71", NULL};
+  captured *cap = calloc(1, sizeof *cap);
+  cbev_logger lg = {capture, cap, CBEV_LOG_DEBUG};
+  cbev_session_config cfg = base_cfg(&lg);
+  cbev_session *s = NULL;
+  cbev_batch *b = NULL;
+  char text[600];
+  uint64_t t = 0;
+  (void)state;
+
+  cfg.token = token;
+  /* a refused base_url quoted in the error line */
+  for (size_t at = 180; at <= 215; at++) {
+    memcpy(text, "ftp://", 6);
+    memset(text + 6, 'h', at - 6);
+    snprintf(text + at, sizeof text - at, "%s/x", token);
+    cfg.base_url = text;
+    cap->count = 0;
+    assert_int_equal(cbev_session_new(&cfg, &s), CBEV_EURL);
+    assert_null(s);
+    assert_true(find_line(cap, CBEV_LOG_ERROR, "session: base_url: refused \"ftp://hhh") >= 0);
+    for (int k = 0; k < cap->count; k++)
+      assert_no_secret(cap->line[k], pieces);
+  }
+  cfg.base_url = NULL;
+  s = new_session(&cfg);
+
+  /* a restored last id that is not an id */
+  for (size_t at = 25; at <= 45; at++) {
+    memset(text, '9', at);
+    snprintf(text + at, sizeof text - at, "%s", token);
+    cap->count = 0;
+    assert_int_equal(cbev_session_set_cursor(s, cbev_session_cursor_url(s), text), CBEV_EINVAL);
+    assert_true(find_line(cap, CBEV_LOG_ERROR, "restored cursor: last id \"9999") >= 0);
+    for (int k = 0; k < cap->count; k++)
+      assert_no_secret(cap->line[k], pieces);
+  }
+
+  /* a redirect whose host holds the token across the 100-byte cut of the
+   * message and the 200-byte cut of the host */
+  for (size_t at = 70; at <= 215; at += 5) {
+    memcpy(text, "https://", 8);
+    memset(text + 8, 'r', at - 8);
+    snprintf(text + at, sizeof text - at, "%s.example/x", token);
+    fake f = {302, "", NULL, text, 0, 0, 0};
+    cap->count = 0;
+    t += wait_at(s, t);
+    assert_int_equal(exchange(s, t, &f, &b), CBEV_EHTTP);
+    assert_true(find_line(cap, CBEV_LOG_ERROR, "redirect to https://rrrr") >= 0);
+    for (int k = 0; k < cap->count; k++)
+      assert_no_secret(cap->line[k], pieces);
+  }
   cbev_session_free(s);
   free(cap);
 }
@@ -1077,6 +1132,7 @@ int main(void) {
       cmocka_unit_test(test_set_cursor),
       cmocka_unit_test(test_response_without_begin),
       cmocka_unit_test(test_excerpt),
+      cmocka_unit_test(test_quotes_masked_before_cut),
       cmocka_unit_test(test_token_masked_everywhere),
       cmocka_unit_test(test_allocation_failures),
   };

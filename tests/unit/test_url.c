@@ -254,12 +254,12 @@ static void test_feed_url(void **state) {
 static void test_origin_for_logs(void **state) {
   char buf[128];
   (void)state;
-  cbev_url_origin(FEED "?i=1", buf, sizeof buf);
+  cbev_url_origin(FEED "?i=1", NULL, buf, sizeof buf);
   assert_string_equal(buf, "https://eventsapi.chaturbate.com:443");
   assert_null(strstr(buf, "tok123"));
-  cbev_url_origin("?i=1", buf, sizeof buf);
+  cbev_url_origin("?i=1", NULL, buf, sizeof buf);
   assert_string_equal(buf, "(unparsable)");
-  cbev_url_origin(NULL, buf, sizeof buf);
+  cbev_url_origin(NULL, NULL, buf, sizeof buf);
   assert_string_equal(buf, "(unparsable)");
 }
 
