@@ -39,6 +39,15 @@ int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
  * cannot be represented. */
 int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size);
 
+/* Copies s into out (size bytes, may be 0 with out NULL) as valid UTF-8:
+ * each invalid sequence becomes U+FFFD, by the rule the normalizer uses
+ * (one per maximal invalid subpart). Like snprintf, returns the length of
+ * the whole repaired text (without its NUL), so a caller sizes its buffer
+ * with a first call; out is NUL-terminated and cut only when size is too
+ * small (never inside a character). s NULL counts as "". For text taken
+ * from events that goes out other than through cbev_event_to_json(). */
+size_t cbev_utf8_repair(char *out, size_t size, const char *s);
+
 /* "roomSubjectChange" -> "room_subject_change" for unknown methods, into a
  * new string (cbev_free() it). Characters outside [A-Za-z0-9_] become '_'; the
  * result is capped at 64 bytes. NULL on ENOMEM or NULL input. */

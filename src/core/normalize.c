@@ -283,3 +283,35 @@ int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
     *len_out = len;
   return CBEV_OK;
 }
+
+size_t cbev_utf8_repair(char *out, size_t size, const char *s) {
+  static const char fffd[] = "\xEF\xBF\xBD";
+  const unsigned char *p = (const unsigned char *)(s ? s : "");
+  size_t n = 0, w = 0;
+  int fits = out && size;
+
+  while (*p) {
+    const char *piece = (const char *)p;
+    size_t len = 1, adv = 1;
+    if (*p >= 0x80) {
+      int bad;
+      adv = len = jsonw_utf8_seq(p, &bad);
+      if (bad) {
+        piece = fffd;
+        len = 3;
+      }
+    }
+    /* the first character that does not fit ends the copy */
+    if (fits && w + len < size) {
+      memcpy(out + w, piece, len);
+      w += len;
+    } else {
+      fits = 0;
+    }
+    n += len;
+    p += adv;
+  }
+  if (out && size)
+    out[w] = '\0';
+  return n;
+}

@@ -374,6 +374,64 @@ static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
            why, at, len, excerpt, cut ? "..." : "");
 }
 
+static int hex4(const char *p, unsigned *v) {
+  *v = 0;
+  for (int i = 0; i < 4; i++) {
+    char c = p[i];
+    unsigned d;
+    if (c >= '0' && c <= '9')
+      d = (unsigned)(c - '0');
+    else if (c >= 'a' && c <= 'f')
+      d = (unsigned)(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F')
+      d = (unsigned)(c - 'A' + 10);
+    else
+      return 0;
+    *v = *v << 4 | d;
+  }
+  return 1;
+}
+
+/* cJSON refuses a whole body for one lone UTF-16 surrogate escape ("\ud800"
+ * without its low half, or a low half alone), which encoders such as
+ * Python's json emit for broken text. The body would be refused at every
+ * retry and the feed stuck at that cursor, so such escapes become "\ufffd"
+ * (the same length) in a copy. Every backslash starts an escape: inside a
+ * string that is JSON's rule, and outside one the body is invalid anyway.
+ * Returns CBEV_OK with *fixed NULL when nothing needed it, or CBEV_ENOMEM. */
+static int fix_lone_surrogates(const char *body, size_t len, char **fixed) {
+  const char *p = body, *end = body + len;
+  char *copy = NULL;
+  unsigned v, w;
+
+  *fixed = NULL;
+  while (p < end && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
+    if (end - p < 6 || p[1] != 'u' || !hex4(p + 2, &v)) {
+      p += 2; /* another escape, or the end: the parser judges it */
+      continue;
+    }
+    if (v < 0xD800 || v > 0xDFFF) {
+      p += 6;
+      continue;
+    }
+    if (v <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u' && hex4(p + 8, &w) &&
+        w >= 0xDC00 && w <= 0xDFFF) {
+      p += 12; /* a proper pair */
+      continue;
+    }
+    if (!copy) {
+      if (!(copy = cbev_malloc(len + 1)))
+        return CBEV_ENOMEM;
+      memcpy(copy, body, len);
+      copy[len] = '\0';
+    }
+    memcpy(copy + (p - body), "\\ufffd", 6);
+    p += 6;
+  }
+  *fixed = copy;
+  return CBEV_OK;
+}
+
 static int only_space(const char *p, const char *end) {
   for (; p < end; p++)
     if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
@@ -384,6 +442,7 @@ static int only_space(const char *p, const char *end) {
 int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
                         const char *secret, cbev_batch **out) {
   parse_ctx ctx = {logger, secret, NULL};
+  char *fixed = NULL;
   cJSON *root = NULL, *events = NULL;
   const char *end = NULL;
   cbev_batch *b = NULL;
@@ -398,7 +457,13 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
     warn_body(&ctx, "", 0, 0, "empty");
     goto out;
   }
-  root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+  rc = fix_lone_surrogates(body, len, &fixed);
+  if (rc != CBEV_OK)
+    goto out;
+  rc = CBEV_EPARSE;
+  root = cJSON_ParseWithLengthOpts(fixed ? fixed : body, len, &end, 0);
+  if (end && fixed) /* positions are the same in both */
+    end = body + (end - fixed);
   if (!root) {
     /* cJSON does not tell a syntax error from ENOMEM; a body that does not
      * parse is the likely story, and the caller retries either way. */
@@ -474,5 +539,6 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
 out:
   cbev_batch_free(b);
   cJSON_Delete(root);
+  cbev_free(fixed);
   return rc;
 }

@@ -599,6 +599,53 @@ static void test_invalid_utf8_kept(void **state) {
   free(body);
 }
 
+/* A lone UTF-16 surrogate escape (as Python's json writes for broken text)
+ * would make cJSON refuse the whole body at every retry, sticking the
+ * feed: it becomes U+FFFD and the batch is delivered. */
+static void test_lone_surrogate_escapes(void **state) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"a\\ud800b", "a\xEF\xBF\xBD" "b"},                  /* high alone */
+      {"a\\udc00b", "a\xEF\xBF\xBD" "b"},                  /* low alone */
+      {"\\ud800", "\xEF\xBF\xBD"},                          /* at the end */
+      {"\\uDBFF\\uDBFF", "\xEF\xBF\xBD\xEF\xBF\xBD"},        /* high, high */
+      {"\\udc00\\ud800", "\xEF\xBF\xBD\xEF\xBF\xBD"},        /* reversed pair */
+      {"\\ud800\\u0041", "\xEF\xBF\xBD" "A"},                /* high, not low */
+      {"\\ud83d\\ude00", "\xF0\x9F\x98\x80"},               /* a proper pair stays */
+      {"\\\\ud800", "\\ud800"},                             /* escaped backslash: text */
+      {"\\\\\\ud800", "\\\xEF\xBF\xBD"},
+      {"\\u00e9\\\"\\ud800", "\xC3\xA9\"\xEF\xBF\xBD"},
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char body[512];
+    cbev_batch *b = NULL;
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"method\":\"chatMessage\",\"id\":\"1-0\",\"object\":{"
+             "\"broadcaster\":\"al\\udfffice\",\"user\":{\"username\":\"%s\"},"
+             "\"message\":{\"message\":\"%s\"}}}],\"nextUrl\":null}",
+             cases[i].in, cases[i].in);
+    if (cbev_parse_response(body, strlen(body), NULL, NULL, &b) != CBEV_OK)
+      fail_msg("case %zu refused: %s", i, body);
+    assert_int_equal(cbev_batch_count(b), 1);
+    const cbev_event *ev = cbev_batch_get(b, 0);
+    assert_string_equal(cbev_event_user(ev)->username, cases[i].out);
+    assert_string_equal(cbev_event_message(ev)->message, cases[i].out);
+    assert_string_equal(cbev_event_broadcaster(ev), "al\xEF\xBF\xBDice");
+    cbev_batch_free(b);
+  }
+  /* in a key, and a body that is bad anyway stays refused */
+  cbev_batch *b = NULL;
+  const char *k = "{\"events\":[],\"\\ud800\":1}";
+  assert_int_equal(cbev_parse_response(k, strlen(k), NULL, NULL, &b), CBEV_OK);
+  cbev_batch_free(b);
+  expect_eparse("{\"events\":[\\ud800]}", 19);
+  expect_eparse("{\"events\":[],\"x\":\"\\ud8", 22);
+  expect_eparse("{\"events\":[],\"x\":\"\\", 19);
+}
+
 static void test_media_id_number_and_string(void **state) {
   cbev_batch *b = parse_ok(
       "{\"events\":["
@@ -713,6 +760,7 @@ int main(void) {
       cmocka_unit_test(test_waited_too_long_form),
       cmocka_unit_test(test_deep_nesting_fails_cleanly),
       cmocka_unit_test(test_invalid_utf8_kept),
+      cmocka_unit_test(test_lone_surrogate_escapes),
       cmocka_unit_test(test_media_id_number_and_string),
       cmocka_unit_test(test_batch_take_and_drop_seen),
       cmocka_unit_test(test_taken_event_outlives_batch),

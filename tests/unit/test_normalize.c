@@ -378,6 +378,177 @@ static void test_invalid_utf8_replaced(void **state) {
   }
 }
 
+/* Inserts inj at the start of every JSON string of body: every value
+ * but those of "method" and of event ids (which then stop being events) when
+ * keys_too is 0; every string, keys included, otherwise. Returns how many
+ * strings were changed in *count. */
+static char *inject_strings(const char *body, const char *inj, int keys_too, size_t *count) {
+  size_t n = strlen(body), il = strlen(inj), o = 0;
+  char *out = malloc(n * (il + 1) + 1), key[64] = "";
+  char prev = 0;       /* last non-space byte outside strings */
+  char stack[64] = ""; /* open containers, '{' or '[' */
+  size_t depth = 0;
+
+  assert_non_null(out);
+  *count = 0;
+  for (size_t i = 0; i < n;) {
+    if (body[i] != '"') {
+      if (body[i] == '{' || body[i] == '[') {
+        assert_true(depth < sizeof stack);
+        stack[depth++] = body[i];
+      } else if ((body[i] == '}' || body[i] == ']') && depth) {
+        depth--;
+      }
+      if (body[i] != ' ' && body[i] != '\n')
+        prev = body[i];
+      out[o++] = body[i++];
+      continue;
+    }
+    size_t start = ++i, k = 0;
+    while (body[i] != '"') /* the bodies used hold no escaped quote */
+      i++;
+    int is_value = prev == ':' || (depth && stack[depth - 1] == '[');
+    int skip = is_value && (strcmp(key, "method") == 0 ||
+                            (strcmp(key, "id") == 0 && body[start] >= '0' && body[start] <= '9'));
+    out[o++] = '"';
+    if (keys_too || (is_value && !skip)) {
+      memcpy(out + o, inj, il);
+      o += il;
+      (*count)++;
+    }
+    memcpy(out + o, body + start, i - start);
+    o += i - start;
+    out[o++] = '"';
+    if (!is_value) {
+      k = i - start < sizeof key - 1 ? i - start : sizeof key - 1;
+      memcpy(key, body + start, k);
+      key[k] = '\0';
+    }
+    prev = '"';
+    i++;
+  }
+  out[o] = '\0';
+  return out;
+}
+
+/* Counts the strings of a cJSON tree (keys not counted) starting with
+ * prefix, and all of them. */
+static void count_strings(const cJSON *c, const char *prefix, size_t *with, size_t *all) {
+  for (; c; c = c->next) {
+    /* media.id given as a number upstream is written as its digits */
+    if (cJSON_IsString(c) && !(c->string && strcmp(c->string, "id") == 0 &&
+                               strspn(c->valuestring, "0123456789.-e+") ==
+                                   strlen(c->valuestring))) {
+      (*all)++;
+      if (strncmp(c->valuestring, prefix, strlen(prefix)) == 0)
+        (*with)++;
+    }
+    count_strings(c->child, prefix, with, all);
+  }
+}
+
+/* Invalid UTF-8 in every string field of every method (user fields, tip
+ * message, message parts, media name, type and string id, subject,
+ * broadcaster, unknown objects): the output is valid UTF-8 and valid JSON
+ * in every mode, and every such field comes out repaired, not dropped. */
+static void test_invalid_utf8_in_every_field(void **state) {
+  /* 0xFF never valid; 0xC3 '(' a cut sequence; an encoded surrogate */
+  static const char inj[] = "\xff\xc3(\xed\xa0\x80";
+  static const char rep[] = "\xEF\xBF\xBD\xEF\xBF\xBD(\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD";
+  static const unsigned flags[] = {0, CBEV_JSON_EXPOSE_ANON, CBEV_JSON_RAW};
+  static const char *const files[] = {"all_methods.body.json", "quirks.body.json"};
+  size_t len, injected, checked = 0;
+  (void)state;
+
+  for (size_t fi = 0; fi < 2; fi++) {
+    char *orig = read_file(files[fi], &len);
+    for (int keys_too = 0; keys_too < 2; keys_too++) {
+      char *body = inject_strings(orig, inj, keys_too, &injected);
+      cbev_batch *b = NULL;
+      assert_true(injected > 20);
+      assert_int_equal(cbev_parse_response(body, strlen(body), NULL, NULL, &b), CBEV_OK);
+      if (!keys_too)
+        assert_true(cbev_batch_count(b) >= 12);
+      for (size_t i = 0; i < cbev_batch_count(b); i++) {
+        for (size_t f = 0; f < sizeof flags / sizeof flags[0]; f++) {
+          char *json = NULL;
+          size_t jl = 0, with = 0, all = 0;
+          cJSON *root, *fixed = NULL;
+
+          assert_int_equal(cbev_event_to_json(cbev_batch_get(b, i), flags[f], &json, &jl),
+                           CBEV_OK);
+          assert_true(valid_utf8((const unsigned char *)json, jl));
+          assert_null(memchr(json, '\n', jl));
+          root = cJSON_ParseWithLength(json, jl);
+          if (!root)
+            fail_msg("not JSON: %s", json);
+          if (!keys_too) {
+            /* id, event_type and timestamp come from method and id (raw
+             * mode has those two); every other string of the output is a
+             * repaired upstream string */
+            static const char *const derived[] = {"id", "event_type", "timestamp", "method"};
+            fixed = cJSON_CreateObject();
+            assert_non_null(fixed);
+            for (size_t k = 0; k < sizeof derived / sizeof derived[0]; k++) {
+              cJSON *d = cJSON_DetachItemFromObjectCaseSensitive(root, derived[k]);
+              if (d)
+                cJSON_AddItemToObject(fixed, derived[k], d);
+            }
+            count_strings(root->child, rep, &with, &all);
+            if (with != all)
+              fail_msg("%zu of %zu strings repaired in %s", with, all, json);
+            checked += all;
+          }
+          cJSON_Delete(fixed);
+          cJSON_Delete(root);
+          cbev_free(json);
+        }
+      }
+      cbev_batch_free(b);
+      free(body);
+    }
+    free(orig);
+  }
+  /* Enough strings were seen to cover every field of the 12 methods. */
+  assert_true(checked > 200);
+}
+
+/* cbev_utf8_repair: the normalizer's rule for text published otherwise,
+ * sized like snprintf and never cut inside a character. */
+static void test_utf8_repair(void **state) {
+  char out[16];
+  (void)state;
+
+  assert_int_equal(cbev_utf8_repair(out, sizeof out, "a\xff" "b\xc3\xa9"), 7);
+  assert_string_equal(out, "a\xEF\xBF\xBD" "b\xC3\xA9");
+  assert_int_equal(cbev_utf8_repair(NULL, 0, "\xed\xa0\x80"), 9);
+  assert_int_equal(cbev_utf8_repair(out, sizeof out, NULL), 0);
+  assert_string_equal(out, "");
+  /* too small: cut before the character that does not fit */
+  assert_int_equal(cbev_utf8_repair(out, 4, "ab\xc3\xa9z"), 5);
+  assert_string_equal(out, "ab");
+  assert_int_equal(cbev_utf8_repair(out, 5, "ab\xc3\xa9z"), 5);
+  assert_string_equal(out, "ab\xc3\xa9");
+  assert_int_equal(cbev_utf8_repair(out, 1, "abc"), 3);
+  assert_string_equal(out, "");
+  /* every case of the normalizer's table gives the same bytes */
+  static const char *const bad[] = {"\xC0\xAF", "\xE0\x80\xAF", "\xF4\x90\x80\x80",
+                                    "\xE2\x82x", "\x80\x80", "\xF0\x9F\x98 "};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    char body[256], want[128], *json, got[64];
+    size_t n = cbev_utf8_repair(got, sizeof got, bad[i]);
+    assert_true(n < sizeof got);
+    assert_true(valid_utf8((const unsigned char *)got, n));
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"method\":\"roomSubjectChange\",\"id\":\"1-0\","
+             "\"object\":{\"subject\":\"%s\"}}]}", bad[i]);
+    json = norm1(body, 0, 0);
+    snprintf(want, sizeof want, "\"subject\":\"%s\"}", got);
+    assert_non_null(strstr(json, want));
+    cbev_free(json);
+  }
+}
+
 static void test_format_timestamp(void **state) {
   char buf[32];
   (void)state;
@@ -552,6 +723,8 @@ int main(void) {
       cmocka_unit_test(test_raw_flag_round_trip),
       cmocka_unit_test(test_escaping_controls),
       cmocka_unit_test(test_invalid_utf8_replaced),
+      cmocka_unit_test(test_invalid_utf8_in_every_field),
+      cmocka_unit_test(test_utf8_repair),
       cmocka_unit_test(test_format_timestamp),
       cmocka_unit_test(test_snake_case),
       cmocka_unit_test(test_bad_arguments),
