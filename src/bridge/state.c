@@ -35,10 +35,20 @@ void cb2m_state_cleanup(cb2m_state *st) {
   cb2m_state_init(st);
 }
 
-/* Copies s (NULL stays NULL). Returns 0, or -1 when the copy failed. */
+/* Copies s (NULL stays NULL) as valid UTF-8: upstream text goes out as
+ * the raw payload of state/subject and inside the state JSON, which must
+ * be UTF-8 like every payload. Returns 0, or -1 when the copy failed. */
 static int dup_opt(const char *s, char **out) {
-  *out = s ? strdup(s) : NULL;
-  return s && !*out ? -1 : 0;
+  size_t n;
+
+  *out = NULL;
+  if (!s)
+    return 0;
+  n = cbev_utf8_repair(NULL, 0, s);
+  if (!(*out = malloc(n + 1)))
+    return -1;
+  cbev_utf8_repair(*out, n + 1, s);
+  return 0;
 }
 
 static void replace(char **slot, char *value) {

@@ -168,6 +168,32 @@ static void test_subject(void **unused) {
   cb2m_state_cleanup(&st);
 }
 
+/* Hostile text from upstream: invalid UTF-8 in the subject and in a tip's
+ * username and message is repaired (U+FFFD), so state/subject and the
+ * state JSON stay UTF-8; control characters and MQTT wildcards are just
+ * text in a payload (topics never hold them). */
+static void test_hostile_text(void **unused) {
+  cb2m_state st;
+  char num[32];
+  (void)unused;
+
+  cb2m_state_init(&st);
+  apply(&st, EV("roomSubjectChange", "1-0", ",\"subject\":\"a\xff/+#\\u0001\xed\xa0\x80z\""), 0);
+  assert_string_equal(st.subject, "a\xEF\xBF\xBD/+#\x01\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz");
+  assert_string_equal(cb2m_state_value(&st, CB2M_CHG_SUBJECT, num), st.subject);
+  apply(&st, EV("tip", "2-0", USER("b\xc3(o+#/") ",\"tip\":{\"tokens\":5,\"isAnon\":false,"
+                "\"message\":\"| \xe2\x82\"}"), 0);
+  assert_string_equal(st.last_tip_username, "b\xEF\xBF\xBD(o+#/");
+  assert_string_equal(st.last_tip_message, "\xEF\xBF\xBD");
+  expect_json(&st, "{\"broadcasting\":null,\"subject\":\"a\xEF\xBF\xBD/+#\\u0001"
+                   "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz\",\"viewers\":0,\"session_tokens\":5,"
+                   "\"last_tip\":{\"tokens\":5,\"username\":\"b\xEF\xBF\xBD(o+#/\",\"is_anon\":false,"
+                   "\"message\":\"\xEF\xBF\xBD\",\"at\":\"1970-01-01T00:00:00.002Z\"},"
+                   "\"last_event_at\":\"1970-01-01T00:00:00.002Z\","
+                   "\"updated_at\":\"1970-01-01T00:00:00.002Z\"}");
+  cb2m_state_cleanup(&st);
+}
+
 static void test_viewers(void **unused) {
   cb2m_state st;
   char num[32];
@@ -498,6 +524,7 @@ int main(void) {
       cmocka_unit_test(test_empty_state),
       cmocka_unit_test(test_broadcast_start_and_stop),
       cmocka_unit_test(test_subject),
+      cmocka_unit_test(test_hostile_text),
       cmocka_unit_test(test_viewers),
       cmocka_unit_test(test_tips),
       cmocka_unit_test(test_other_events_touch_only_last_event),
