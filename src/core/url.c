@@ -120,8 +120,10 @@ static void origin_cleanup(origin *o) {
   o->scheme = o->host = NULL;
 }
 
-/* Reads the origin of h and applies the per-URL rules: no userinfo, https
- * or http to a loopback host. */
+/* Reads the origin of h and applies the per-URL rules: no userinfo, no
+ * IPv6 zone id (libcurl keeps it out of the host, so "[fe80::1%25eth1]"
+ * would compare equal to "[fe80::1%25eth0]", another link; no URL of ours
+ * has one), https or http to a loopback host. */
 static int origin_of(CURLU *h, origin *o) {
   char *port = NULL, *end;
   int rc;
@@ -129,7 +131,7 @@ static int origin_of(CURLU *h, origin *o) {
   memset(o, 0, sizeof *o);
   rc = CBEV_EURL;
   if (has_part(h, CURLUPART_USER) || has_part(h, CURLUPART_PASSWORD) ||
-      has_part(h, CURLUPART_OPTIONS))
+      has_part(h, CURLUPART_OPTIONS) || has_part(h, CURLUPART_ZONEID))
     goto out;
   if ((rc = get_part(h, CURLUPART_SCHEME, 0, &o->scheme)) != CBEV_OK ||
       (rc = get_part(h, CURLUPART_HOST, 0, &o->host)) != CBEV_OK ||

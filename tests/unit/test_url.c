@@ -69,6 +69,21 @@ static const origin_case origin_cases[] = {
     /* percent-encoded host: compared after decoding, as curl connects */
     {PROD, "https://%65vil.example/events/", CBEV_EURL},
     {PROD, "https://eventsapi%2Echaturbate%2Ecom.evil.example/events/", CBEV_EURL},
+    {PROD, "https://eventsapi.chaturbate.com%40evil.example/events/", CBEV_EURL},
+    {PROD, "https://evil.example%2F@eventsapi.chaturbate.com/events/", CBEV_EURL},
+    {PROD, "https://eventsapi.chaturbate.com%00.evil.example/events/", CBEV_EURL},
+    {PROD, "https://eventsapi.chaturbate.com%3A443/events/", CBEV_EURL},
+    /* IP literals in other spellings: the address curl would connect to */
+    {"http://127.0.0.1:8080/events", "http://2130706433:8080/events/a/t/", CBEV_OK},
+    {"http://127.0.0.1:8080/events", "http://0x7f.0.0.1:8080/events/a/t/", CBEV_OK},
+    {"http://127.0.0.1:8080/events", "http://2130706434:8080/events/a/t/", CBEV_EURL},
+    {"http://127.0.0.1:8080/events", "http://0177.0.0.2:8080/events/a/t/", CBEV_EURL},
+    /* a zone id would be left out of the compared host: refused */
+    {"http://[::1]:8080/events", "http://[::1%25eth0]:8080/e/a/t/", CBEV_EURL},
+    {"https://[fe80::1%25eth0]/events", "https://[fe80::1%25eth1]/events/a/t/", CBEV_EURL},
+    {"https://[fe80::1%25eth0]/events", "https://[fe80::1%25eth0]/events/a/t/", CBEV_EURL},
+    {PROD, "https://104.16.0.1/events/alice/tok123/", CBEV_EURL},
+    {PROD, "https://[2606:4700::1]/events/alice/tok123/", CBEV_EURL},
     /* garbage */
     {PROD, "", CBEV_EURL},
     {PROD, "https://", CBEV_EURL},
@@ -116,6 +131,9 @@ static void test_scheme_rules(void **state) {
       {"http://127.0.0.1.nip.io/events", CBEV_EURL},
       {"http://[::2]/events", CBEV_EURL},
       {"http://[::ffff:127.0.0.1]/events", CBEV_EURL},
+      {"http://[::1%25lo]:1/events", CBEV_EURL},
+      {"http://0x7f000001:1/events", CBEV_OK},
+      {"http://127.0.0.1%2Eevil.example/events", CBEV_EURL},
       {"https://u@example.org/", CBEV_EURL},
       {"ftp://127.0.0.1/", CBEV_EURL},
       {"/events", CBEV_EURL},
