@@ -231,7 +231,12 @@ static void publish_health(bridge *b, uint64_t now) {
       cJSON_AddNullToObject(o, "last_event_age_s");
     if (c->last_error_rc) {
       cJSON *e = cJSON_AddObjectToObject(o, "last_api_error");
-      cJSON_AddStringToObject(e, "error", cbev_strerror(c->last_error_rc));
+      /* The session files retried 5xx answers under CBEV_EHTTP too, whose
+       * text says "not retried"; the bridge polls on after any HTTP error,
+       * so the status beside it says the rest. */
+      cJSON_AddStringToObject(e, "error", c->last_error_rc == CBEV_EHTTP
+                                              ? "HTTP error"
+                                              : cbev_strerror(c->last_error_rc));
       cJSON_AddNumberToObject(e, "http_status", (double)c->last_error_status);
     } else {
       cJSON_AddNullToObject(o, "last_api_error");
