@@ -829,7 +829,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = fault["body"]
             if not isinstance(body, str):
                 body = json.dumps(body)
-            self._send(rec["status"], body.encode(),
+            # "encoding": "latin-1" sends chr(0..255) as those bytes, so a
+            # test can serve bytes that are not UTF-8.
+            self._send(rec["status"], body.encode(fault.get("encoding", "utf-8")),
                        ctype=fault.get("content_type", "application/json"))
             return True
         if "status" in fault:
