@@ -76,6 +76,29 @@ def test_userinfo():
         "next_url": _url("http", "mallory@127.0.0.1:%d" % api.port, last)})
 
 
+def test_ip_literal_for_the_same_machine():
+    # An IPv4-mapped IPv6 literal of 127.0.0.1: the same machine, another host.
+    _run_hostile(lambda api, rec, last: {
+        "next_url": _url("http", "[::ffff:127.0.0.1]:%d" % rec.port, last)})
+
+
+def test_percent_encoded_host():
+    # "localhost", percent-encoded: decoded, it is not the configured host.
+    _run_hostile(lambda api, rec, last: {
+        "next_url": _url("http", "%%6c%%6f%%63%%61%%6c%%68%%6f%%73%%74:%d" % api.port, last)})
+
+
+def test_userinfo_hiding_the_host():
+    _run_hostile(lambda api, rec, last: {
+        "next_url": _url("http", "127.0.0.1:%d@127.0.0.1:%d" % (api.port, rec.port), last)})
+
+
+def test_very_long_next_url():
+    # Over the 8 KiB cap, on the right origin: refused all the same.
+    _run_hostile(lambda api, rec, last: {
+        "next_url": _url("http", "127.0.0.1:%d" % api.port, last) + "&pad=" + "x" * 9000})
+
+
 def test_redirect_not_followed():
     rec = cbtest.ConnectionRecorder()
     api = cbtest.fake_api({"alice": TOKEN}, max_wait=0.3)
@@ -94,4 +117,6 @@ def test_redirect_not_followed():
 if __name__ == "__main__":
     cbtest.run([test_other_port_on_loopback, test_other_port_in_waited_too_long_answer,
                 test_other_host_name_same_port, test_foreign_host, test_other_scheme,
-                test_userinfo, test_redirect_not_followed])
+                test_userinfo, test_ip_literal_for_the_same_machine, test_percent_encoded_host,
+                test_userinfo_hiding_the_host, test_very_long_next_url,
+                test_redirect_not_followed])
