@@ -308,32 +308,37 @@ static int hexval(char c) {
   return -1;
 }
 
-char *cbev_url_decode_segment(const char *s, size_t len) {
-  char *out;
+int cbev_url_decode_segment(const char *s, size_t len, char **out) {
   size_t n = 0;
 
+  *out = NULL;
   if (!s)
-    return NULL;
-  out = cbev_malloc(len + 1);
-  if (!out)
-    return NULL;
+    return CBEV_EURL;
+  /* Judge first, allocate second: a NULL from the allocator then only
+   * means memory. */
   for (size_t i = 0; i < len; i++) {
     unsigned char ch = (unsigned char)s[i];
     if (ch == '%') {
       if (len - i < 3 || hexval(s[i + 1]) < 0 || hexval(s[i + 2]) < 0)
-        goto fail;
+        return CBEV_EURL;
       ch = (unsigned char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
       i += 2;
     }
     if (ch < 0x20 || ch == 0x7f)
-      goto fail;
-    out[n++] = (char)ch;
+      return CBEV_EURL;
   }
-  out[n] = '\0';
-  return out;
-fail:
-  cbev_free(out);
-  return NULL;
+  if (!(*out = cbev_malloc(len + 1)))
+    return CBEV_ENOMEM;
+  for (size_t i = 0; i < len; i++) {
+    char ch = s[i];
+    if (ch == '%') {
+      ch = (char)(hexval(s[i + 1]) << 4 | hexval(s[i + 2]));
+      i += 2;
+    }
+    (*out)[n++] = ch;
+  }
+  (*out)[n] = '\0';
+  return CBEV_OK;
 }
 
 /* Value of the timeout= parameter of query: -1 absent, -2 invalid. */
@@ -407,15 +412,10 @@ int cbev_feed_url_parse(const char *url, int default_timeout_s,
     user--;
   if (*user != '/' || user + 1 == tok)
     goto out;
-  rc = CBEV_ENOMEM;
-  feed->token = cbev_url_decode_segment(tok + 1, strlen(tok + 1));
-  feed->username = cbev_url_decode_segment(user + 1, (size_t)(tok - user - 1));
-  if (!feed->token || !feed->username) {
-    /* Either a malformed escape or memory: both refuse the URL; memory is
-     * the rarer one and is told apart by a retry of the caller. */
-    rc = CBEV_EURL;
+  if ((rc = cbev_url_decode_segment(tok + 1, strlen(tok + 1), &feed->token)) != CBEV_OK ||
+      (rc = cbev_url_decode_segment(user + 1, (size_t)(tok - user - 1), &feed->username)) !=
+          CBEV_OK)
     goto out;
-  }
   if (!*feed->token || !*feed->username) {
     rc = CBEV_EURL;
     goto out;

@@ -20,10 +20,11 @@
  * for use as one path segment. NULL on NULL input or out of memory. */
 char *cbev_url_encode_segment(const char *s);
 
-/* Decodes %XX escapes of the first len bytes of s. Returns NULL when an
- * escape is malformed, the result would hold a NUL or a control character,
- * or memory runs out. */
-char *cbev_url_decode_segment(const char *s, size_t len);
+/* Decodes %XX escapes of the first len bytes of s into *out. Returns
+ * CBEV_OK, CBEV_EURL when an escape is malformed or the result would hold
+ * a NUL or a control character, or CBEV_ENOMEM (told apart, so running
+ * out of memory is never reported as a bad URL). *out is NULL on failure. */
+int cbev_url_decode_segment(const char *s, size_t len, char **out);
 
 /* Resolves candidate (absolute, or relative to current as a browser would)
  * and checks the result against base like cbev_url_check_same_origin().

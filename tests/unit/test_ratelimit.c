@@ -4,9 +4,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include <cmocka.h>
 
+#include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/ratelimit.h"
 
@@ -117,6 +119,30 @@ static void test_parse(void **state) {
   cbev_ratelimit_free(NULL);
 }
 
+static void *null_malloc(size_t n) {
+  (void)n;
+  return NULL;
+}
+static void *null_realloc(void *p, size_t n) {
+  (void)p;
+  (void)n;
+  return NULL;
+}
+
+/* Creating a limiter with no memory: CBEV_ENOMEM and *out untouched. */
+static void test_allocation_failure(void **state) {
+  const cbev_allocator a = {null_malloc, null_realloc, free};
+  cbev_ratelimit *rl = (cbev_ratelimit *)&rl;
+  (void)state;
+
+  cbev_set_allocator(&a);
+  assert_int_equal(cbev_ratelimit_new(2000, 60.0, &rl), CBEV_ENOMEM);
+  assert_ptr_equal(rl, (cbev_ratelimit *)&rl);
+  cbev_set_allocator(NULL);
+  assert_int_equal(cbev_ratelimit_new(2000, 60.0, &rl), CBEV_OK);
+  cbev_ratelimit_free(rl);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_burst_then_refill),
@@ -124,6 +150,7 @@ int main(void) {
       cmocka_unit_test(test_rate_over_many_seconds),
       cmocka_unit_test(test_shared_between_threads),
       cmocka_unit_test(test_parse),
+      cmocka_unit_test(test_allocation_failure),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

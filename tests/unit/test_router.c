@@ -3,10 +3,12 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "cbevents/router.h"
@@ -115,11 +117,51 @@ static void test_no_handlers_and_bad_args(void **state) {
   cbev_batch_free(batch);
 }
 
+/* An allocator whose Nth allocation fails (counting from 0). */
+static long g_fail_at = -1, g_allocs;
+static void *fail_malloc(size_t n) { return g_allocs++ == g_fail_at ? NULL : malloc(n); }
+static void *fail_realloc(void *p, size_t n) {
+  return g_allocs++ == g_fail_at ? NULL : realloc(p, n);
+}
+
+/* Every allocation of building a router (its lists grow past their first
+ * capacity) fails in turn: CBEV_ENOMEM, the router stays usable with the
+ * handlers it had, nothing leaks (ASan). */
+static void test_allocation_failures(void **state) {
+  const cbev_allocator a = {fail_malloc, fail_realloc, free};
+  int done = 0;
+  (void)state;
+
+  cbev_set_allocator(&a);
+  for (g_fail_at = 0; !done && g_fail_at < 1000; g_fail_at++) {
+    cbev_router *r;
+    int added = 0, rc = CBEV_OK;
+    g_allocs = 0;
+    r = cbev_router_new();
+    if (!r)
+      continue;
+    for (int i = 0; i < 20 && rc == CBEV_OK; i++) {
+      rc = i % 2 ? cbev_router_on_any(r, record, NULL)
+                 : cbev_router_on(r, CBEV_EVENT_TIP, record, NULL);
+      if (rc == CBEV_OK)
+        added++;
+    }
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+    done = rc == CBEV_OK;
+    assert_true(done || added < 20);
+    cbev_router_free(r);
+  }
+  cbev_set_allocator(NULL);
+  g_fail_at = -1;
+  assert_true(done);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_order_any_then_typed),
       cmocka_unit_test(test_failing_handler_stops_the_rest),
       cmocka_unit_test(test_no_handlers_and_bad_args),
+      cmocka_unit_test(test_allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

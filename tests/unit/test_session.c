@@ -1115,6 +1115,99 @@ static void test_allocation_failures(void **state) {
   assert_true(completed);
 }
 
+/* The same with a debug logger (masking allocates) along the error paths:
+ * a 503 whose body echoes the token (the excerpt), a body with a lone
+ * surrogate escape (parse copies it), a garbage 200, a refused nextUrl and
+ * a redirect. Every step gives its normal result or CBEV_ENOMEM (or, for a
+ * body cJSON could not allocate for, a retry), no line holds the token
+ * even in part, nothing leaks. */
+static void test_allocation_failures_on_error_paths(void **state) {
+  static const char *const forms[] = {"tok/en+1", "tok%2Fen%2B1", "tok%2fen%2b1", "tok/en",
+                                      "tok%2F", NULL};
+  const char *feed = BASE "/alice/tok%2Fen%2B1/";
+  cbev_allocator a = {fail_malloc, fail_realloc, free};
+  captured *cap = calloc(1, sizeof *cap);
+  cbev_logger lg = {capture, cap, CBEV_LOG_DEBUG};
+  char echo[300], sur[300], hostile[300], location[300];
+  int completed = 0;
+  (void)state;
+
+  snprintf(echo, sizeof echo, "error for %s and tok/en+1", feed);
+  snprintf(sur, sizeof sur,
+           "{\"events\":[{\"method\":\"follow\",\"id\":\"" ID0 "\",\"object\":{\"user\":"
+           "{\"username\":\"b\\ud800\"}}}],\"nextUrl\":\"%s?i=" ID0 "\"}", feed);
+  snprintf(hostile, sizeof hostile, "{\"events\":[],\"nextUrl\":\"https://tok.en.evil%s\"}",
+           feed + strlen("https://eventsapi.chaturbate.com"));
+  snprintf(location, sizeof location, "https://tok%%2Fen%%2B1.evil.example/%s", feed);
+  cbev_set_allocator(&a);
+  for (long n = 0; n < 2000 && !completed; n++) {
+    cbev_session_config cfg = base_cfg(&lg);
+    cbev_session *s = NULL;
+    cbev_batch *b = NULL;
+    uint64_t t = 0;
+    int rc, normal = 1;
+
+    cap->count = 0;
+    alloc_budget = n;
+    cfg.token = "tok/en+1";
+    cfg.retry_attempts = 0;
+    rc = cbev_session_new(&cfg, &s);
+    if (rc != CBEV_OK) {
+      assert_int_equal(rc, CBEV_ENOMEM);
+      continue;
+    }
+    fake f503 = {503, echo, NULL, NULL, 0, 0, 0};
+    rc = exchange(s, t, &f503, &b);
+    assert_true(rc == CBEV_EAGAIN || rc == CBEV_ENOMEM);
+    const char *ex = NULL;
+    cbev_session_last_error(s, NULL, NULL, &ex);
+    assert_no_secret(ex, forms);
+    normal &= rc == CBEV_EAGAIN && strstr(ex, "***") != NULL;
+
+    fake fs = {200, sur, NULL, NULL, 0, 0, 0};
+    t += wait_at(s, t);
+    rc = exchange(s, t, &fs, &b);
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM || rc == CBEV_EAGAIN);
+    if (rc == CBEV_OK) {
+      assert_int_equal(cbev_batch_count(b), 1);
+      assert_string_equal(cbev_event_user(cbev_batch_get(b, 0))->username, "b\xEF\xBF\xBD");
+    } else {
+      assert_null(b);
+    }
+    normal &= rc == CBEV_OK;
+    cbev_batch_free(b);
+    b = NULL;
+
+    fake fg = {200, "<html>tok/en+1</html>", NULL, NULL, 0, 0, 0};
+    t += wait_at(s, t);
+    rc = exchange(s, t, &fg, &b);
+    assert_true(rc == CBEV_EAGAIN || rc == CBEV_ENOMEM);
+    normal &= rc == CBEV_EAGAIN;
+
+    fake fh = {200, hostile, NULL, NULL, 0, 0, 0};
+    t += wait_at(s, t);
+    rc = exchange(s, t, &fh, &b);
+    assert_true(rc == CBEV_EURL || rc == CBEV_ENOMEM || rc == CBEV_EAGAIN);
+    assert_null(b);
+    normal &= rc == CBEV_EURL;
+
+    fake fr = {302, "", NULL, location, 0, 0, 0};
+    t += wait_at(s, t);
+    rc = exchange(s, t, &fr, &b);
+    assert_true(rc == CBEV_EHTTP || rc == CBEV_ENOMEM);
+    normal &= rc == CBEV_EHTTP;
+
+    for (int k = 0; k < cap->count; k++)
+      assert_no_secret(cap->line[k], forms);
+    cbev_session_free(s);
+    completed = normal && alloc_budget > 0;
+  }
+  alloc_budget = -1;
+  cbev_set_allocator(NULL);
+  free(cap);
+  assert_true(completed);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_status_table),
@@ -1135,6 +1228,7 @@ int main(void) {
       cmocka_unit_test(test_quotes_masked_before_cut),
       cmocka_unit_test(test_token_masked_everywhere),
       cmocka_unit_test(test_allocation_failures),
+      cmocka_unit_test(test_allocation_failures_on_error_paths),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -210,20 +210,22 @@ static void test_encode_decode(void **state) {
   (void)state;
   e = cbev_url_encode_segment("tok/en+1 %~._-Az9");
   assert_string_equal(e, "tok%2Fen%2B1%20%25~._-Az9");
-  d = cbev_url_decode_segment(e, strlen(e));
+  assert_int_equal(cbev_url_decode_segment(e, strlen(e), &d), CBEV_OK);
   assert_string_equal(d, "tok/en+1 %~._-Az9");
   cbev_free(e);
   cbev_free(d);
-  d = cbev_url_decode_segment("a%2fb%2Bc", 9);
+  assert_int_equal(cbev_url_decode_segment("a%2fb%2Bc", 9, &d), CBEV_OK);
   assert_string_equal(d, "a/b+c");
   cbev_free(d);
   /* malformed escapes and decoded control bytes are refused */
-  assert_null(cbev_url_decode_segment("a%2", 3));
-  assert_null(cbev_url_decode_segment("a%zz", 4));
-  assert_null(cbev_url_decode_segment("a%00b", 5));
-  assert_null(cbev_url_decode_segment("a%0Ab", 5));
+  static const char *const bad[] = {"a%2", "a%zz", "a%00b", "a%0Ab", "%7f", "\x01"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    d = (char *)"untouched";
+    assert_int_equal(cbev_url_decode_segment(bad[i], strlen(bad[i]), &d), CBEV_EURL);
+    assert_null(d);
+  }
   /* only len bytes are read */
-  d = cbev_url_decode_segment("abc/def", 3);
+  assert_int_equal(cbev_url_decode_segment("abc/def", 3, &d), CBEV_OK);
   assert_string_equal(d, "abc");
   cbev_free(d);
 }
@@ -281,12 +283,77 @@ static void test_origin_for_logs(void **state) {
   assert_string_equal(buf, "(unparsable)");
 }
 
+static long g_fail_at = -1, g_allocs;
+static void *fail_malloc(size_t n) { return g_allocs++ == g_fail_at ? NULL : malloc(n); }
+static void *fail_realloc(void *p, size_t n) {
+  return g_allocs++ == g_fail_at ? NULL : realloc(p, n);
+}
+
+/* The Nth allocation of each URL helper fails, for every N: the result is
+ * CBEV_ENOMEM (never a wrong verdict such as CBEV_EURL for a good URL),
+ * nothing is returned, nothing leaks (ASan). libcurl's own allocations are
+ * its business; those of libcbevents go through the hook. */
+static void test_allocation_failures(void **state) {
+  const cbev_allocator a = {fail_malloc, fail_realloc, free};
+  int done = 0;
+  (void)state;
+
+  cbev_set_allocator(&a);
+  for (g_fail_at = 0; !done && g_fail_at < 1000; g_fail_at++) {
+    char *out = NULL, *enc = NULL, origin[256];
+    cbev_feed_url feed;
+    int rc, ok = 1;
+
+    g_allocs = 0;
+    rc = cbev_url_resolve_checked(PROD, FEED "?timeout=10", "?i=1-0", &out);
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+    if (rc == CBEV_OK)
+      assert_string_equal(out, FEED "?i=1-0");
+    else
+      assert_null(out);
+    ok &= rc == CBEV_OK;
+    cbev_free(out);
+    out = NULL;
+
+    rc = cbev_url_normalize(FEED "?i=2", &out);
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+    ok &= rc == CBEV_OK;
+    cbev_free(out);
+
+    rc = cbev_url_check_same_origin(PROD, FEED);
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+    ok &= rc == CBEV_OK;
+
+    rc = cbev_feed_url_parse(PROD "/alice/tok%2Fen/", 10, &feed);
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+    if (rc == CBEV_OK) {
+      assert_string_equal(feed.token, "tok/en");
+      cbev_feed_url_cleanup(&feed);
+    }
+    ok &= rc == CBEV_OK;
+
+    enc = cbev_url_encode_segment("tok/en+1");
+    if (enc)
+      assert_string_equal(enc, "tok%2Fen%2B1");
+    ok &= enc != NULL;
+    cbev_free(enc);
+
+    cbev_url_origin("https://tok123.evil.example:8443/x", "tok123", origin, sizeof origin);
+    assert_null(strstr(origin, "tok123"));
+    ok &= strcmp(origin, "https://***.evil.example:8443") == 0;
+    done = ok;
+  }
+  cbev_set_allocator(NULL);
+  g_fail_at = -1;
+  assert_true(done);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_origin_matrix), cmocka_unit_test(test_scheme_rules),
       cmocka_unit_test(test_resolve_relative),   cmocka_unit_test(test_long_url),
       cmocka_unit_test(test_encode_decode),      cmocka_unit_test(test_feed_url),
-      cmocka_unit_test(test_origin_for_logs),
+      cmocka_unit_test(test_origin_for_logs),   cmocka_unit_test(test_allocation_failures),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
