@@ -6,7 +6,7 @@ Private_Dirty at the start (after a warm-up), at the end and the peak, and
 exits 1 when the end is more than --margin-kib above the start.
 
     python3 bench/soak.py --bridge build-rel/src/bridge/cb2mqtt
-        [--events 1000000] [--qos 1] [--warmup 50000] [--margin-kib 256]
+        [--events 1000000] [--qos 1] [--warmup 50000] [--margin-kib 512]
 
 The fake API here serves events made on the fly (a pool of realistic
 objects with fresh ids), so its own memory stays flat too. Build the bridge
@@ -88,7 +88,7 @@ def main():
     ap.add_argument("--events", type=int, default=1000000)
     ap.add_argument("--qos", type=int, default=1)
     ap.add_argument("--warmup", type=int, default=50000)
-    ap.add_argument("--margin-kib", type=int, default=256)
+    ap.add_argument("--margin-kib", type=int, default=512)
     ap.add_argument("--timeout", type=float, default=3600)
     a = ap.parse_args()
 
