@@ -15,3 +15,7 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 cd "$build"
 # shellcheck disable=SC2086
 ctest --output-on-failure --timeout 900 ${CTEST_ARGS:-}
+cd - >/dev/null
+# Memcheck, short form: the unit tests and one bridge test under valgrind
+# (scripts/valgrind.sh alone runs the whole suite). VALGRIND=0 skips it.
+[ "${VALGRIND:-1}" = 0 ] || scripts/valgrind.sh --short
