@@ -746,9 +746,11 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
       next = b->next_save_ms;
     if (b->next_heartbeat_ms < next)
       next = b->next_heartbeat_ms;
-    if (b->next_health_ms < next)
+    /* These two wait for the broker: while it is away they must not make
+     * the loop spin (the connect itself wakes the loop). */
+    if (cb2m_mqtt_connected(b->mqtt) && b->next_health_ms < next)
       next = b->next_health_ms;
-    if (b->discovery_due && b->discovery_at_ms < next)
+    if (cb2m_mqtt_connected(b->mqtt) && b->discovery_due && b->discovery_at_ms < next)
       next = b->discovery_at_ms;
   }
   wait = next > now ? next - now : 0;
