@@ -4,11 +4,22 @@
  * Easy handles are made when a slot starts a request and kept for reuse;
  * the body buffer of a slot is freed after each response so an idle
  * broadcaster costs a few hundred bytes, not a buffer.
+ *
+ * Sockets are watched with epoll through curl's socket interface
+ * (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION + curl_multi_socket_action), so a
+ * wakeup costs the sockets that are ready, not one pass over a thousand
+ * pending long-polls as curl_multi_poll/curl_multi_perform would.
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 #include "cbevents/error.h"
 #include "cbevents/version.h"
@@ -19,6 +30,9 @@
 /* curl's default receive buffer is 16 KiB per handle; long-poll answers
  * arrive in small pieces and this keeps a thousand handles cheap. */
 #define RECV_BUFFER_BYTES 4096L
+/* Ready sockets taken from epoll per call; more are taken in later rounds. */
+#define EPOLL_BATCH 64
+#define MAX_EXTRA_FDS 8
 
 typedef struct slot {
   cb2m_poller *owner;
@@ -39,7 +53,44 @@ struct cb2m_poller {
   char *ca_file;
   size_t running;
   uint64_t next_check_ms; /* no slot is due before this */
+  int epfd;               /* curl's sockets and wake_fd */
+  int wake_fd;            /* eventfd for cb2m_poller_wakeup() */
+  int64_t timer_at_ms;    /* curl's timeout (monotonic), -1: none */
 };
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* curl tells which socket to watch for what. */
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  cb2m_poller *p = userp;
+  struct epoll_event ev = {0};
+
+  (void)easy;
+  (void)socketp;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL); /* may be closed already */
+    return 0;
+  }
+  ev.events = ((what & CURL_POLL_IN) ? EPOLLIN : 0u) | ((what & CURL_POLL_OUT) ? EPOLLOUT : 0u);
+  ev.data.fd = fd;
+  if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, fd, &ev) != 0 &&
+      (errno != ENOENT || epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) != 0))
+    return -1;
+  return 0;
+}
+
+/* curl's single timer: act on it in cb2m_poller_perform(). */
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+  cb2m_poller *p = userp;
+
+  (void)multi;
+  p->timer_at_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  return 0;
+}
 
 int cb2m_poller_new(const cb2m_poller_opts *opts, cb2m_poller **out) {
   cb2m_poller *p = calloc(1, sizeof *p);
@@ -47,16 +98,27 @@ int cb2m_poller_new(const cb2m_poller_opts *opts, cb2m_poller **out) {
   if (!p)
     return -1;
   p->opts = *opts;
+  p->epfd = p->wake_fd = -1;
+  p->timer_at_ms = -1;
   if (!p->opts.max_body_bytes)
     p->opts.max_body_bytes = CBEV_DEFAULT_MAX_BODY_BYTES;
   p->slots = calloc(opts->slots ? opts->slots : 1, sizeof *p->slots);
   p->multi = curl_multi_init();
   if (opts->ca_file)
     p->ca_file = strdup(opts->ca_file);
-  if (!p->slots || !p->multi || (opts->ca_file && !p->ca_file)) {
+  p->epfd = epoll_create1(EPOLL_CLOEXEC);
+  p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (!p->slots || !p->multi || (opts->ca_file && !p->ca_file) || p->epfd < 0 ||
+      p->wake_fd < 0 ||
+      epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd,
+                &(struct epoll_event){.events = EPOLLIN, .data.fd = p->wake_fd}) != 0) {
     cb2m_poller_free(p);
     return -1;
   }
+  curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+  curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
   for (size_t i = 0; i < opts->slots; i++)
     p->slots[i].owner = p;
   *out = p;
@@ -92,6 +154,10 @@ void cb2m_poller_free(cb2m_poller *p) {
   }
   if (p->multi)
     curl_multi_cleanup(p->multi);
+  if (p->epfd >= 0)
+    close(p->epfd);
+  if (p->wake_fd >= 0)
+    close(p->wake_fd);
   free(p->slots);
   free(p->ca_file);
   free(p);
@@ -109,7 +175,11 @@ void cb2m_poller_kick(cb2m_poller *p, size_t i) {
 
 size_t cb2m_poller_running(const cb2m_poller *p) { return p->running; }
 
-void cb2m_poller_wakeup(cb2m_poller *p) { curl_multi_wakeup(p->multi); }
+void cb2m_poller_wakeup(cb2m_poller *p) {
+  uint64_t one = 1;
+  ssize_t n = write(p->wake_fd, &one, sizeof one);
+  (void)n; /* a full counter already wakes */
+}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
   slot *s = userdata;
@@ -228,15 +298,71 @@ uint64_t cb2m_poller_start_due(cb2m_poller *p, uint64_t now_ms) {
 
 int cb2m_poller_wait(cb2m_poller *p, struct curl_waitfd *extra, unsigned n_extra,
                      int timeout_ms) {
-  int numfds = 0;
-  return curl_multi_poll(p->multi, extra, n_extra, timeout_ms, &numfds) == CURLM_OK ? 0 : -1;
+  struct pollfd fds[1 + MAX_EXTRA_FDS];
+  unsigned n = n_extra < MAX_EXTRA_FDS ? n_extra : MAX_EXTRA_FDS;
+  int rc;
+
+  if (p->timer_at_ms >= 0) {
+    int64_t left = p->timer_at_ms - mono_ms();
+    if (left < timeout_ms)
+      timeout_ms = left > 0 ? (int)left : 0;
+  }
+  fds[0] = (struct pollfd){.fd = p->epfd, .events = POLLIN};
+  for (unsigned i = 0; i < n; i++) {
+    fds[1 + i] = (struct pollfd){
+        .fd = extra[i].fd,
+        .events = (short)(((extra[i].events & CURL_WAIT_POLLIN) ? POLLIN : 0) |
+                          ((extra[i].events & CURL_WAIT_POLLPRI) ? POLLPRI : 0) |
+                          ((extra[i].events & CURL_WAIT_POLLOUT) ? POLLOUT : 0))};
+  }
+  rc = poll(fds, 1 + n, timeout_ms);
+  for (unsigned i = 0; i < n_extra; i++) {
+    short r = i < n && rc > 0 ? fds[1 + i].revents : 0;
+    extra[i].revents = (short)(((r & (POLLIN | POLLERR | POLLHUP)) ? CURL_WAIT_POLLIN : 0) |
+                               ((r & POLLPRI) ? CURL_WAIT_POLLPRI : 0) |
+                               ((r & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
+  }
+  return rc < 0 && errno != EINTR ? -1 : 0;
+}
+
+/* Hands curl its due timer and every ready socket. */
+static void drive(cb2m_poller *p) {
+  struct epoll_event evs[EPOLL_BATCH];
+  int still = 0, n;
+
+  if (p->timer_at_ms >= 0 && mono_ms() >= p->timer_at_ms) {
+    p->timer_at_ms = -1;
+    curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &still);
+  }
+  /* Bounded: at most one round per slot plus the wake fd. */
+  for (size_t round = 0; round <= p->opts.slots; round++) {
+    n = epoll_wait(p->epfd, evs, EPOLL_BATCH, 0);
+    for (int i = 0; i < n; i++) {
+      int fd = evs[i].data.fd, flags = 0;
+      if (fd == p->wake_fd) {
+        uint64_t count;
+        ssize_t r = read(p->wake_fd, &count, sizeof count);
+        (void)r;
+        continue;
+      }
+      if (evs[i].events & (EPOLLIN | EPOLLHUP))
+        flags |= CURL_CSELECT_IN;
+      if (evs[i].events & EPOLLOUT)
+        flags |= CURL_CSELECT_OUT;
+      if (evs[i].events & EPOLLERR)
+        flags |= CURL_CSELECT_ERR;
+      curl_multi_socket_action(p->multi, fd, flags, &still);
+    }
+    if (n < EPOLL_BATCH)
+      break;
+  }
 }
 
 void cb2m_poller_perform(cb2m_poller *p, uint64_t now_ms) {
-  int still = 0, left = 0;
+  int left = 0;
   CURLMsg *msg;
 
-  curl_multi_perform(p->multi, &still);
+  drive(p);
   while ((msg = curl_multi_info_read(p->multi, &left)) != NULL) {
     slot *s = NULL;
     cbev_response resp;

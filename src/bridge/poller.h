@@ -5,10 +5,11 @@
  * request runs, an easy handle. The poller asks each idle session whether
  * a request is due, runs the due ones concurrently, and hands every
  * completed response back to its session, reporting the outcome through a
- * callback. It never sleeps: cb2m_poller_wait() blocks in curl_multi_poll
- * together with the caller's extra descriptors (the MQTT socket, the
- * signal pipe), so one thread serves a thousand broadcasters and the
- * broker without busy loops.
+ * callback. It never sleeps: cb2m_poller_wait() blocks in poll() on an
+ * epoll set of curl's sockets together with the caller's extra descriptors
+ * (the MQTT socket, the signal pipe), so one thread serves a thousand
+ * broadcasters and the broker without busy loops, and a wakeup costs the
+ * sockets that are ready, not the number of broadcasters.
  */
 #ifndef CB2M_POLLER_H
 #define CB2M_POLLER_H
@@ -56,7 +57,7 @@ uint64_t cb2m_poller_start_due(cb2m_poller *p, uint64_t now_ms);
 void cb2m_poller_kick(cb2m_poller *p, size_t slot);
 
 /* Waits for network activity of the transfers or of extra fds, at most
- * timeout_ms. Returns 0 or -1 (curl error). */
+ * timeout_ms (or curl's own timer). Returns 0 or -1 (poll failed). */
 int cb2m_poller_wait(cb2m_poller *p, struct curl_waitfd *extra, unsigned n_extra,
                      int timeout_ms);
 /* Drives the transfers and reports each completed one through done(). */
