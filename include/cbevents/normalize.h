@@ -27,7 +27,8 @@ extern "C" {
  * id, event_type, broadcaster, timestamp, user, then "tip", "message",
  * "media", "subject" or, for an unknown method, "raw" (upstream `object`).
  * A part the type has but upstream lacked is null. With CBEV_JSON_RAW the
- * upstream event object is written back instead.
+ * upstream event object is written back instead, except that the user of
+ * an anonymous tip is null there too unless CBEV_JSON_EXPOSE_ANON is set.
  * Returns CBEV_EINVAL for NULL arguments (*json_out is then untouched;
  * otherwise it is NULL on failure), CBEV_ENOMEM, CBEV_ETOOBIG when the
  * output would pass 64 MiB. */

@@ -144,7 +144,8 @@ static const key_def KEYS[] = {
      "user_leave, follow, unfollow, fanclub_join, chat_message, private_message, tip, "
      "media_purchase"},
     {"events", "payload", T_ENUM, "normalized", 0, 0, 0, OFF(events.payload), OFF(events.payload_raw),
-     NO_AUX, "normalized|raw", NULL, NULL, "normalized JSON, or the upstream event object unchanged"},
+     NO_AUX, "normalized|raw", NULL, NULL,
+     "normalized JSON, or the upstream event object (an anonymous tipper still null)"},
     {"events", "expose_anonymous_tippers", T_BOOL, "false", 0, 1, 0,
      OFF(events.expose_anonymous_tippers), NO_AUX, NO_AUX, NULL, NULL, NULL,
      "publish the user of anonymous tips"},

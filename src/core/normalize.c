@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/normalize.h"
@@ -192,6 +194,48 @@ static void write_media(jsonw *w, const cbev_media *m) {
   JSONW_LIT(w, "}");
 }
 
+/* SPEC section 2: an anonymous tipper stays anonymous unless the program
+ * opted in, although upstream sends the real user. */
+static int hide_tipper(const cbev_event *ev, unsigned flags) {
+  return ev->type == CBEV_EVENT_TIP && ev->has_part && ev->part.tip.is_anon == CBEV_TRUE &&
+         !(flags & CBEV_JSON_EXPOSE_ANON);
+}
+
+/* The upstream event as it came, except that the user of an anonymous tip
+ * is written as null (the rule above holds for every payload mode). */
+static void write_raw(jsonw *w, const cbev_event *ev, unsigned flags) {
+  const cJSON *c, *o;
+
+  if (!ev->object || !hide_tipper(ev, flags)) {
+    jsonw_value(w, ev->raw);
+    return;
+  }
+  JSONW_LIT(w, "{");
+  for (c = ev->raw->child; c; c = c->next) {
+    jsonw_str(w, c->string);
+    JSONW_LIT(w, ":");
+    if (c != ev->object) {
+      jsonw_value(w, c);
+    } else {
+      JSONW_LIT(w, "{");
+      for (o = c->child; o; o = o->next) {
+        jsonw_str(w, o->string);
+        JSONW_LIT(w, ":");
+        if (o->string && strcmp(o->string, "user") == 0)
+          JSONW_LIT(w, "null");
+        else
+          jsonw_value(w, o);
+        if (o->next)
+          JSONW_LIT(w, ",");
+      }
+      JSONW_LIT(w, "}");
+    }
+    if (c->next)
+      JSONW_LIT(w, ",");
+  }
+  JSONW_LIT(w, "}");
+}
+
 static void write_normalized(jsonw *w, const cbev_event *ev, unsigned flags) {
   const cbev_user *user = ev->has_user ? &ev->user : NULL;
   char ts[32];
@@ -216,10 +260,7 @@ static void write_normalized(jsonw *w, const cbev_event *ev, unsigned flags) {
   } else {
     JSONW_LIT(w, "null");
   }
-  /* SPEC section 2: an anonymous tipper stays anonymous unless the
-   * program opted in, although upstream sends the real user. */
-  if (ev->type == CBEV_EVENT_TIP && ev->has_part && ev->part.tip.is_anon == CBEV_TRUE &&
-      !(flags & CBEV_JSON_EXPOSE_ANON))
+  if (hide_tipper(ev, flags))
     user = NULL;
   JSONW_LIT(w, ",\"user\":");
   if (user)
@@ -272,7 +313,7 @@ int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
   *json_out = NULL;
   jsonw_init(&w, NORMALIZE_FIRST_BYTES, NORMALIZE_MAX_BYTES);
   if (flags & CBEV_JSON_RAW)
-    jsonw_value(&w, ev->raw);
+    write_raw(&w, ev, flags);
   else
     write_normalized(&w, ev, flags);
   json = jsonw_finish(&w, &len);

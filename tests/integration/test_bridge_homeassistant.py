@@ -563,8 +563,14 @@ def test_publish_filter_and_raw_payload():
     event_topics = sorted({m.topic for m in rig.sub.messages("cb/alice/+")
                            if m.topic.split("/")[-1] in ALL_TYPES})
     assert event_topics == ["cb/alice/follow", "cb/alice/tip"], event_topics
-    # Raw: the upstream event objects, unchanged, in order.
+    # Raw: the upstream event objects, unchanged, in order, except that an
+    # anonymous tipper stays anonymous (SPEC section 2 holds in every mode).
     upstream = {i: e for i, e in zip(ids, evs)}
+    anon = [i for i, e in upstream.items() if e["method"] == "tip"
+            and e["object"]["tip"].get("isAnon") is True]
+    assert anon, "the show has an anonymous tip"
+    for i in anon:
+        upstream[i] = dict(upstream[i], object=dict(upstream[i]["object"], user=None))
     got = [m.json() for m in rig.sub.messages("cb/alice/+")
            if m.topic in ("cb/alice/tip", "cb/alice/follow")]
     assert [g["id"] for g in got] == [i for i, e in zip(ids, evs)

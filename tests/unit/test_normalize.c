@@ -213,6 +213,16 @@ static void test_anonymous_tip(void **state) {
   assert_non_null(strstr(json, SPEC_USER_OUT ",\"tip\":{\"tokens\":25,\"is_anon\":true,"));
   cbev_free(json);
 
+  /* Raw payloads keep the rule: the user goes, everything else stays. */
+  json = norm1(tip_body("true", "\"\""), 0, CBEV_JSON_RAW);
+  assert_null(strstr(json, "bob"));
+  assert_non_null(strstr(json, "\"user\":null"));
+  assert_non_null(strstr(json, "\"isAnon\":true"));
+  cbev_free(json);
+  json = norm1(tip_body("true", "\"\""), 0, CBEV_JSON_RAW | CBEV_JSON_EXPOSE_ANON);
+  assert_non_null(strstr(json, "\"username\":\"bob\""));
+  cbev_free(json);
+
   /* Not anonymous: the flag changes nothing. */
   json = norm1(tip_body("false", "null"), 0, 0);
   assert_non_null(strstr(json, SPEC_USER_OUT ",\"tip\":{\"tokens\":25,\"is_anon\":false,"
