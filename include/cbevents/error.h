@@ -17,7 +17,8 @@ typedef enum cbev_rc {
   CBEV_ENOMEM = 1,     /* an allocation failed */
   CBEV_EINVAL = 2,     /* an argument or setting is invalid */
   CBEV_EAUTH = 3,      /* HTTP 401/403: bad, revoked or mis-scoped token */
-  CBEV_EHTTP = 4,      /* an HTTP status that is not retried (e.g. 400, 404) */
+  CBEV_EHTTP = 4,      /* an HTTP error status: final (400, 404) or, as the last
+                        * error of a retried 429/5xx, transient */
   CBEV_EAGAIN = 5,     /* transient failure; the caller should retry later */
   CBEV_EURL = 6,       /* a URL (base or nextUrl) was refused by the rules */
   CBEV_EPARSE = 7,     /* a body or document is not the expected JSON */

@@ -231,12 +231,7 @@ static void publish_health(bridge *b, uint64_t now) {
       cJSON_AddNullToObject(o, "last_event_age_s");
     if (c->last_error_rc) {
       cJSON *e = cJSON_AddObjectToObject(o, "last_api_error");
-      /* The session files retried 5xx answers under CBEV_EHTTP too, whose
-       * text says "not retried"; the bridge polls on after any HTTP error,
-       * so the status beside it says the rest. */
-      cJSON_AddStringToObject(e, "error", c->last_error_rc == CBEV_EHTTP
-                                              ? "HTTP error"
-                                              : cbev_strerror(c->last_error_rc));
+      cJSON_AddStringToObject(e, "error", cbev_strerror(c->last_error_rc));
       cJSON_AddNumberToObject(e, "http_status", (double)c->last_error_status);
     } else {
       cJSON_AddNullToObject(o, "last_api_error");
@@ -361,7 +356,6 @@ static void announce(bridge *b) {
 static void on_connect(void *ud) {
   bridge *b = ud;
 
-  LOG(b, CBEV_LOG_INFO, "mqtt: connected to %s:%d", b->cfg->mqtt.host, b->cfg->mqtt.port);
   publish_retained(b, b->topic_status, "online");
   publish_info(b);
   for (size_t i = 0; i < b->n; i++) {
@@ -409,11 +403,12 @@ static void on_ack(void *ud, int mid, int ok) {
 static void on_message(void *ud, const char *topic, const void *payload, size_t len) {
   bridge *b = ud;
 
-  if (strcmp(topic, b->topic_ha_status) == 0 && len == 6 && memcmp(payload, "online", 6) == 0) {
+  if (b->cfg->homeassistant.discovery &&
+      cb2m_discovery_is_birth(b->cfg->homeassistant.prefix, topic, payload, len)) {
     /* Home Assistant restarted: re-announce after a short random delay so
      * a fleet of bridges does not answer at the same instant. */
     b->discovery_due = 1;
-    b->discovery_at_ms = now_ms() + 1000u + (uint64_t)(rand() % 4000);
+    b->discovery_at_ms = now_ms() + cb2m_discovery_birth_delay_ms((uint64_t)rand());
   }
 }
 
