@@ -163,6 +163,22 @@ uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt);
 int cbev_parse_retry_after(const char *value, time_t wall_now,
                            uint64_t *delay_ms);
 
+/* For transports (the blocking client, the bridge's poller, your own):
+ *
+ * cbev_header_retry_after() reads one raw header line (as libcurl's header
+ * callback gets it, CRLF included). A status line ("HTTP/...") clears out
+ * (a new header block after 100 Continue); a Retry-After line stores its
+ * trimmed value in out (cap bytes, cut to fit, NUL-terminated). Other lines
+ * leave out alone.
+ *
+ * cbev_body_append() appends n bytes to the growing buffer *buf (*len used
+ * of *cap allocated; cbev_free() it), doubling from first_cap and keeping a
+ * NUL after the data. Returns CBEV_OK, CBEV_ETOOBIG when the body would
+ * pass max bytes (nothing appended) or CBEV_ENOMEM (nothing appended). */
+void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap);
+int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,
+                     size_t max, const char *data, size_t n);
+
 /* The cursor: the URL to load next (a secret) and the id of the last event
  * returned (NULL before the first). Owned by the session. */
 const char *cbev_session_cursor_url(const cbev_session *s);

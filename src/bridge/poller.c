@@ -14,13 +14,13 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 
+#include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/version.h"
 #include "poller.h"
@@ -131,7 +131,7 @@ static void slot_finish(cb2m_poller *p, slot *s) {
     s->running = 0;
     p->running--;
   }
-  free(s->body);
+  cbev_free(s->body);
   s->body = NULL;
   s->body_len = s->body_cap = 0;
   free(s->request_url);
@@ -183,49 +183,20 @@ void cb2m_poller_wakeup(cb2m_poller *p) {
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
   slot *s = userdata;
-  size_t n = size * nmemb, max = s->owner->opts.max_body_bytes;
+  size_t n = size * nmemb;
+  int rc = cbev_body_append(&s->body, &s->body_len, &s->body_cap, 4096,
+                            s->owner->opts.max_body_bytes, data, n);
 
-  if (n > max - s->body_len) {
+  if (rc == CBEV_ETOOBIG)
     s->too_big = 1;
-    return 0;
-  }
-  if (s->body_len + n + 1 > s->body_cap) {
-    size_t cap = s->body_cap ? s->body_cap : 4096;
-    char *b;
-    while (cap < s->body_len + n + 1)
-      cap *= 2;
-    if (cap > max + 1)
-      cap = max + 1;
-    b = realloc(s->body, cap);
-    if (!b)
-      return 0;
-    s->body = b;
-    s->body_cap = cap;
-  }
-  memcpy(s->body + s->body_len, data, n);
-  s->body_len += n;
-  s->body[s->body_len] = '\0';
-  return n;
+  return rc == CBEV_OK ? n : 0; /* 0 aborts the transfer */
 }
 
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
   slot *s = userdata;
-  size_t n = size * nmemb, name_len = sizeof("Retry-After:") - 1;
+  size_t n = size * nmemb;
 
-  if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
-    s->retry_after[0] = '\0';
-  if (n > name_len && strncasecmp(data, "Retry-After:", name_len) == 0) {
-    const char *v = data + name_len;
-    size_t len = n - name_len;
-    while (len && (*v == ' ' || *v == '\t'))
-      v++, len--;
-    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
-      len--;
-    if (len >= sizeof s->retry_after)
-      len = sizeof s->retry_after - 1;
-    memcpy(s->retry_after, v, len);
-    s->retry_after[len] = '\0';
-  }
+  cbev_header_retry_after(data, n, s->retry_after, sizeof s->retry_after);
   return n;
 }
 

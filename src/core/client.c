@@ -7,7 +7,6 @@
  */
 #include <errno.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include <curl/curl.h>
@@ -65,50 +64,20 @@ static int sleep_ms(const cbev_client *c, uint64_t wait_ms) {
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
   cbev_client *c = userdata;
   size_t n = size * nmemb;
+  int rc = cbev_body_append(&c->body, &c->body_len, &c->body_cap, 16384, c->max_body_bytes,
+                            data, n);
 
-  if (n > c->max_body_bytes - c->body_len) {
+  if (rc == CBEV_ETOOBIG)
     c->too_big = 1;
-    return 0; /* aborts the transfer with CURLE_WRITE_ERROR */
-  }
-  if (c->body_len + n + 1 > c->body_cap) {
-    size_t cap = c->body_cap ? c->body_cap : 16384;
-    char *p;
-    while (cap < c->body_len + n + 1)
-      cap *= 2;
-    if (cap > c->max_body_bytes + 1)
-      cap = c->max_body_bytes + 1;
-    p = cbev_realloc(c->body, cap);
-    if (!p)
-      return 0;
-    c->body = p;
-    c->body_cap = cap;
-  }
-  memcpy(c->body + c->body_len, data, n);
-  c->body_len += n;
-  c->body[c->body_len] = '\0';
-  return n;
+  return rc == CBEV_OK ? n : 0; /* 0 aborts the transfer with CURLE_WRITE_ERROR */
 }
 
 /* Keeps the Retry-After header of the last response. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
   cbev_client *c = userdata;
-  size_t n = size * nmemb, name_len = sizeof("Retry-After:") - 1;
+  size_t n = size * nmemb;
 
-  /* A new status line starts a new header block (e.g. after 100). */
-  if (n >= 5 && strncmp(data, "HTTP/", 5) == 0)
-    c->retry_after[0] = '\0';
-  if (n > name_len && strncasecmp(data, "Retry-After:", name_len) == 0) {
-    const char *v = data + name_len;
-    size_t len = n - name_len;
-    while (len && (*v == ' ' || *v == '\t'))
-      v++, len--;
-    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
-      len--;
-    if (len >= sizeof c->retry_after)
-      len = sizeof c->retry_after - 1;
-    memcpy(c->retry_after, v, len);
-    c->retry_after[len] = '\0';
-  }
+  cbev_header_retry_after(data, n, c->retry_after, sizeof c->retry_after);
   return n;
 }
 

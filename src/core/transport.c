@@ -1,0 +1,60 @@
+/*
+ * transport.c: the two chores every transport of the session repeats: the
+ * Retry-After header out of raw header lines, and a capped response body
+ * that grows by doubling. The blocking client and the bridge's curl multi
+ * poller both use them, so the caps and trimming rules cannot drift apart.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/session.h"
+
+void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap) {
+  static const char name[] = "Retry-After:";
+  size_t name_len = sizeof name - 1;
+
+  if (!line || !out || !cap)
+    return;
+  if (n >= 5 && strncmp(line, "HTTP/", 5) == 0)
+    out[0] = '\0';
+  if (n > name_len && strncasecmp(line, name, name_len) == 0) {
+    const char *v = line + name_len;
+    size_t len = n - name_len;
+    while (len && (*v == ' ' || *v == '\t'))
+      v++, len--;
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+      len--;
+    if (len >= cap)
+      len = cap - 1;
+    memcpy(out, v, len);
+    out[len] = '\0';
+  }
+}
+
+int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,
+                     size_t max, const char *data, size_t n) {
+  if (!buf || !len || !cap || (n && !data))
+    return CBEV_EINVAL;
+  if (*len > max || n > max - *len)
+    return CBEV_ETOOBIG;
+  if (*len + n + 1 > *cap) {
+    size_t c = *cap ? *cap : (first_cap ? first_cap : 4096);
+    char *p;
+    while (c < *len + n + 1)
+      c *= 2;
+    if (c > max + 1)
+      c = max + 1;
+    p = cbev_realloc(*buf, c);
+    if (!p)
+      return CBEV_ENOMEM;
+    *buf = p;
+    *cap = c;
+  }
+  if (n)
+    memcpy(*buf + *len, data, n);
+  *len += n;
+  (*buf)[*len] = '\0';
+  return CBEV_OK;
+}

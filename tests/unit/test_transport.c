@@ -1,0 +1,98 @@
+/* Unit tests of the transport helpers: Retry-After out of raw header lines
+ * and the capped, doubling response body. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/session.h"
+
+static void test_retry_after_lines(void **state) {
+  char ra[16] = "";
+  (void)state;
+
+  cbev_header_retry_after("HTTP/1.1 429 Too Many Requests\r\n", 32, ra, sizeof ra);
+  assert_string_equal(ra, "");
+  cbev_header_retry_after("retry-after: \t 120 \r\n", 21, ra, sizeof ra);
+  assert_string_equal(ra, "120");
+  /* Other headers leave it alone; a new status line clears it. */
+  cbev_header_retry_after("Content-Type: application/json\r\n", 32, ra, sizeof ra);
+  assert_string_equal(ra, "120");
+  cbev_header_retry_after("HTTP/1.1 200 OK\r\n", 17, ra, sizeof ra);
+  assert_string_equal(ra, "");
+  /* Cut to the buffer, still terminated. */
+  cbev_header_retry_after("Retry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n", 44, ra, sizeof ra);
+  assert_string_equal(ra, "Wed, 21 Oct 201");
+  /* A name alone, a prefix of the name, NULL: nothing stored, no crash. */
+  ra[0] = 'x', ra[1] = '\0';
+  cbev_header_retry_after("Retry-After:", 12, ra, sizeof ra);
+  cbev_header_retry_after("Retry", 5, ra, sizeof ra);
+  cbev_header_retry_after(NULL, 0, ra, sizeof ra);
+  cbev_header_retry_after("Retry-After: 5\r\n", 16, NULL, 0);
+  assert_string_equal(ra, "x");
+  cbev_header_retry_after("Retry-After: 5\r\n", 16, ra, 1);
+  assert_string_equal(ra, "");
+}
+
+static void test_body_grows_and_caps(void **state) {
+  char *buf = NULL, chunk[100];
+  size_t len = 0, cap = 0;
+  (void)state;
+
+  memset(chunk, 'a', sizeof chunk);
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, chunk, 10), CBEV_OK);
+  assert_int_equal(cap, 16);
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, chunk, 100), CBEV_OK);
+  assert_int_equal(len, 110);
+  assert_int_equal(cap, 128);
+  assert_int_equal(buf[110], '\0');
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, chunk, 100), CBEV_OK);
+  assert_int_equal(cap, 251); /* doubling stops at max + the NUL */
+  /* 250 exactly fits; one more byte is too big and changes nothing. */
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, chunk, 40), CBEV_OK);
+  assert_int_equal(len, 250);
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, chunk, 1), CBEV_ETOOBIG);
+  assert_int_equal(len, 250);
+  assert_int_equal(buf[250], '\0');
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, NULL, 1), CBEV_EINVAL);
+  assert_int_equal(cbev_body_append(NULL, &len, &cap, 16, 250, chunk, 1), CBEV_EINVAL);
+  cbev_free(buf);
+}
+
+static int fail_after;
+static void *failing_malloc(size_t n) { return fail_after-- > 0 ? malloc(n) : NULL; }
+static void *failing_realloc(void *p, size_t n) {
+  return fail_after-- > 0 ? realloc(p, n) : NULL;
+}
+
+static void test_body_out_of_memory(void **state) {
+  const cbev_allocator a = {failing_malloc, failing_realloc, free};
+  char *buf = NULL;
+  size_t len = 0, cap = 0;
+  (void)state;
+
+  cbev_set_allocator(&a);
+  fail_after = 1;
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 8, 1000, "abcdef", 6), CBEV_OK);
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 8, 1000, "ghijkl", 6), CBEV_ENOMEM);
+  assert_int_equal(len, 6);
+  assert_int_equal(cap, 8);
+  assert_string_equal(buf, "abcdef");
+  cbev_set_allocator(NULL);
+  cbev_free(buf);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_retry_after_lines),
+      cmocka_unit_test(test_body_grows_and_caps),
+      cmocka_unit_test(test_body_out_of_memory),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
