@@ -24,34 +24,11 @@
 
 #include "cursor.h"
 #include "fsutil.h"
+#include "tmpdir.h"
 
 #define URL "https://eventsapi.chaturbate.com/events/alice/SECRETTOKEN/?i=1755376889458-0&timeout=10"
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup_dir(void **state) {
-  char *dir = strdup("/tmp/cb2m-cursor-XXXXXX");
-  if (!dir || !mkdtemp(dir)) {
-    free(dir);
-    return -1;
-  }
-  *state = dir;
-  return 0;
-}
-
-static int teardown_dir(void **state) {
-  char *dir = *state;
-  int rc = nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  free(dir);
-  return rc;
-}
 
 static void path_of(char *buf, size_t size, const char *dir, const char *name) {
   int n = snprintf(buf, size, "%s/%s", dir, name);

@@ -18,32 +18,9 @@
 
 #include "fsutil.h"
 #include "heartbeat.h"
+#include "tmpdir.h"
 
 #define T0 ((time_t)1764331200) /* 2025-11-28T12:00:00Z */
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup_dir(void **state) {
-  char *dir = strdup("/tmp/cb2m-heartbeat-XXXXXX");
-  if (!dir || !mkdtemp(dir)) {
-    free(dir);
-    return -1;
-  }
-  *state = dir;
-  return 0;
-}
-
-static int teardown_dir(void **state) {
-  char *dir = *state;
-  int rc = nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  free(dir);
-  return rc;
-}
 
 static void check_says(const char *dir, time_t now, int want, const char *why_part) {
   char why[256] = "";

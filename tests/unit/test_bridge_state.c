@@ -24,6 +24,7 @@
 #include "cbevents/event.h"
 #include "fsutil.h"
 #include "state.h"
+#include "tmpdir.h"
 
 /* ---- helpers ------------------------------------------------------------- */
 
@@ -53,30 +54,6 @@ static void expect_json(const cb2m_state *st, const char *want) {
   assert_non_null(got);
   assert_string_equal(got, want);
   free(got);
-}
-
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  return remove(path);
-}
-
-static int setup_dir(void **state) {
-  char *dir = strdup("/tmp/cb2m-state-XXXXXX");
-  if (!dir || !mkdtemp(dir)) {
-    free(dir);
-    return -1;
-  }
-  *state = dir;
-  return 0;
-}
-
-static int teardown_dir(void **state) {
-  char *dir = *state;
-  int rc = nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-  free(dir);
-  return rc;
 }
 
 /* A state in the middle of a show: live, subject, 2 viewers, one tip. */
