@@ -27,6 +27,8 @@
 
 /* Longest template or name we format; ours are far below it. */
 #define DISC_TEXT_MAX 1024
+/* A broadcaster's object in the health JSON, for Jinja templates. */
+#define HEALTH_OF "(value_json.broadcasters['%s'] | default({}))"
 
 /* Human names of the event entities, in cbev_event_type order. */
 static const char *const k_type_titles[CBEV_EVENT_TYPE_COUNT] = {
@@ -358,27 +360,47 @@ static void add_diagnostics(disc_build *b) {
   put_str(b, c, "device_class", "timestamp");
   put_str(b, c, "entity_category", "diagnostic");
 
-  /* Counters from the bridge's health JSON, looked up by name; a missing
-   * broadcaster renders None (unknown) rather than a template error. */
+  /* The broadcaster's part of the bridge's health JSON, looked up by name
+   * (template = head, the lookup, tail); a missing broadcaster renders None
+   * (unknown) rather than a template error. */
   static const struct {
-    const char *id, *name, *field, *state_class;
+    const char *id, *name, *head, *tail, *unit, *device_class, *state_class;
     int enabled;
   } k_health[] = {
-      {"queued", "Queued events", "queued", "measurement", 1},
-      {"polls", "Polls", "polls", "total_increasing", 0},
-      {"retries", "Retries", "retries", "total_increasing", 0},
+      {"queued", "Queued events", "{{ ", ".queued | default(none) }}", NULL, NULL, "measurement",
+       1},
+      {"polls", "Polls", "{{ ", ".polls | default(none) }}", NULL, NULL, "total_increasing", 0},
+      {"retries", "Retries", "{{ ", ".retries | default(none) }}", NULL, NULL,
+       "total_increasing", 0},
+      {"last_event_age", "Last event age", "{{ ", ".last_event_age_s | default(none) }}", "s",
+       "duration", "measurement", 0},
+      {"last_api_error", "Last API error", "{% set e = ",
+       ".last_api_error | default(none) %}{{ 'none' if e is none else e.error ~ "
+       "((' (HTTP ' ~ e.http_status ~ ')') if e.http_status else '') }}",
+       NULL, NULL, NULL, 1},
+      /* The total as state, the count of each event type as attributes. */
+      {"events_received", "Events received", "{% set ev = ",
+       ".events | default({}) %}{{ ev.values() | sum }}", NULL, NULL, "total_increasing", 0},
   };
   for (size_t i = 0; i < sizeof k_health / sizeof k_health[0]; i++) {
     c = component(b, k_health[i].id, "sensor", k_health[i].name, 1);
     put_topic(b, c, "state_topic", "bridge", "health");
     put_owned(b, c, "value_template",
-              fmt("{{ (value_json.broadcasters['%s'] | default({})).%s | default(none) }}", o,
-                  k_health[i].field));
-    put_str(b, c, "state_class", k_health[i].state_class);
+              fmt("%s" HEALTH_OF "%s", k_health[i].head, o, k_health[i].tail));
+    if (k_health[i].unit)
+      put_str(b, c, "unit_of_measurement", k_health[i].unit);
+    if (k_health[i].device_class)
+      put_str(b, c, "device_class", k_health[i].device_class);
+    if (k_health[i].state_class)
+      put_str(b, c, "state_class", k_health[i].state_class);
     put_str(b, c, "entity_category", "diagnostic");
     if (!k_health[i].enabled)
       put_bool(b, c, "enabled_by_default", 0);
   }
+  c = cJSON_GetObjectItemCaseSensitive(b->cmps, "events_received");
+  put_topic(b, c, "json_attributes_topic", "bridge", "health");
+  put_owned(b, c, "json_attributes_template",
+            fmt("{{ (" HEALTH_OF ".events | default({})) | tojson }}", o));
 }
 
 char *cb2m_discovery_device_json(const cb2m_disc_input *in) {
