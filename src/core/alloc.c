@@ -1,29 +1,150 @@
 /*
- * alloc.c: the allocator hooks of libcbevents. cJSON gets the same hooks,
- * so a test can fail the Nth allocation anywhere in parse and normalize.
+ * alloc.c: the allocator hooks of libcbevents, and the arena that parsed
+ * batches live in (arena.h). cJSON gets hooks that go to the arena while a
+ * parse runs on this thread and to the installed allocator otherwise, so a
+ * test can still fail the Nth allocation anywhere in parse and normalize.
  */
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
 
+#include "arena.h"
 #include "cbevents/alloc.h"
 
 static cbev_allocator g_alloc = {malloc, realloc, free};
 
-void cbev_set_allocator(const cbev_allocator *a) {
-  cJSON_Hooks hooks;
+/* ---- the arena ----------------------------------------------------------- */
 
+/* First block: about what cJSON makes of a body (nodes are 64 bytes, so a
+ * tree takes a few times the text), within these bounds; later blocks
+ * double. */
+#define ARENA_FIRST_MIN 4096u
+#define ARENA_FIRST_MAX (4u << 20)
+#define ARENA_ALIGN (alignof(max_align_t))
+
+typedef struct arena_block {
+  struct arena_block *next;
+  size_t used, cap;
+  alignas(max_align_t) unsigned char data[];
+} arena_block;
+
+struct cbev_arena {
+  atomic_size_t refs;
+  arena_block *head; /* the block allocations come from; older ones follow */
+  size_t next_cap;
+  int failed;
+};
+
+static _Thread_local cbev_arena *t_arena;
+
+cbev_arena *arena_new(size_t hint) {
+  cbev_arena *a = cbev_calloc(1, sizeof *a);
+  size_t first = hint > ARENA_FIRST_MAX / 4 ? ARENA_FIRST_MAX : hint * 4;
+
+  if (!a)
+    return NULL;
+  atomic_init(&a->refs, 1);
+  a->next_cap = first < ARENA_FIRST_MIN ? ARENA_FIRST_MIN : first;
+  return a;
+}
+
+void arena_ref(cbev_arena *a) {
+  if (a)
+    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+}
+
+void arena_unref(cbev_arena *a) {
+  arena_block *blk, *next;
+
+  if (!a || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
+    return;
+  for (blk = a->head; blk; blk = next) {
+    next = blk->next;
+    cbev_free(blk);
+  }
+  cbev_free(a);
+}
+
+cbev_arena *arena_enter(cbev_arena *a) {
+  cbev_arena *prev = t_arena;
+
+  t_arena = a;
+  return prev;
+}
+
+int arena_failed(const cbev_arena *a) { return a && a->failed; }
+
+static void *arena_alloc(cbev_arena *a, size_t size) {
+  arena_block *blk = a->head;
+  size_t need = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
+  void *p;
+
+  if (need < size) {
+    a->failed = 1;
+    return NULL;
+  }
+  if (!blk || blk->cap - blk->used < need) {
+    size_t cap = a->next_cap;
+    while (cap < need)
+      cap *= 2;
+    if (cap > SIZE_MAX - sizeof *blk || !(blk = cbev_malloc(sizeof *blk + cap))) {
+      a->failed = 1;
+      return NULL;
+    }
+    blk->used = 0;
+    blk->cap = cap;
+    blk->next = a->head;
+    a->head = blk;
+    if (a->next_cap < ARENA_FIRST_MAX)
+      a->next_cap *= 2;
+  }
+  p = blk->data + blk->used;
+  blk->used += need;
+  return p;
+}
+
+static int arena_owns(const cbev_arena *a, const void *p) {
+  for (const arena_block *blk = a->head; blk; blk = blk->next)
+    if ((const unsigned char *)p >= blk->data && (const unsigned char *)p < blk->data + blk->cap)
+      return 1;
+  return 0;
+}
+
+/* ---- cJSON's hooks --------------------------------------------------------- */
+
+static void *json_malloc(size_t size) {
+  return t_arena ? arena_alloc(t_arena, size) : cbev_malloc(size);
+}
+
+/* Frees of arena memory (cJSON cleaning up a failed parse, the parser
+ * dropping a bad item) are no-ops: the block goes with the arena. */
+static void json_free(void *p) {
+  if (p && !(t_arena && arena_owns(t_arena, p)))
+    g_alloc.free_fn(p);
+}
+
+static void install_json_hooks(void) {
+  /* Not malloc/free themselves: cJSON then never calls realloc, so every
+   * allocation of its goes through these two. */
+  cJSON_Hooks hooks = {json_malloc, json_free};
+  cJSON_InitHooks(&hooks);
+}
+
+static pthread_once_t g_hooks_once = PTHREAD_ONCE_INIT;
+
+void arena_json_hooks_init(void) { pthread_once(&g_hooks_once, install_json_hooks); }
+
+void cbev_set_allocator(const cbev_allocator *a) {
   if (a && a->malloc_fn && a->realloc_fn && a->free_fn)
     g_alloc = *a;
   else
     g_alloc = (cbev_allocator){malloc, realloc, free};
-  /* cJSON uses realloc only when both hooks are the C library's; giving
-   * it our malloc/free keeps every one of its allocations on the hook. */
-  hooks.malloc_fn = g_alloc.malloc_fn;
-  hooks.free_fn = g_alloc.free_fn;
-  cJSON_InitHooks(&hooks);
+  arena_json_hooks_init();
 }
 
 void *cbev_malloc(size_t size) { return g_alloc.malloc_fn(size ? size : 1); }

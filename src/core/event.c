@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "arena.h"
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/event.h"
@@ -169,7 +170,10 @@ const struct cJSON *cbev_event_raw(const cbev_event *ev) { return ev ? ev->raw :
 void cbev_event_free(cbev_event *ev) {
   if (!ev)
     return;
-  cJSON_Delete(ev->raw);
+  if (ev->arena)
+    arena_unref(ev->arena);
+  else
+    cJSON_Delete(ev->raw);
   cbev_free(ev);
 }
 
@@ -222,6 +226,9 @@ void cbev_batch_free(cbev_batch *b) {
   for (size_t i = 0; i < b->count; i++)
     cbev_event_free(b->events[i]);
   cbev_free(b->events);
-  cJSON_Delete(b->root);
+  if (b->arena)
+    arena_unref(b->arena);
+  else
+    cJSON_Delete(b->root);
   cbev_free(b);
 }

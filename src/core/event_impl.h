@@ -15,7 +15,8 @@ struct cJSON;
 #define CBEV_MEDIA_ID_MAX 32
 
 struct cbev_event {
-  struct cJSON *raw;            /* owned: {"method","id","object"} */
+  struct cbev_arena *arena;     /* a reference: raw lives there (arena.h) */
+  struct cJSON *raw;            /* {"method","id","object"}; owned when no arena */
   const struct cJSON *object;   /* raw's "object" when it is an object */
   const char *method;           /* into raw; never NULL */
   const char *id;               /* into raw; never NULL */
@@ -36,7 +37,8 @@ struct cbev_event {
 };
 
 struct cbev_batch {
-  struct cJSON *root;     /* owned: the body, its events array emptied */
+  struct cbev_arena *arena; /* a reference: root lives there (arena.h) */
+  struct cJSON *root;     /* the body, its events array emptied; owned when no arena */
   cbev_event **events;    /* count slots; a taken slot is NULL */
   size_t count;
   const char *next_url;   /* into root, or NULL */

@@ -20,6 +20,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "arena.h"
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/event.h"
@@ -443,6 +444,8 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
                         const char *secret, cbev_batch **out) {
   parse_ctx ctx = {logger, secret, NULL};
   char *fixed = NULL;
+  cbev_arena *arena = NULL, *prev_arena = NULL;
+  int entered = 0;
   cJSON *root = NULL, *events = NULL;
   const char *end = NULL;
   cbev_batch *b = NULL;
@@ -460,13 +463,22 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
   rc = fix_lone_surrogates(body, len, &fixed);
   if (rc != CBEV_OK)
     goto out;
+  /* The tree goes into an arena (arena.h) until the out: label. */
+  arena_json_hooks_init();
+  rc = CBEV_ENOMEM;
+  if (!(arena = arena_new(len)))
+    goto out;
+  prev_arena = arena_enter(arena);
+  entered = 1;
   rc = CBEV_EPARSE;
   root = cJSON_ParseWithLengthOpts(fixed ? fixed : body, len, &end, 0);
   if (end && fixed) /* positions are the same in both */
     end = body + (end - fixed);
+  if (!root && arena_failed(arena)) {
+    rc = CBEV_ENOMEM;
+    goto out;
+  }
   if (!root) {
-    /* cJSON does not tell a syntax error from ENOMEM; a body that does not
-     * parse is the likely story, and the caller retries either way. */
     warn_body(&ctx, body, len, end && end >= body ? (size_t)(end - body) : 0,
               "invalid JSON or nested too deep");
     goto out;
@@ -520,6 +532,8 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
       cJSON_DetachItemViaPointer(events, item);
       erc = make_event(&ctx, item, &ev, &why);
       if (erc == CBEV_OK) {
+        ev->arena = arena;
+        arena_ref(arena);
         b->events[b->count++] = ev;
         continue;
       }
@@ -532,13 +546,19 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
     }
   }
   b->root = root;
+  b->arena = arena;
   root = NULL;
+  arena = NULL;
   *out = b;
   b = NULL;
   rc = CBEV_OK;
 out:
+  /* Still inside the arena: cJSON's frees of its memory are no-ops. */
   cbev_batch_free(b);
   cJSON_Delete(root);
+  if (entered)
+    arena_enter(prev_arena);
+  arena_unref(arena);
   cbev_free(fixed);
   return rc;
 }
