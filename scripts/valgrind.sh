@@ -15,14 +15,7 @@ src=$PWD
 short=0
 [ "${1:-}" = "--short" ] && short=1
 
-if ! command -v valgrind >/dev/null; then
-  if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
-  else
-    echo "valgrind is not installed (apt-get install valgrind)" >&2
-    exit 1
-  fi
-fi
+command -v valgrind >/dev/null || scripts/deps.sh # valgrind is in its list
 
 build=${VG_BUILD_DIR:-build-valgrind}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Debug -DCBEV_WERROR=ON -DCBEV_SANITIZE=OFF >/dev/null
@@ -80,7 +73,8 @@ else
 fi
 for t in "${tests[@]}"; do
   n=$(basename "$t" .py)
-  [[ $n == *chaos* ]] && continue
+  # chaos: too long under memcheck; idle: CPU-share thresholds mean nothing there
+  [[ $n == *chaos* || $n == *idle* ]] && continue
   run "it.$n" integ "$t"
 done
 

@@ -289,7 +289,7 @@ int cb2m_poller_wait(cb2m_poller *p, struct curl_waitfd *extra, unsigned n_extra
   rc = poll(fds, 1 + n, timeout_ms);
   for (unsigned i = 0; i < n_extra; i++) {
     short r = i < n && rc > 0 ? fds[1 + i].revents : 0;
-    extra[i].revents = (short)(((r & (POLLIN | POLLERR | POLLHUP)) ? CURL_WAIT_POLLIN : 0) |
+    extra[i].revents = (short)(((r & (POLLIN | POLLERR | POLLHUP | POLLNVAL)) ? CURL_WAIT_POLLIN : 0) |
                                ((r & POLLPRI) ? CURL_WAIT_POLLPRI : 0) |
                                ((r & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
   }

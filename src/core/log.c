@@ -219,8 +219,12 @@ void cbev_log(const cbev_logger *logger, const char *secret,
     logger->fn(logger->userdata, level, "(message dropped: out of memory while masking)");
     return;
   }
-  if (!masking && !heap)
+  if (!masking && !heap) {
+    /* vsnprintf may have cut inside a character: end on a whole one. */
+    if ((size_t)n >= sizeof line)
+      line[log_utf8_prefix(line, sizeof line - 1, sizeof line - 2)] = '\0';
     logger->fn(logger->userdata, level, line);
+  }
   else if (log_mask_cut(line, sizeof line, heap ? heap : line, secret, NULL) == CBEV_OK)
     logger->fn(logger->userdata, level, line);
   else

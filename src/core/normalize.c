@@ -201,12 +201,33 @@ static int hide_tipper(const cbev_event *ev, unsigned flags) {
          !(flags & CBEV_JSON_EXPOSE_ANON);
 }
 
+static int is_key(const cJSON *c, const char *key) {
+  return c->string && strcmp(c->string, key) == 0;
+}
+
+/* Whether any "tip" of any "object" of the raw event says isAnon: true.
+ * With duplicate keys the parser keeps the last one, but a consumer's JSON
+ * parser may keep the first; anonymity must hold for either reading. */
+static int raw_says_anon(const cJSON *raw) {
+  for (const cJSON *o = raw->child; o; o = o->next) {
+    if (!is_key(o, "object") || !cJSON_IsObject(o))
+      continue;
+    for (const cJSON *t = o->child; t; t = t->next)
+      if (is_key(t, "tip") && cJSON_IsObject(t) &&
+          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "isAnon")))
+        return 1;
+  }
+  return 0;
+}
+
 /* The upstream event as it came, except that the user of an anonymous tip
- * is written as null (the rule above holds for every payload mode). */
+ * is written as null (the rule above holds for every payload mode): every
+ * "user" of every "object", duplicates included. */
 static void write_raw(jsonw *w, const cbev_event *ev, unsigned flags) {
   const cJSON *c, *o;
 
-  if (!ev->object || !hide_tipper(ev, flags)) {
+  if (ev->type != CBEV_EVENT_TIP || (flags & CBEV_JSON_EXPOSE_ANON) || !cJSON_IsObject(ev->raw) ||
+      !(hide_tipper(ev, flags) || raw_says_anon(ev->raw))) {
     jsonw_value(w, ev->raw);
     return;
   }
@@ -214,14 +235,14 @@ static void write_raw(jsonw *w, const cbev_event *ev, unsigned flags) {
   for (c = ev->raw->child; c; c = c->next) {
     jsonw_str(w, c->string);
     JSONW_LIT(w, ":");
-    if (c != ev->object) {
+    if (!is_key(c, "object") || !cJSON_IsObject(c)) {
       jsonw_value(w, c);
     } else {
       JSONW_LIT(w, "{");
       for (o = c->child; o; o = o->next) {
         jsonw_str(w, o->string);
         JSONW_LIT(w, ":");
-        if (o->string && strcmp(o->string, "user") == 0)
+        if (is_key(o, "user"))
           JSONW_LIT(w, "null");
         else
           jsonw_value(w, o);

@@ -408,7 +408,7 @@ static int fix_lone_surrogates(const char *body, size_t len, char **fixed) {
   *fixed = NULL;
   while (p < end && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
     if (end - p < 6 || p[1] != 'u' || !hex4(p + 2, &v)) {
-      p += 2; /* another escape, or the end: the parser judges it */
+      p = end - p < 2 ? end : p + 2; /* another escape, or the end: the parser judges it */
       continue;
     }
     if (v < 0xD800 || v > 0xDFFF) {

@@ -4,6 +4,7 @@
  * that grows by doubling. The blocking client and the bridge's curl multi
  * poller both use them, so the caps and trimming rules cannot drift apart.
  */
+#include <stdint.h>
 #include <string.h>
 #include <strings.h>
 
@@ -37,15 +38,19 @@ int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,
                      size_t max, const char *data, size_t n) {
   if (!buf || !len || !cap || (n && !data))
     return CBEV_EINVAL;
-  if (*len > max || n > max - *len)
+  /* The NUL after the data needs a byte too (max may be SIZE_MAX). */
+  if (*len > max || n > max - *len || *len + n == SIZE_MAX)
     return CBEV_ETOOBIG;
   if (*len + n + 1 > *cap) {
+    /* max may be SIZE_MAX ("no cap"): neither the limit nor the doubling
+     * may wrap, or the buffer would come out smaller than the data. */
+    size_t need = *len + n + 1, limit = max < SIZE_MAX ? max + 1 : SIZE_MAX;
     size_t c = *cap ? *cap : (first_cap ? first_cap : 4096);
     char *p;
-    while (c < *len + n + 1)
-      c *= 2;
-    if (c > max + 1)
-      c = max + 1;
+    while (c < need)
+      c = c > SIZE_MAX / 2 ? need : c * 2;
+    if (c > limit)
+      c = limit;
     p = cbev_realloc(*buf, c);
     if (!p)
       return CBEV_ENOMEM;

@@ -185,6 +185,15 @@ static void test_anonymous_tip(void **state) {
   json = norm1(tip_body("true", "\"\""), 0, CBEV_JSON_RAW | CBEV_JSON_EXPOSE_ANON);
   assert_non_null(strstr(json, "\"username\":\"bob\""));
   cbev_free(json);
+  /* Duplicate keys (hostile upstream): whichever "tip" a consumer's parser
+   * keeps, and whichever "object" or "user", the tipper stays hidden. */
+  json = norm1("{\"events\":[{\"method\":\"tip\",\"id\":\"1-0\",\"object\":{"
+               "\"user\":{\"username\":\"bob\"},\"tip\":{\"tokens\":1,\"isAnon\":true},"
+               "\"user\":{\"username\":\"bob2\"},\"tip\":{\"tokens\":1,\"isAnon\":false}},"
+               "\"object\":{\"user\":{\"username\":\"bob3\"},\"tip\":{\"isAnon\":true}}}]}",
+               0, CBEV_JSON_RAW);
+  assert_null(strstr(json, "bob"));
+  cbev_free(json);
 
   /* Not anonymous: the flag changes nothing. */
   json = norm1(tip_body("false", "null"), 0, 0);

@@ -63,6 +63,19 @@ static void test_body_grows_and_caps(void **state) {
   assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, 250, NULL, 1), CBEV_EINVAL);
   assert_int_equal(cbev_body_append(NULL, &len, &cap, 16, 250, chunk, 1), CBEV_EINVAL);
   cbev_free(buf);
+
+  /* No cap (SIZE_MAX): the limit and the doubling must not wrap. */
+  buf = NULL, len = cap = 0;
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, SIZE_MAX, chunk, 5), CBEV_OK);
+  assert_int_equal(cap, 16);
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, SIZE_MAX, chunk, 100), CBEV_OK);
+  assert_int_equal(len, 105);
+  assert_true(cap >= 106);
+  assert_memory_equal(buf, chunk, 100);
+  len = SIZE_MAX - 1; /* pretend: one byte below the end, no room for the NUL */
+  assert_int_equal(cbev_body_append(&buf, &len, &cap, 16, SIZE_MAX, chunk, 1), CBEV_ETOOBIG);
+  len = 105;
+  cbev_free(buf);
 }
 
 static int fail_after;
