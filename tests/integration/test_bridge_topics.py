@@ -61,7 +61,10 @@ class Rig:
             args += ["--broadcaster", "%s:%s" % (name, tok)]
         self.api = cbtest.FakeApiProcess(args)
         cbtest.on_cleanup(self.api.stop)
-        self.sub = cbtest.Subscriber(self.broker, topics=("cb/#",), qos=1).start()
+        # With a broker that restarts, only a persistent session (-c) gets
+        # what was published before the subscriber itself reconnected.
+        self.sub = cbtest.Subscriber(self.broker, topics=("cb/#",), qos=1,
+                                     extra=("-c",) if persistence else ()).start()
         cbtest.on_cleanup(self.sub.stop)
         self.bridge = None
 
@@ -261,7 +264,14 @@ def test_broker_outage_loses_nothing():
         got = [m.json()["id"] for m in rig.sub.messages("cb/alice/+")
                if m.topic.split("/")[-1] in ALL_TYPES]
         return set(ids) <= set(got) and got
-    got = cbtest.wait_until(all_there, 40, what="every event after the outage")
+    try:
+        got = cbtest.wait_until(all_there, 40, what="every event after the outage")
+    except AssertionError:
+        seen = {m.json()["id"] for m in rig.sub.messages("cb/alice/+")
+                if m.topic.split("/")[-1] in ALL_TYPES}
+        missing = [i for i in ids if i not in seen]
+        print("  %d of %d events missing, first %s" % (len(missing), len(ids), missing[:5]))
+        raise
     order = []
     for i in got:
         if i not in order:
