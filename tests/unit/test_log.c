@@ -13,6 +13,7 @@
 #include "cbevents/error.h"
 #include "cbevents/log.h"
 #include "log_impl.h"
+#include "failalloc.h"
 
 typedef struct captured {
   int calls;
@@ -224,27 +225,14 @@ static void test_mask_cut_and_excerpt(void **state) {
   assert_string_equal(out, "");
 }
 
-/* An allocator whose Nth allocation fails. */
-static long g_fail_at = -1, g_count;
-static void *failing_malloc(size_t n) {
-  if (g_count++ == g_fail_at)
-    return NULL;
-  return malloc(n);
-}
-static void *failing_realloc(void *p, size_t n) {
-  if (g_count++ == g_fail_at)
-    return NULL;
-  return realloc(p, n);
-}
 
 static void test_oom_never_leaks_the_secret(void **state) {
   captured c = {0};
   cbev_logger lg = {capture, &c, CBEV_LOG_DEBUG};
-  cbev_allocator a = {failing_malloc, failing_realloc, free};
   (void)state;
 
-  cbev_set_allocator(&a);
-  g_count = 0;
+  cbev_set_allocator(&g_failing);
+  g_allocs = 0;
   g_fail_at = 0;
   cbev_log(&lg, "s3cret", CBEV_LOG_ERROR, "url /a/s3cret/");
   assert_int_equal(c.calls, 1);
@@ -258,18 +246,18 @@ static void test_oom_never_leaks_the_secret(void **state) {
   for (long n = 0; n < 8; n++) {
     int cut;
     memset(&c, 0, sizeof c);
-    g_count = 0;
+    g_allocs = 0;
     g_fail_at = n;
     cbev_log(&lg, TOKEN, CBEV_LOG_ERROR, "%s", text);
     assert_int_equal(c.calls, 1);
     assert_no_token_piece(c.line);
-    g_count = 0;
+    g_allocs = 0;
     int rc = log_excerpt(out, sizeof out, text + 2000, 60, TOKEN, &cut);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     if (rc == CBEV_ENOMEM)
       assert_string_equal(out, "");
     assert_no_token_piece(out);
-    g_count = 0;
+    g_allocs = 0;
     rc = log_mask_cut(out, 48, text + 2000, TOKEN, &cut);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     assert_no_token_piece(out);

@@ -20,6 +20,7 @@
 #include "cbevents/normalize.h"
 #include "jsonw.h"
 #include "../utf8_check.h"
+#include "failalloc.h"
 
 static char *read_file(const char *name, size_t *len) {
   char path[1024];
@@ -640,27 +641,14 @@ static void test_writer_cap(void **state) {
   cbev_free(out);
 }
 
-/* An allocator that fails the Nth allocation, to walk every failure path. */
-static long g_fail_at = -1, g_allocs;
-static void *fail_malloc(size_t n) {
-  if (g_fail_at >= 0 && g_allocs++ == g_fail_at)
-    return NULL;
-  return malloc(n);
-}
-static void *fail_realloc(void *p, size_t n) {
-  if (g_fail_at >= 0 && g_allocs++ == g_fail_at)
-    return NULL;
-  return realloc(p, n);
-}
 
 static void test_allocation_failures(void **state) {
-  const cbev_allocator a = {fail_malloc, fail_realloc, free};
   size_t len;
   char *body = read_file("quirks.body.json", &len);
   int done = 0;
   (void)state;
 
-  cbev_set_allocator(&a);
+  cbev_set_allocator(&g_failing);
   for (g_fail_at = 0; !done && g_fail_at < 100000; g_fail_at++) {
     cbev_batch *b = NULL;
     int rc;

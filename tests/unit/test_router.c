@@ -12,6 +12,7 @@
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "cbevents/router.h"
+#include "failalloc.h"
 
 static const char BODY[] =
     "{\"events\":["
@@ -117,22 +118,15 @@ static void test_no_handlers_and_bad_args(void **state) {
   cbev_batch_free(batch);
 }
 
-/* An allocator whose Nth allocation fails (counting from 0). */
-static long g_fail_at = -1, g_allocs;
-static void *fail_malloc(size_t n) { return g_allocs++ == g_fail_at ? NULL : malloc(n); }
-static void *fail_realloc(void *p, size_t n) {
-  return g_allocs++ == g_fail_at ? NULL : realloc(p, n);
-}
 
 /* Every allocation of building a router (its lists grow past their first
  * capacity) fails in turn: CBEV_ENOMEM, the router stays usable with the
  * handlers it had, nothing leaks (ASan). */
 static void test_allocation_failures(void **state) {
-  const cbev_allocator a = {fail_malloc, fail_realloc, free};
   int done = 0;
   (void)state;
 
-  cbev_set_allocator(&a);
+  cbev_set_allocator(&g_failing);
   for (g_fail_at = 0; !done && g_fail_at < 1000; g_fail_at++) {
     cbev_router *r;
     int added = 0, rc = CBEV_OK;

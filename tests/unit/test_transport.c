@@ -12,6 +12,7 @@
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/session.h"
+#include "failalloc.h"
 
 static void test_retry_after_lines(void **state) {
   char ra[16] = "";
@@ -78,20 +79,14 @@ static void test_body_grows_and_caps(void **state) {
   cbev_free(buf);
 }
 
-static int fail_after;
-static void *failing_malloc(size_t n) { return fail_after-- > 0 ? malloc(n) : NULL; }
-static void *failing_realloc(void *p, size_t n) {
-  return fail_after-- > 0 ? realloc(p, n) : NULL;
-}
-
 static void test_body_out_of_memory(void **state) {
-  const cbev_allocator a = {failing_malloc, failing_realloc, free};
   char *buf = NULL;
   size_t len = 0, cap = 0;
   (void)state;
 
-  cbev_set_allocator(&a);
-  fail_after = 1;
+  cbev_set_allocator(&g_failing);
+  g_allocs = 0;
+  g_fail_at = 1;
   assert_int_equal(cbev_body_append(&buf, &len, &cap, 8, 1000, "abcdef", 6), CBEV_OK);
   assert_int_equal(cbev_body_append(&buf, &len, &cap, 8, 1000, "ghijkl", 6), CBEV_ENOMEM);
   assert_int_equal(len, 6);

@@ -13,6 +13,7 @@
 #include "cbevents/error.h"
 #include "cbevents/session.h"
 #include "url.h"
+#include "failalloc.h"
 
 #define PROD "https://eventsapi.chaturbate.com/events"
 #define FEED PROD "/alice/tok123/"
@@ -283,22 +284,16 @@ static void test_origin_for_logs(void **state) {
   assert_string_equal(buf, "(unparsable)");
 }
 
-static long g_fail_at = -1, g_allocs;
-static void *fail_malloc(size_t n) { return g_allocs++ == g_fail_at ? NULL : malloc(n); }
-static void *fail_realloc(void *p, size_t n) {
-  return g_allocs++ == g_fail_at ? NULL : realloc(p, n);
-}
 
 /* The Nth allocation of each URL helper fails, for every N: the result is
  * CBEV_ENOMEM (never a wrong verdict such as CBEV_EURL for a good URL),
  * nothing is returned, nothing leaks (ASan). libcurl's own allocations are
  * its business; those of libcbevents go through the hook. */
 static void test_allocation_failures(void **state) {
-  const cbev_allocator a = {fail_malloc, fail_realloc, free};
   int done = 0;
   (void)state;
 
-  cbev_set_allocator(&a);
+  cbev_set_allocator(&g_failing);
   for (g_fail_at = 0; !done && g_fail_at < 1000; g_fail_at++) {
     char *out = NULL, *enc = NULL, origin[256];
     cbev_feed_url feed;
