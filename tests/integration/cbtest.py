@@ -986,6 +986,28 @@ def assert_normalized(out, upstream, expose_anon=False):
 
 
 # ---------------------------------------------------------------------------
+# Upstream shapes for tests that script events by hand
+
+def api_user(name, **over):
+    """A user object as the Events API sends it (camelCase, every field)."""
+    u = {"username": name, "colorGroup": "tr", "fcAutoRenew": False, "gender": "m",
+         "hasDarkmode": True, "hasTokens": True, "inFanclub": False,
+         "inPrivateShow": False, "isBroadcasting": False, "isFollower": True,
+         "isMod": False, "isOwner": False, "isSilenced": False, "isSpying": False,
+         "language": "en", "recentTips": "some", "subgender": ""}
+    u.update(over)
+    return u
+
+
+def api_event(method, b="alice", **obj):
+    """An event for FakeApi.add_events: method and an object of broadcaster
+    b plus obj (user=..., tip=..., ...); the fake API assigns the id."""
+    o = {"broadcaster": b}
+    o.update(obj)
+    return {"method": method, "object": o}
+
+
+# ---------------------------------------------------------------------------
 # The bridge (cb2mqtt) for the TLS, chaos and Node-RED tests
 
 def bridge_env(broker_url, api_url, state_dir, broadcasters, extra=None):

@@ -58,18 +58,8 @@ def expand(obj):
     return obj
 
 
-def user(name):
-    return {"username": name, "colorGroup": "tr", "fcAutoRenew": False, "gender": "m",
-            "hasDarkmode": True, "hasTokens": True, "inFanclub": False,
-            "inPrivateShow": False, "isBroadcasting": False, "isFollower": True,
-            "isMod": False, "isOwner": False, "isSilenced": False, "isSpying": False,
-            "language": "en", "recentTips": "some", "subgender": ""}
-
-
-def event(method, b="alice", **obj):
-    o = {"broadcaster": b}
-    o.update(obj)
-    return {"method": method, "object": o}
+user = cbtest.api_user
+event = cbtest.api_event
 
 
 def show(b="alice"):

@@ -32,10 +32,7 @@ def user(name):
     return {"username": name, "colorGroup": "tr", "gender": "m", "language": "en"}
 
 
-def event(method, b="alice", **obj):
-    o = {"broadcaster": b}
-    o.update(obj)
-    return {"method": method, "object": o}
+event = cbtest.api_event
 
 
 class Rig:

@@ -9,7 +9,6 @@ losing nothing, one bad token among two broadcasters, all tokens bad (exit
 """
 
 import json
-import os
 import signal
 import time
 
@@ -32,18 +31,8 @@ TOKEN_A = "tokAlice-0123456789abcdef"
 TOKEN_B = "tokBob-fedcba9876543210"
 
 
-def user(name):
-    return {"username": name, "colorGroup": "tr", "fcAutoRenew": False, "gender": "m",
-            "hasDarkmode": True, "hasTokens": True, "inFanclub": False,
-            "inPrivateShow": False, "isBroadcasting": False, "isFollower": True,
-            "isMod": False, "isOwner": False, "isSilenced": False, "isSpying": False,
-            "language": "en", "recentTips": "some", "subgender": ""}
-
-
-def event(method, b="alice", **obj):
-    o = {"broadcaster": b}
-    o.update(obj)
-    return {"method": method, "object": o}
+user = cbtest.api_user
+event = cbtest.api_event
 
 
 class Rig:
@@ -69,26 +58,9 @@ class Rig:
         self.bridge = None
 
     def env(self, broadcasters, **extra):
-        env = dict(os.environ)
-        for k in list(env):
-            if k.startswith("CB2MQTT_") or k.startswith("CB_"):
-                del env[k]
-        env.update({
-            "CB2MQTT_MQTT_URL": self.broker.url,
-            "CB2MQTT_MQTT_CLIENT_ID": "cb2mqtt-test",
-            "CB2MQTT_EVENTS_API": self.api.base_url,
-            "CB2MQTT_EVENTS_STATE_DIR": self.state_dir,
-            "CB2MQTT_EVENTS_TIMEOUT": "1",
-            "CB2MQTT_EVENTS_RETRY_BACKOFF": "0.2",
-            "CB2MQTT_EVENTS_RETRY_MAX_DELAY": "1",
-            "CB2MQTT_HOMEASSISTANT_DISCOVERY": "false",
-            "CB2MQTT_LOG_LEVEL": "debug",
-        })
-        env["CB2MQTT_BROADCASTERS"] = ",".join(n for n, _ in broadcasters)
-        for name, tok in broadcasters:
-            env["CB2MQTT_BROADCASTER_%s_TOKEN" % name.upper().replace("-", "_")] = tok
-        env.update(extra)
-        return env
+        return cbtest.bridge_env(self.broker.url, self.api.base_url, self.state_dir,
+                                 broadcasters, dict({"CB2MQTT_MQTT_CLIENT_ID": "cb2mqtt-test"},
+                                                    **extra))
 
     def start_bridge(self, broadcasters=(("alice", TOKEN_A),), **extra):
         self.bridge = cbtest.Process([cbtest.bridge_program()],

@@ -85,17 +85,10 @@ def read_lines(path):
 
 
 def user(name):
-    return {"username": name, "colorGroup": "tr", "fcAutoRenew": False, "gender": "m",
-            "hasDarkmode": False, "hasTokens": True, "inFanclub": False,
-            "inPrivateShow": False, "isBroadcasting": False, "isFollower": True,
-            "isMod": False, "isOwner": False, "isSilenced": False, "isSpying": False,
-            "language": "en", "recentTips": "some", "subgender": ""}
+    return cbtest.api_user(name, hasDarkmode=False)
 
 
-def event(method, **obj):
-    o = {"broadcaster": "alice"}
-    o.update(obj)
-    return {"method": method, "object": o}
+event = cbtest.api_event
 
 
 def tip(name, tokens, anon, text):
