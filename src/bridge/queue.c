@@ -94,6 +94,13 @@ cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q) {
   return q->sent < q->count ? at(q, q->sent) : NULL;
 }
 
+/* Acks arrive mostly in order: keeping the DONE prefix counted makes the
+ * search for an ack's item start at the one it most likely is. */
+static void advance_done(cb2m_queue *q) {
+  while (q->done < q->sent && at(q, q->done)->state == CB2M_ITEM_DONE)
+    q->done++;
+}
+
 void cb2m_queue_mark_sent(cb2m_queue *q, int mid) {
   cb2m_item *it = cb2m_queue_next_unsent(q);
 
@@ -106,14 +113,15 @@ void cb2m_queue_mark_sent(cb2m_queue *q, int mid) {
     it->mid = mid;
   }
   q->sent++;
+  advance_done(q);
 }
 
 int cb2m_queue_ack(cb2m_queue *q, int mid) {
-  /* Acks mostly arrive in order, so the match is near the front. */
-  for (size_t i = 0; i < q->sent; i++) {
+  for (size_t i = q->done; i < q->sent; i++) {
     cb2m_item *it = at(q, i);
     if (it->state == CB2M_ITEM_SENT && it->mid == mid) {
       it->state = CB2M_ITEM_DONE;
+      advance_done(q);
       return 1;
     }
   }
@@ -137,15 +145,14 @@ void cb2m_queue_unsend_all(cb2m_queue *q) {
       it->state = CB2M_ITEM_QUEUED;
   }
   q->sent = first_sent;
+  q->done = first_sent; /* everything before the first SENT item is DONE */
 }
 
 size_t cb2m_queue_pop_done(cb2m_queue *q, char **resume_url, char **last_id) {
-  size_t n = 0;
+  size_t n = q->done;
   cb2m_item *last;
   char *url, *id;
 
-  while (n < q->sent && at(q, n)->state == CB2M_ITEM_DONE)
-    n++;
   if (n == 0)
     return 0;
   last = at(q, n - 1);
@@ -161,6 +168,7 @@ size_t cb2m_queue_pop_done(cb2m_queue *q, char **resume_url, char **last_id) {
   q->head = (q->head + n) % q->cap;
   q->count -= n;
   q->sent -= n;
+  q->done = 0;
   *resume_url = url;
   *last_id = id;
   return n;

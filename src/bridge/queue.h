@@ -47,6 +47,7 @@ typedef struct cb2m_queue {
   size_t head;      /* index of the oldest item */
   size_t count;     /* items held */
   size_t sent;      /* items at the front that are SENT or DONE */
+  size_t done;      /* items at the front that are DONE (<= sent) */
   size_t max_items; /* backpressure: full when count >= max_items */
 } cb2m_queue;
 
