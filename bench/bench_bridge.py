@@ -83,13 +83,24 @@ def throughput(bridge, n, qos):
     p.terminate()
     p.wait(10)
     # Reference: the same payloads published by mosquitto_pub -l into the same broker.
-    sub = count_sub(broker, "ref/alice/tip", n, qos)
+    ref_out = os.path.join(state, "ref.txt")
+    sub = count_sub(broker, "ref/alice/tip", n, qos, ref_out)
     time.sleep(0.5)
     t0 = time.monotonic()
     with open(payloads, "rb") as f:
         subprocess.run(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", str(qos),
                         "-t", "ref/alice/tip", "-l"], stdin=f, check=False)
-    sub.wait(timeout=600)
+    try:
+        sub.wait(timeout=max(30.0, 5 * t_bridge))
+    except subprocess.TimeoutExpired:
+        # mosquitto_pub -l 2.0.11 can exit at end of input with QoS 1
+        # messages still unacknowledged; they never arrive. Say so.
+        sub.kill()
+        sub.wait()
+        with open(ref_out, "rb") as f:
+            got = f.read().count(b"\n")
+        print("  note: mosquitto_pub -l delivered only %d of %d messages (it exits with "
+              "some still in flight); its rate below counts the time until it stopped" % (got, n))
     t_ref = time.monotonic() - t0
     api.stop()
     broker.stop()
