@@ -4,7 +4,8 @@
  * field, tips, chat, media...). SPEC section 6 asks for a same-run
  * reference on the same input, so it also times cJSON_ParseWithLengthOpts
  * alone: the parse we build on, i.e. the ceiling for this design.
- * Usage: bench_parse [seconds per measurement, default 2]
+ * Usage: bench_parse [seconds per measurement, default 2] [only]
+ * With `only` (1, 2 or 3) just that measurement runs, for a profiler.
  * Prints the best of 10 interleaved slices of each measurement.
  */
 #include <stdio.h>
@@ -184,13 +185,20 @@ static void measure(runner *rs, size_t n, const char *body, size_t len, double s
 int main(int argc, char **argv) {
   static char body[BODY_MAX];
   double seconds = 2.0;
-  size_t len;
+  size_t len, only = 0;
 
   if (argc > 1) {
     char *end;
     seconds = strtod(argv[1], &end);
     if (*end || seconds <= 0 || seconds > 600) {
-      fprintf(stderr, "usage: bench_parse [seconds]\n");
+      fprintf(stderr, "usage: bench_parse [seconds] [1|2|3]\n");
+      return 2;
+    }
+  }
+  if (argc > 2) {
+    only = (size_t)atoi(argv[2]);
+    if (only < 1 || only > 3) {
+      fprintf(stderr, "usage: bench_parse [seconds] [1|2|3]\n");
       return 2;
     }
   }
@@ -199,6 +207,9 @@ int main(int argc, char **argv) {
   runner rs[] = {{"parse + normalize (libcbevents)", run_ours, 0, 0},
                  {"parse only (libcbevents)", run_parse_only, 0, 0},
                  {"cJSON_ParseWithLengthOpts alone", run_cjson, 0, 0}};
-  measure(rs, sizeof rs / sizeof rs[0], body, len, seconds);
+  if (only)
+    measure(&rs[only - 1], 1, body, len, seconds);
+  else
+    measure(rs, sizeof rs / sizeof rs[0], body, len, seconds);
   return 0;
 }

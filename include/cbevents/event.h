@@ -137,7 +137,9 @@ const cbev_tip *cbev_event_tip(const cbev_event *ev);         /* tip only */
 const cbev_message *cbev_event_message(const cbev_event *ev); /* chat/pm */
 const cbev_media *cbev_event_media(const cbev_event *ev);     /* media_purchase */
 const char *cbev_event_subject(const cbev_event *ev); /* room_subject_change */
-/* The upstream event object ({"method","id","object"}) unchanged. */
+/* The upstream event object ({"method","id","object"}) unchanged, as a
+ * cJSON tree owned by the event. It is built on the first call (safe from
+ * several threads at once); NULL when that runs out of memory. */
 const struct cJSON *cbev_event_raw(const cbev_event *ev);
 void cbev_event_free(cbev_event *ev); /* NULL is fine */
 

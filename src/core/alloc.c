@@ -1,8 +1,7 @@
 /*
  * alloc.c: the allocator hooks of libcbevents, and the arena that parsed
- * batches live in (arena.h). cJSON gets hooks that go to the arena while a
- * parse runs on this thread and to the installed allocator otherwise, so a
- * test can still fail the Nth allocation anywhere in parse and normalize.
+ * batches live in (arena.h). cJSON gets the installed allocator as its
+ * hooks, so a test can fail the Nth allocation anywhere, cJSON's included.
  */
 #include <pthread.h>
 #include <stdalign.h>
@@ -20,9 +19,9 @@ static cbev_allocator g_alloc = {malloc, realloc, free};
 
 /* ---- the arena ----------------------------------------------------------- */
 
-/* First block: about what cJSON makes of a body (nodes are 64 bytes, so a
- * tree takes a few times the text), within these bounds; later blocks
- * double. */
+/* First block: about what the parser makes of a body (a copy of its
+ * strings plus 32-byte nodes: a few times the text), within these bounds;
+ * later blocks double. */
 #define ARENA_FIRST_MIN 4096u
 #define ARENA_FIRST_MAX (4u << 20)
 #define ARENA_ALIGN (alignof(max_align_t))
@@ -37,10 +36,7 @@ struct cbev_arena {
   atomic_size_t refs;
   arena_block *head; /* the block allocations come from; older ones follow */
   size_t next_cap;
-  int failed;
 };
-
-static _Thread_local cbev_arena *t_arena;
 
 cbev_arena *arena_new(size_t hint) {
   cbev_arena *a = cbev_calloc(1, sizeof *a);
@@ -70,32 +66,22 @@ void arena_unref(cbev_arena *a) {
   cbev_free(a);
 }
 
-cbev_arena *arena_enter(cbev_arena *a) {
-  cbev_arena *prev = t_arena;
-
-  t_arena = a;
-  return prev;
-}
-
-int arena_failed(const cbev_arena *a) { return a && a->failed; }
-
-static void *arena_alloc(cbev_arena *a, size_t size) {
+void *arena_alloc(cbev_arena *a, size_t size) {
   arena_block *blk = a->head;
   size_t need = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
   void *p;
 
-  if (need < size) {
-    a->failed = 1;
+  if (need < size)
     return NULL;
-  }
   if (!blk || blk->cap - blk->used < need) {
     size_t cap = a->next_cap;
-    while (cap < need)
+    while (cap < need) {
+      if (cap > SIZE_MAX / 2)
+        return NULL;
       cap *= 2;
-    if (cap > SIZE_MAX - sizeof *blk || !(blk = cbev_malloc(sizeof *blk + cap))) {
-      a->failed = 1;
-      return NULL;
     }
+    if (cap > SIZE_MAX - sizeof *blk || !(blk = cbev_malloc(sizeof *blk + cap)))
+      return NULL;
     blk->used = 0;
     blk->cap = cap;
     blk->next = a->head;
@@ -108,25 +94,11 @@ static void *arena_alloc(cbev_arena *a, size_t size) {
   return p;
 }
 
-static int arena_owns(const cbev_arena *a, const void *p) {
-  for (const arena_block *blk = a->head; blk; blk = blk->next)
-    if ((const unsigned char *)p >= blk->data && (const unsigned char *)p < blk->data + blk->cap)
-      return 1;
-  return 0;
-}
-
 /* ---- cJSON's hooks --------------------------------------------------------- */
 
-static void *json_malloc(size_t size) {
-  return t_arena ? arena_alloc(t_arena, size) : cbev_malloc(size);
-}
+static void *json_malloc(size_t size) { return cbev_malloc(size); }
 
-/* Frees of arena memory (cJSON cleaning up a failed parse, the parser
- * dropping a bad item) are no-ops: the block goes with the arena. */
-static void json_free(void *p) {
-  if (p && !(t_arena && arena_owns(t_arena, p)))
-    g_alloc.free_fn(p);
-}
+static void json_free(void *p) { cbev_free(p); }
 
 static void install_json_hooks(void) {
   /* Not malloc/free themselves: cJSON then never calls realloc, so every
@@ -137,14 +109,14 @@ static void install_json_hooks(void) {
 
 static pthread_once_t g_hooks_once = PTHREAD_ONCE_INIT;
 
-void arena_json_hooks_init(void) { pthread_once(&g_hooks_once, install_json_hooks); }
+void cjson_hooks_init(void) { pthread_once(&g_hooks_once, install_json_hooks); }
 
 void cbev_set_allocator(const cbev_allocator *a) {
   if (a && a->malloc_fn && a->realloc_fn && a->free_fn)
     g_alloc = *a;
   else
     g_alloc = (cbev_allocator){malloc, realloc, free};
-  arena_json_hooks_init();
+  cjson_hooks_init();
 }
 
 void *cbev_malloc(size_t size) { return g_alloc.malloc_fn(size ? size : 1); }

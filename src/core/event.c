@@ -12,6 +12,7 @@
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "event_impl.h"
+#include "json.h"
 
 /* Indexed by cbev_event_type; the order is the enum's. */
 static const char *const type_names[CBEV_EVENT_TYPE_COUNT] = {
@@ -165,16 +166,59 @@ const char *cbev_event_subject(const cbev_event *ev) {
   return ev && ev->type == CBEV_EVENT_ROOM_SUBJECT_CHANGE ? ev->subject : NULL;
 }
 
-const struct cJSON *cbev_event_raw(const cbev_event *ev) { return ev ? ev->raw : NULL; }
+/* A cJSON copy of v; NULL on ENOMEM. Depth is bounded by the parser's. */
+static cJSON *to_cjson(const jv *v) {
+  cJSON *c = NULL;
+
+  switch ((jv_type)v->type) {
+  case JV_NULL: return cJSON_CreateNull();
+  case JV_FALSE: return cJSON_CreateFalse();
+  case JV_TRUE: return cJSON_CreateTrue();
+  case JV_NUMBER: return cJSON_CreateNumber(v->u.num);
+  case JV_STRING: return cJSON_CreateString(v->u.str);
+  case JV_ARRAY: c = cJSON_CreateArray(); break;
+  case JV_OBJECT: c = cJSON_CreateObject(); break;
+  }
+  if (!c)
+    return NULL;
+  for (const jv *m = v->u.child; m; m = m->next) {
+    cJSON *item = to_cjson(m);
+    /* Added, not replaced: duplicate members stay, as upstream sent them. */
+    if (!item || !(v->type == JV_OBJECT ? cJSON_AddItemToObject(c, m->key, item)
+                                        : cJSON_AddItemToArray(c, item))) {
+      cJSON_Delete(item);
+      cJSON_Delete(c);
+      return NULL;
+    }
+  }
+  return c;
+}
+
+/* Made on the first call: almost no program asks, so parsing does not pay
+ * for it. Two threads may race to make it; one copy wins, the other goes. */
+const struct cJSON *cbev_event_raw(const cbev_event *ev) {
+  cbev_event *e = (cbev_event *)ev; /* every event is allocated mutable */
+  cJSON *c, *expected = NULL;
+
+  if (!ev)
+    return NULL;
+  if ((c = atomic_load(&e->raw_cjson)) != NULL)
+    return c;
+  cjson_hooks_init();
+  if (!(c = to_cjson(ev->raw)))
+    return NULL;
+  if (!atomic_compare_exchange_strong(&e->raw_cjson, &expected, c)) {
+    cJSON_Delete(c);
+    c = expected;
+  }
+  return c;
+}
 
 void cbev_event_free(cbev_event *ev) {
   if (!ev)
     return;
-  if (ev->arena)
-    arena_unref(ev->arena);
-  else
-    cJSON_Delete(ev->raw);
-  cbev_free(ev);
+  cJSON_Delete(atomic_load(&ev->raw_cjson));
+  arena_unref(ev->arena); /* the event itself lives there */
 }
 
 size_t cbev_batch_count(const cbev_batch *b) { return b ? b->count : 0; }
@@ -226,9 +270,6 @@ void cbev_batch_free(cbev_batch *b) {
   for (size_t i = 0; i < b->count; i++)
     cbev_event_free(b->events[i]);
   cbev_free(b->events);
-  if (b->arena)
-    arena_unref(b->arena);
-  else
-    cJSON_Delete(b->root);
+  arena_unref(b->arena);
   cbev_free(b);
 }

@@ -7,17 +7,21 @@
 #ifndef CBEV_EVENT_IMPL_H
 #define CBEV_EVENT_IMPL_H
 
+#include <stdatomic.h>
+
 #include "cbevents/event.h"
 
 struct cJSON;
+struct jv;
 
 /* Room for any double printed as text ("%.17g" needs at most 24 bytes). */
 #define CBEV_MEDIA_ID_MAX 32
 
 struct cbev_event {
   struct cbev_arena *arena;     /* a reference: raw lives there (arena.h) */
-  struct cJSON *raw;            /* {"method","id","object"}; owned when no arena */
-  const struct cJSON *object;   /* raw's "object" when it is an object */
+  const struct jv *raw;         /* {"method","id","object"} (json.h) */
+  const struct jv *object;      /* raw's "object" when it is an object */
+  _Atomic(struct cJSON *) raw_cjson; /* cbev_event_raw()'s copy, made on demand */
   const char *method;           /* into raw; never NULL */
   const char *id;               /* into raw; never NULL */
   const char *broadcaster;      /* into raw, or NULL */
@@ -37,12 +41,12 @@ struct cbev_event {
 };
 
 struct cbev_batch {
-  struct cbev_arena *arena; /* a reference: root lives there (arena.h) */
-  struct cJSON *root;     /* the body, its events array emptied; owned when no arena */
+  struct cbev_arena *arena; /* a reference: the parsed body lives there */
   cbev_event **events;    /* count slots; a taken slot is NULL */
   size_t count;
-  const char *next_url;   /* into root, or NULL */
-  const char *status;     /* into root, or NULL */
+  const char *next_url;   /* in the arena, or NULL */
+  const char *status;     /* in the arena, or NULL */
+  int has_events;         /* the body had an "events" array */
 };
 
 #endif

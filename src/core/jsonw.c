@@ -10,7 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include <cjson/cJSON.h>
+#include "json.h"
 
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
@@ -209,7 +209,7 @@ void jsonw_tristate(jsonw *w, int t) {
     JSONW_LIT(w, "false");
 }
 
-static void value_at(jsonw *w, const cJSON *item, int depth) {
+static void value_at(jsonw *w, const jv *item, int depth) {
   if (w->rc != CBEV_OK)
     return;
   if (depth > JSONW_MAX_DEPTH) {
@@ -220,20 +220,20 @@ static void value_at(jsonw *w, const cJSON *item, int depth) {
     JSONW_LIT(w, "null");
     return;
   }
-  switch (item->type & 0xFF) {
-  case cJSON_False: JSONW_LIT(w, "false"); break;
-  case cJSON_True: JSONW_LIT(w, "true"); break;
-  case cJSON_Number: jsonw_double(w, item->valuedouble); break;
-  case cJSON_String: jsonw_str(w, item->valuestring ? item->valuestring : ""); break;
-  case cJSON_Array:
-  case cJSON_Object: {
-    int obj = (item->type & 0xFF) == cJSON_Object;
+  switch ((jv_type)item->type) {
+  case JV_FALSE: JSONW_LIT(w, "false"); break;
+  case JV_TRUE: JSONW_LIT(w, "true"); break;
+  case JV_NUMBER: jsonw_double(w, item->u.num); break;
+  case JV_STRING: jsonw_str(w, item->u.str); break;
+  case JV_ARRAY:
+  case JV_OBJECT: {
+    int obj = item->type == JV_OBJECT;
     jsonw_lit(w, obj ? "{" : "[", 1);
-    for (const cJSON *c = item->child; c; c = c->next) {
-      if (c != item->child)
+    for (const jv *c = item->u.child; c; c = c->next) {
+      if (c != item->u.child)
         JSONW_LIT(w, ",");
       if (obj) {
-        jsonw_str(w, c->string ? c->string : "");
+        jsonw_str(w, c->key);
         JSONW_LIT(w, ":");
       }
       value_at(w, c, depth + 1);
@@ -241,12 +241,12 @@ static void value_at(jsonw *w, const cJSON *item, int depth) {
     jsonw_lit(w, obj ? "}" : "]", 1);
     break;
   }
-  default: /* cJSON_NULL, and cJSON_Raw/Invalid which parsing never makes */
+  case JV_NULL:
     JSONW_LIT(w, "null");
   }
 }
 
-void jsonw_value(jsonw *w, const cJSON *item) { value_at(w, item, 0); }
+void jsonw_value(jsonw *w, const struct jv *item) { value_at(w, item, 0); }
 
 char *jsonw_finish(jsonw *w, size_t *len) {
   char *out;

@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-struct cJSON;
+struct jv;
 
 typedef struct jsonw {
   char *buf;
@@ -60,10 +60,10 @@ void jsonw_int(jsonw *w, int64_t v);
 void jsonw_double(jsonw *w, double d);
 /* -1 (unset) null, 0 false, anything else true. */
 void jsonw_tristate(jsonw *w, int t);
-/* Any cJSON value (NULL -> null), recursively, nesting capped at
+/* Any parsed value (json.h; NULL -> null), recursively, nesting capped at
  * JSONW_MAX_DEPTH (deeper -> CBEV_ETOOBIG). */
 #define JSONW_MAX_DEPTH 1000
-void jsonw_value(jsonw *w, const struct cJSON *item);
+void jsonw_value(jsonw *w, const struct jv *item);
 
 /* On success returns the NUL-terminated buffer (the caller owns it and
  * frees it with cbev_free) and its length in *len (may be NULL); the writer

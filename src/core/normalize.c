@@ -12,12 +12,12 @@
 #include <stdint.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
 
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/normalize.h"
 #include "event_impl.h"
+#include "json.h"
 #include "jsonw.h"
 
 /* Most payloads fit in the first allocation; one realloc covers the rest. */
@@ -201,21 +201,24 @@ static int hide_tipper(const cbev_event *ev, unsigned flags) {
          !(flags & CBEV_JSON_EXPOSE_ANON);
 }
 
-static int is_key(const cJSON *c, const char *key) {
-  return c->string && strcmp(c->string, key) == 0;
+static int is_key(const jv *c, const char *key) {
+  return c->key && strcmp(c->key, key) == 0;
 }
 
 /* Whether any "tip" of any "object" of the raw event says isAnon: true.
  * With duplicate keys the parser keeps the last one, but a consumer's JSON
  * parser may keep the first; anonymity must hold for either reading. */
-static int raw_says_anon(const cJSON *raw) {
-  for (const cJSON *o = raw->child; o; o = o->next) {
-    if (!is_key(o, "object") || !cJSON_IsObject(o))
+static int raw_says_anon(const jv *raw) {
+  for (const jv *o = raw->u.child; o; o = o->next) {
+    if (!is_key(o, "object") || o->type != JV_OBJECT)
       continue;
-    for (const cJSON *t = o->child; t; t = t->next)
-      if (is_key(t, "tip") && cJSON_IsObject(t) &&
-          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "isAnon")))
-        return 1;
+    for (const jv *t = o->u.child; t; t = t->next) {
+      if (!is_key(t, "tip") || t->type != JV_OBJECT)
+        continue;
+      for (const jv *a = t->u.child; a; a = a->next)
+        if (is_key(a, "isAnon") && a->type == JV_TRUE)
+          return 1;
+    }
   }
   return 0;
 }
@@ -224,23 +227,23 @@ static int raw_says_anon(const cJSON *raw) {
  * is written as null (the rule above holds for every payload mode): every
  * "user" of every "object", duplicates included. */
 static void write_raw(jsonw *w, const cbev_event *ev, unsigned flags) {
-  const cJSON *c, *o;
+  const jv *c, *o;
 
-  if (ev->type != CBEV_EVENT_TIP || (flags & CBEV_JSON_EXPOSE_ANON) || !cJSON_IsObject(ev->raw) ||
+  if (ev->type != CBEV_EVENT_TIP || (flags & CBEV_JSON_EXPOSE_ANON) || ev->raw->type != JV_OBJECT ||
       !(hide_tipper(ev, flags) || raw_says_anon(ev->raw))) {
     jsonw_value(w, ev->raw);
     return;
   }
   JSONW_LIT(w, "{");
-  for (c = ev->raw->child; c; c = c->next) {
-    jsonw_str(w, c->string);
+  for (c = ev->raw->u.child; c; c = c->next) {
+    jsonw_str(w, c->key);
     JSONW_LIT(w, ":");
-    if (!is_key(c, "object") || !cJSON_IsObject(c)) {
+    if (!is_key(c, "object") || c->type != JV_OBJECT) {
       jsonw_value(w, c);
     } else {
       JSONW_LIT(w, "{");
-      for (o = c->child; o; o = o->next) {
-        jsonw_str(w, o->string);
+      for (o = c->u.child; o; o = o->next) {
+        jsonw_str(w, o->key);
         JSONW_LIT(w, ":");
         if (is_key(o, "user"))
           JSONW_LIT(w, "null");

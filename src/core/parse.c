@@ -1,9 +1,10 @@
 /*
  * parse.c: an Events API response body -> cbev_batch of typed events.
  *
- * cJSON parses the body once; each event item is detached from the
- * "events" array and becomes the upstream object its cbev_event owns, and
- * the typed views are filled with pointers into it (no string copies). Every
+ * json.c parses the body once into the batch's arena; each item of the
+ * "events" array becomes the upstream object of a cbev_event (which holds a
+ * reference to the arena), and the typed views are filled with pointers
+ * into it (no string copies). Every
  * object is walked once, matching each member against a small table of the
  * fields we know, so a member lookup never rescans the object.
  *
@@ -18,13 +19,12 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "arena.h"
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "event_impl.h"
+#include "json.h"
 #include "jsonw.h"
 #include "log_impl.h"
 
@@ -38,6 +38,7 @@ typedef enum field_kind { K_STR, K_BOOL, K_INT, K_MEDIA_ID } field_kind;
  * its presence flag goes (K_INT only). */
 typedef struct field {
   const char *key;
+  unsigned char keylen;
   const char *path; /* for the log: "user.isMod" */
   unsigned char kind;
   unsigned char bit;
@@ -52,7 +53,7 @@ enum {
 };
 
 #define U(key, kind, member, bit)                                           \
-  { key, "user." key, kind, B_FIRST_TABLE_BIT + (bit),                       \
+  { key, sizeof(key) - 1, "user." key, kind, B_FIRST_TABLE_BIT + (bit),                       \
     (unsigned short)offsetof(cbev_user, member), 0 }
 static const field user_fields[] = {
     U("username", K_STR, username, 0),
@@ -76,7 +77,7 @@ static const field user_fields[] = {
 #undef U
 
 #define T(key, kind, member, has, bit)                                      \
-  { key, "tip." key, kind, B_FIRST_TABLE_BIT + 17 + (bit),                   \
+  { key, sizeof(key) - 1, "tip." key, kind, B_FIRST_TABLE_BIT + 17 + (bit),                   \
     (unsigned short)offsetof(cbev_tip, member), (unsigned short)(has) }
 static const field tip_fields[] = {
     T("tokens", K_INT, tokens, offsetof(cbev_tip, has_tokens), 0),
@@ -86,7 +87,7 @@ static const field tip_fields[] = {
 #undef T
 
 #define M(key, member, bit)                                                 \
-  { key, "message." key, K_STR, B_FIRST_TABLE_BIT + 20 + (bit),              \
+  { key, sizeof(key) - 1, "message." key, K_STR, B_FIRST_TABLE_BIT + 20 + (bit),              \
     (unsigned short)offsetof(cbev_message, member), 0 }
 static const field message_fields[] = {
     M("message", message, 0), M("color", color, 1),   M("bgColor", bg_color, 2),
@@ -96,7 +97,7 @@ static const field message_fields[] = {
 #undef M
 
 #define D(key, kind, member, has, bit)                                      \
-  { key, "media." key, kind, B_FIRST_TABLE_BIT + 27 + (bit),                 \
+  { key, sizeof(key) - 1, "media." key, kind, B_FIRST_TABLE_BIT + 27 + (bit),                 \
     (unsigned short)offsetof(cbev_media, member), (unsigned short)(has) }
 static const field media_fields[] = {
     D("id", K_MEDIA_ID, id, 0, 0),
@@ -130,12 +131,12 @@ static void wrong_type(const parse_ctx *ctx, unsigned bit, const char *path) {
 }
 
 /* An integer-valued JSON number in the int64 range. */
-static int as_int64(const cJSON *c, int64_t *out) {
+static int as_int64(const jv *c, int64_t *out) {
   double d;
 
-  if (!cJSON_IsNumber(c))
+  if (c->type != JV_NUMBER)
     return 0;
-  d = c->valuedouble;
+  d = c->u.num;
   if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
     return 0;
   if ((double)(int64_t)d != d)
@@ -144,18 +145,18 @@ static int as_int64(const cJSON *c, int64_t *out) {
   return 1;
 }
 
-static void set_field(const parse_ctx *ctx, const field *f, const cJSON *c,
+static void set_field(const parse_ctx *ctx, const field *f, const jv *c,
                       unsigned char *dst) {
   int ok = 0;
 
   switch ((field_kind)f->kind) {
   case K_STR:
-    if ((ok = cJSON_IsString(c) && c->valuestring))
-      memcpy(dst + f->off, &c->valuestring, sizeof(char *));
+    if ((ok = c->type == JV_STRING))
+      memcpy(dst + f->off, &c->u.str, sizeof(char *));
     break;
   case K_BOOL:
-    if ((ok = cJSON_IsBool(c))) {
-      cbev_tristate t = cJSON_IsTrue(c) ? CBEV_TRUE : CBEV_FALSE;
+    if ((ok = c->type == JV_TRUE || c->type == JV_FALSE)) {
+      cbev_tristate t = c->type == JV_TRUE ? CBEV_TRUE : CBEV_FALSE;
       memcpy(dst + f->off, &t, sizeof t);
     }
     break;
@@ -172,15 +173,15 @@ static void set_field(const parse_ctx *ctx, const field *f, const cJSON *c,
     /* The docs give a number, some captures a string: keep text. */
     const char *text = NULL;
     int64_t v;
-    if (cJSON_IsString(c) && c->valuestring) {
-      text = c->valuestring;
-    } else if (cJSON_IsNumber(c) && isfinite(c->valuedouble)) {
+    if (c->type == JV_STRING) {
+      text = c->u.str;
+    } else if (c->type == JV_NUMBER && isfinite(c->u.num)) {
       /* 1e999 reads as infinity: not an id anyone could look up. */
       char *buf = ctx->ev->media_id;
       if (as_int64(c, &v))
         jsonw_fmt_int(buf, v);
       else
-        snprintf(buf, CBEV_MEDIA_ID_MAX, "%.17g", c->valuedouble);
+        snprintf(buf, CBEV_MEDIA_ID_MAX, "%.17g", c->u.num);
       text = buf;
     }
     if ((ok = text != NULL))
@@ -192,26 +193,21 @@ static void set_field(const parse_ctx *ctx, const field *f, const cJSON *c,
     wrong_type(ctx, f->bit, f->path);
 }
 
-/* Member names are short and most comparisons fail within two bytes; an
- * inlined loop beats a call to strcmp for that (it showed in profiles). */
-static inline int key_eq(const char *a, const char *b) {
-  while (*a && *a == *b) {
-    a++;
-    b++;
-  }
-  return *a == *b;
-}
-
-/* Fills dst (a view struct) from the members of obj found in table. */
-static void fill(const parse_ctx *ctx, const cJSON *obj, const field *table,
+/* Fills dst (a view struct) from the members of obj found in table. The
+ * search for a member starts after the field the previous one matched:
+ * upstream writes members in a stable order, the tables follow it, so most
+ * members match at the first try. */
+static void fill(const parse_ctx *ctx, const jv *obj, const field *table,
                  size_t n, void *dst) {
-  for (const cJSON *c = obj->child; c; c = c->next) {
-    const char *k = c->string;
-    if (!k || cJSON_IsNull(c))
+  size_t next = 0;
+
+  for (const jv *c = obj->u.child; c; c = c->next) {
+    if (c->type == JV_NULL)
       continue;
-    for (size_t i = 0; i < n; i++) {
-      if (key_eq(table[i].key, k)) {
+    for (size_t t = 0, i = next; t < n; t++, i = i + 1 == n ? 0 : i + 1) {
+      if (c->keylen == table[i].keylen && memcmp(c->key, table[i].key, c->keylen) == 0) {
         set_field(ctx, &table[i], c, dst);
+        next = i + 1 == n ? 0 : i + 1;
         break;
       }
     }
@@ -220,10 +216,10 @@ static void fill(const parse_ctx *ctx, const cJSON *obj, const field *table,
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static void fill_user(const parse_ctx *ctx, cbev_event *ev, const cJSON *c) {
+static void fill_user(const parse_ctx *ctx, cbev_event *ev, const jv *c) {
   cbev_user *u = &ev->user;
 
-  if (!cJSON_IsObject(c)) {
+  if (c->type != JV_OBJECT) {
     wrong_type(ctx, B_USER, "user");
     return;
   }
@@ -243,9 +239,9 @@ static void fill_user(const parse_ctx *ctx, cbev_event *ev, const cJSON *c) {
   ev->has_user = 1;
 }
 
-static void fill_part(const parse_ctx *ctx, cbev_event *ev, const cJSON *c,
+static void fill_part(const parse_ctx *ctx, cbev_event *ev, const jv *c,
                       const char *key) {
-  if (!cJSON_IsObject(c)) {
+  if (c->type != JV_OBJECT) {
     wrong_type(ctx, ev->type == CBEV_EVENT_TIP ? B_TIP
                     : ev->type == CBEV_EVENT_MEDIA_PURCHASE ? B_MEDIA : B_MESSAGE,
                key);
@@ -282,75 +278,75 @@ static const char *part_key(cbev_event_type type) {
   }
 }
 
-static void fill_object(const parse_ctx *ctx, cbev_event *ev, const cJSON *obj) {
+static void fill_object(const parse_ctx *ctx, cbev_event *ev, const jv *obj) {
   const char *pkey = part_key(ev->type);
 
-  for (const cJSON *c = obj->child; c; c = c->next) {
-    const char *k = c->string;
-    if (!k || cJSON_IsNull(c))
+  for (const jv *c = obj->u.child; c; c = c->next) {
+    if (c->type == JV_NULL)
       continue;
-    if (key_eq(k, "broadcaster")) {
-      if (cJSON_IsString(c) && c->valuestring)
-        ev->broadcaster = c->valuestring;
+    if (JV_KEY_IS(c, "broadcaster")) {
+      if (c->type == JV_STRING)
+        ev->broadcaster = c->u.str;
       else
         wrong_type(ctx, B_BROADCASTER, "broadcaster");
-    } else if (key_eq(k, "user")) {
+    } else if (JV_KEY_IS(c, "user")) {
       fill_user(ctx, ev, c);
-    } else if (pkey && key_eq(k, pkey)) {
+    } else if (pkey && c->keylen == strlen(pkey) && memcmp(c->key, pkey, c->keylen) == 0) {
       fill_part(ctx, ev, c, pkey);
-    } else if (ev->type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && key_eq(k, "subject")) {
-      if (cJSON_IsString(c) && c->valuestring)
-        ev->subject = c->valuestring;
+    } else if (ev->type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && JV_KEY_IS(c, "subject")) {
+      if (c->type == JV_STRING)
+        ev->subject = c->u.str;
       else
         wrong_type(ctx, B_SUBJECT, "subject");
     }
   }
 }
 
-/* Builds the event for one item, which it takes over on success.
- * Returns CBEV_OK, CBEV_ENOMEM, or CBEV_EPARSE with *why set when the item
- * is not an event (the caller skips it). */
-static int make_event(const parse_ctx *ctx_in, cJSON *item, cbev_event **out,
-                      const char **why) {
+/* Builds the event for one item. Returns CBEV_OK, CBEV_ENOMEM, or
+ * CBEV_EPARSE with *why set when the item is not an event (the caller
+ * skips it). */
+static int make_event(const parse_ctx *ctx_in, cbev_arena *arena, const jv *item,
+                      cbev_event **out, const char **why) {
   parse_ctx ctx = *ctx_in;
-  const cJSON *method = NULL, *id = NULL, *object = NULL;
+  const jv *method = NULL, *id = NULL, *object = NULL;
   cbev_event *ev;
 
-  if (!cJSON_IsObject(item)) {
+  if (item->type != JV_OBJECT) {
     *why = "not an object";
     return CBEV_EPARSE;
   }
-  for (const cJSON *c = item->child; c; c = c->next) {
-    if (!c->string)
-      continue;
-    if (key_eq(c->string, "method"))
+  for (const jv *c = item->u.child; c; c = c->next) {
+    if (JV_KEY_IS(c, "method"))
       method = c;
-    else if (key_eq(c->string, "id"))
+    else if (JV_KEY_IS(c, "id"))
       id = c;
-    else if (key_eq(c->string, "object"))
+    else if (JV_KEY_IS(c, "object"))
       object = c;
   }
-  if (!cJSON_IsString(method) || !method->valuestring) {
+  if (!method || method->type != JV_STRING) {
     *why = "no string \"method\"";
     return CBEV_EPARSE;
   }
-  if (!cJSON_IsString(id) || !id->valuestring) {
+  if (!id || id->type != JV_STRING) {
     *why = "no string \"id\"";
     return CBEV_EPARSE;
   }
-  ev = cbev_calloc(1, sizeof *ev);
+  /* The event lives in the arena too: it holds a reference anyway. */
+  ev = arena_alloc(arena, sizeof *ev);
   if (!ev)
     return CBEV_ENOMEM;
+  memset(ev, 0, sizeof *ev);
+  atomic_init(&ev->raw_cjson, NULL);
   ev->raw = item;
-  ev->method = method->valuestring;
-  ev->id = id->valuestring;
+  ev->method = method->u.str;
+  ev->id = id->u.str;
   ev->type = cbev_event_type_from_method(ev->method);
   ev->id_rc = cbev_id_parse(ev->id, &ev->pid);
   ctx.ev = ev;
-  if (cJSON_IsObject(object)) {
+  if (object && object->type == JV_OBJECT) {
     ev->object = object;
     fill_object(&ctx, ev, object);
-  } else if (object && !cJSON_IsNull(object)) {
+  } else if (object && object->type != JV_NULL) {
     wrong_type(&ctx, B_OBJECT, "object");
   }
   *out = ev;
@@ -375,64 +371,6 @@ static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
            why, at, len, excerpt, cut ? "..." : "");
 }
 
-static int hex4(const char *p, unsigned *v) {
-  *v = 0;
-  for (int i = 0; i < 4; i++) {
-    char c = p[i];
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = (unsigned)(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = (unsigned)(c - 'a' + 10);
-    else if (c >= 'A' && c <= 'F')
-      d = (unsigned)(c - 'A' + 10);
-    else
-      return 0;
-    *v = *v << 4 | d;
-  }
-  return 1;
-}
-
-/* cJSON refuses a whole body for one lone UTF-16 surrogate escape ("\ud800"
- * without its low half, or a low half alone), which encoders such as
- * Python's json emit for broken text. The body would be refused at every
- * retry and the feed stuck at that cursor, so such escapes become "\ufffd"
- * (the same length) in a copy. Every backslash starts an escape: inside a
- * string that is JSON's rule, and outside one the body is invalid anyway.
- * Returns CBEV_OK with *fixed NULL when nothing needed it, or CBEV_ENOMEM. */
-static int fix_lone_surrogates(const char *body, size_t len, char **fixed) {
-  const char *p = body, *end = body + len;
-  char *copy = NULL;
-  unsigned v, w;
-
-  *fixed = NULL;
-  while (p < end && (p = memchr(p, '\\', (size_t)(end - p))) != NULL) {
-    if (end - p < 6 || p[1] != 'u' || !hex4(p + 2, &v)) {
-      p = end - p < 2 ? end : p + 2; /* another escape, or the end: the parser judges it */
-      continue;
-    }
-    if (v < 0xD800 || v > 0xDFFF) {
-      p += 6;
-      continue;
-    }
-    if (v <= 0xDBFF && end - p >= 12 && p[6] == '\\' && p[7] == 'u' && hex4(p + 8, &w) &&
-        w >= 0xDC00 && w <= 0xDFFF) {
-      p += 12; /* a proper pair */
-      continue;
-    }
-    if (!copy) {
-      if (!(copy = cbev_malloc(len + 1)))
-        return CBEV_ENOMEM;
-      memcpy(copy, body, len);
-      copy[len] = '\0';
-    }
-    memcpy(copy + (p - body), "\\ufffd", 6);
-    p += 6;
-  }
-  *fixed = copy;
-  return CBEV_OK;
-}
-
 static int only_space(const char *p, const char *end) {
   for (; p < end; p++)
     if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
@@ -443,11 +381,9 @@ static int only_space(const char *p, const char *end) {
 int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
                         const char *secret, cbev_batch **out) {
   parse_ctx ctx = {logger, secret, NULL};
-  char *fixed = NULL;
-  cbev_arena *arena = NULL, *prev_arena = NULL;
-  int entered = 0;
-  cJSON *root = NULL, *events = NULL;
-  const char *end = NULL;
+  cbev_arena *arena = NULL;
+  const jv *root = NULL, *events = NULL;
+  size_t end = 0;
   cbev_batch *b = NULL;
   size_t n = 0, i = 0;
   int rc = CBEV_EINVAL;
@@ -460,34 +396,22 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
     warn_body(&ctx, "", 0, 0, "empty");
     goto out;
   }
-  rc = fix_lone_surrogates(body, len, &fixed);
-  if (rc != CBEV_OK)
-    goto out;
-  /* The tree goes into an arena (arena.h) until the out: label. */
-  arena_json_hooks_init();
   rc = CBEV_ENOMEM;
   if (!(arena = arena_new(len)))
     goto out;
-  prev_arena = arena_enter(arena);
-  entered = 1;
+  rc = jv_parse(arena, body, len, &root, &end);
+  if (rc == CBEV_ENOMEM)
+    goto out;
+  if (rc != CBEV_OK) {
+    warn_body(&ctx, body, len, end, "invalid JSON or nested too deep");
+    goto out;
+  }
   rc = CBEV_EPARSE;
-  root = cJSON_ParseWithLengthOpts(fixed ? fixed : body, len, &end, 0);
-  if (end && fixed) /* positions are the same in both */
-    end = body + (end - fixed);
-  if (!root && arena_failed(arena)) {
-    rc = CBEV_ENOMEM;
+  if (!only_space(body + end, body + len)) {
+    warn_body(&ctx, body, len, end, "text after the JSON value");
     goto out;
   }
-  if (!root) {
-    warn_body(&ctx, body, len, end && end >= body ? (size_t)(end - body) : 0,
-              "invalid JSON or nested too deep");
-    goto out;
-  }
-  if (end && !only_space(end, body + len)) {
-    warn_body(&ctx, body, len, (size_t)(end - body), "text after the JSON value");
-    goto out;
-  }
-  if (!cJSON_IsObject(root)) {
+  if (root->type != JV_OBJECT) {
     warn_body(&ctx, body, len, 0, "not an object");
     goto out;
   }
@@ -495,49 +419,44 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
   b = cbev_calloc(1, sizeof *b);
   if (!b)
     goto out;
-  for (cJSON *c = root->child; c; c = c->next) {
-    if (!c->string)
-      continue;
-    if (key_eq(c->string, "events")) {
+  for (const jv *c = root->u.child; c; c = c->next) {
+    if (JV_KEY_IS(c, "events")) {
       events = c;
-    } else if (key_eq(c->string, "nextUrl")) {
-      if (cJSON_IsString(c) && c->valuestring)
-        b->next_url = c->valuestring;
-      else if (!cJSON_IsNull(c))
+    } else if (JV_KEY_IS(c, "nextUrl")) {
+      if (c->type == JV_STRING)
+        b->next_url = c->u.str;
+      else if (c->type != JV_NULL)
         wrong_type(&ctx, B_NEXTURL, "nextUrl");
-    } else if (key_eq(c->string, "status")) {
-      if (cJSON_IsString(c) && c->valuestring)
-        b->status = c->valuestring;
-      else if (!cJSON_IsNull(c))
+    } else if (JV_KEY_IS(c, "status")) {
+      if (c->type == JV_STRING)
+        b->status = c->u.str;
+      else if (c->type != JV_NULL)
         wrong_type(&ctx, B_STATUS, "status");
     }
   }
-  if (events && !cJSON_IsArray(events)) {
+  if (events && events->type != JV_ARRAY) {
     rc = CBEV_EPARSE;
     warn_body(&ctx, body, len, 0, "\"events\" is not an array");
     goto out;
   }
   if (events) {
-    for (const cJSON *c = events->child; c; c = c->next)
+    b->has_events = 1;
+    for (const jv *c = events->u.child; c; c = c->next)
       n++;
     b->events = cbev_calloc(n ? n : 1, sizeof *b->events);
     if (!b->events)
       goto out;
-    for (cJSON *item = events->child, *next; item; item = next, i++) {
+    for (const jv *item = events->u.child; item; item = item->next, i++) {
       const char *why = NULL;
       cbev_event *ev = NULL;
-      int erc;
+      int erc = make_event(&ctx, arena, item, &ev, &why);
 
-      next = item->next;
-      cJSON_DetachItemViaPointer(events, item);
-      erc = make_event(&ctx, item, &ev, &why);
       if (erc == CBEV_OK) {
         ev->arena = arena;
         arena_ref(arena);
         b->events[b->count++] = ev;
         continue;
       }
-      cJSON_Delete(item);
       if (erc != CBEV_EPARSE)
         goto out;
       cbev_log(logger, secret, CBEV_LOG_WARN,
@@ -545,20 +464,13 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
                "the batch is delivered", i, why);
     }
   }
-  b->root = root;
   b->arena = arena;
-  root = NULL;
   arena = NULL;
   *out = b;
   b = NULL;
   rc = CBEV_OK;
 out:
-  /* Still inside the arena: cJSON's frees of its memory are no-ops. */
   cbev_batch_free(b);
-  cJSON_Delete(root);
-  if (entered)
-    arena_enter(prev_arena);
   arena_unref(arena);
-  cbev_free(fixed);
   return rc;
 }

@@ -15,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <cjson/cJSON.h>
 
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
@@ -416,8 +415,7 @@ static int refuse_next_url(cbev_session *s, const cbev_response *resp,
 /* The body of a 200 must be the Events API object: its events array is
  * what tells it from any other JSON object. */
 static int has_events_array(const cbev_batch *b) {
-  return b && b->root &&
-         cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(b->root, "events"));
+  return b && b->has_events;
 }
 
 /* Takes a good batch: moves the cursor, drops events already returned and
