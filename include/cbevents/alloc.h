@@ -1,11 +1,11 @@
 /*
  * cbevents/alloc.h: the allocator the library (and cJSON) uses.
  *
- * Every allocation of libcbevents goes through these hooks, and cJSON's
- * too: the library installs its own cJSON hooks (on the first parse, or in
- * cbev_set_allocator()) that send the allocations of a parse to the batch's
- * arena and everything else to these hooks, so tests can make the Nth
- * allocation fail and check that nothing leaks or crashes. A program that
+ * Every allocation of libcbevents goes through these hooks (a parsed
+ * batch takes a few large blocks, its arena), and cJSON's too: the library
+ * installs its own cJSON hooks (in cbev_set_allocator(), or on the first
+ * cbev_event_raw()) that call these, so tests can make the Nth allocation
+ * fail and check that nothing leaks or crashes. A program that
  * uses cJSON itself keeps working, but must not call cJSON_InitHooks()
  * after that. Call cbev_set_allocator() before any other library function,
  * from one thread.
