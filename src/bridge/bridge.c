@@ -246,15 +246,18 @@ static void publish_health(bridge *b, uint64_t now) {
   cJSON_Delete(root);
 }
 
-/* Hands queued events to MQTT, oldest first, while the connection and the
- * in-flight budget allow. */
+/* Hands queued events to MQTT, oldest first, while the connection, the
+ * in-flight budget and the socket allow: once the socket is full each
+ * publish would retry the write in vain (half the write calls of a fast
+ * run failed with EAGAIN), so the rest waits for the socket to drain. */
 static void pump(bridge *b) {
   if (!cb2m_mqtt_connected(b->mqtt))
     return;
   for (size_t i = 0; i < b->n && b->inflight < MAX_INFLIGHT; i++) {
     bc *c = &b->bcs[i];
     cb2m_item *it;
-    while (b->inflight < MAX_INFLIGHT && (it = cb2m_queue_next_unsent(&c->queue)) != NULL) {
+    while (b->inflight < MAX_INFLIGHT && !cb2m_mqtt_backlogged(b->mqtt) &&
+           (it = cb2m_queue_next_unsent(&c->queue)) != NULL) {
       int mid = 0, rc;
       if (!it->topic) {
         cb2m_queue_mark_sent(&c->queue, -1);

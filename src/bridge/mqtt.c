@@ -596,6 +596,10 @@ uint64_t cb2m_mqtt_next_ms(const cb2m_mqtt *m, uint64_t now_ms) {
 
 int cb2m_mqtt_connected(const cb2m_mqtt *m) { return m && m->state == ST_CONNECTED; }
 
+int cb2m_mqtt_backlogged(const cb2m_mqtt *m) {
+  return m && m->mosq && mosquitto_want_write(m->mosq);
+}
+
 int cb2m_mqtt_publish(cb2m_mqtt *m, const char *topic, const void *payload, size_t len, int qos,
                       int retain, int *mid) {
   int local_mid = 0, rc;

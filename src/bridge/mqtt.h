@@ -133,6 +133,11 @@ uint64_t cb2m_mqtt_next_ms(const cb2m_mqtt *m, uint64_t now_ms);
 /* 1 between on_connect() and the loss of that connection, else 0. */
 int cb2m_mqtt_connected(const cb2m_mqtt *m);
 
+/* 1 while earlier packets wait for the socket to take them (it was full):
+ * a publish now would only queue behind them and retry the write for
+ * nothing. Event publishing waits for service() to drain them. */
+int cb2m_mqtt_backlogged(const cb2m_mqtt *m);
+
 /* Publishes len bytes of payload to topic. *mid (mid may be NULL) gets the
  * message id that on_ack() will report. Returns CBEV_OK; CBEV_EAGAIN when
  * not connected (or the connection broke during the call, or too many acks
