@@ -478,11 +478,15 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
       cbev_free(suffix);
     }
     id = strdup(cbev_event_id(ev));
-    /* The queue takes the library's buffer as it is (it frees with cbev_free). */
-    if (!id || cb2m_queue_push(&c->queue, id, topic_copy, payload, len, fetch, i + 1 == n) != 0) {
+    /* The queue stores plain heap strings; copy the library's buffer. */
+    char *copy = id ? malloc(len + 1) : NULL;
+    if (copy)
+      memcpy(copy, payload, len + 1);
+    cbev_free(payload);
+    if (!copy || cb2m_queue_push(&c->queue, id, topic_copy, copy, len, fetch, i + 1 == n) != 0) {
       free(id);
       free(topic_copy);
-      cbev_free(payload);
+      free(copy);
       goto out;
     }
   }

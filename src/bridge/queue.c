@@ -5,7 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cbevents/alloc.h"
 #include "queue.h"
 
 #define QUEUE_MIN_CAP 8u
@@ -50,7 +49,7 @@ static cb2m_item *at(const cb2m_queue *q, size_t i) {
 static void item_free(cb2m_item *it) {
   free(it->id);
   free(it->topic);
-  cbev_free(it->payload);
+  free(it->payload);
   cb2m_fetch_unref(it->fetch);
   memset(it, 0, sizeof *it);
 }

@@ -33,7 +33,7 @@ typedef enum cb2m_item_state {
 typedef struct cb2m_item {
   char *id;            /* upstream event id, owned */
   char *topic;         /* full topic, owned; NULL: filtered, not published */
-  char *payload;       /* owned; from cbev_malloc (cbev_event_to_json's text) */
+  char *payload;       /* owned */
   size_t len;
   int mid;             /* MQTT message id while SENT */
   cb2m_item_state state;
@@ -63,8 +63,7 @@ void cb2m_queue_cleanup(cb2m_queue *q);
 cb2m_fetch *cb2m_fetch_new(const char *request_url, const char *next_url);
 void cb2m_fetch_unref(cb2m_fetch *f);
 
-/* Appends an item; the queue takes ownership of id, topic (malloc) and
- * payload (cbev_malloc: it frees it with cbev_free) (and
+/* Appends an item; the queue takes ownership of id, topic and payload (and
  * a reference to fetch) on success only. Returns 0, or -1 on ENOMEM. It
  * never refuses because of max_items: backpressure is the caller's check
  * before polling, so nothing already fetched is ever dropped. */

@@ -9,12 +9,11 @@
 
 #include <cmocka.h>
 
-#include "cbevents/alloc.h"
 #include "queue.h"
 
 static void push(cb2m_queue *q, cb2m_fetch *f, const char *id, int publish, int last) {
   char *topic = publish ? strdup("cb/alice/tip") : NULL;
-  char *payload = cbev_strdup("{}"); /* the queue frees it with cbev_free */
+  char *payload = strdup("{}");
   assert_int_equal(cb2m_queue_push(q, strdup(id), topic, payload, 2, f, last), 0);
 }
 
