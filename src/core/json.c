@@ -166,7 +166,9 @@ static __attribute__((noinline)) int string_slow(jp *s, unsigned char *p, const 
     p += 2;
   }
   *d = '\0';
-  *len = (size_t)(d - (const unsigned char *)*out);
+  /* The C string's length: a NUL inside ends the name for every reader
+   * (the writer prints it that far), so it must for matching too. */
+  *len = strlen(*out);
   s->p = p + 1;
   return 0;
 }
