@@ -50,6 +50,15 @@ def smaps(pid):
     return out
 
 
+def status_kib(pid, key):
+    """A kB field of /proc/<pid>/status (VmRSS, VmHWM, ...); -1 if absent."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return -1
+
+
 def cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()

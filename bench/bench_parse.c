@@ -3,7 +3,7 @@
  * a realistic 100-event batch mixing the 12 methods (users with every
  * field, tips, chat, media...). SPEC section 6 asks for a same-run
  * reference on the same input, so it also times cJSON_ParseWithLengthOpts
- * alone: the parse we build on, i.e. the ceiling for this design.
+ * alone: the general parser the library used before json.c.
  * Usage: bench_parse [seconds per measurement, default 2] [only]
  * With `only` (1, 2 or 3) just that measurement runs, for a profiler.
  * Prints the best of 10 interleaved slices of each measurement.

@@ -30,17 +30,9 @@ import bench_bridge  # noqa: E402
 import cbtest  # noqa: E402
 
 
-def status_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
-
-
 def memory(pid):
     m = bench_bridge.smaps(pid)
-    return {"hwm": status_kib(pid, "VmHWM"), "rss": m.get("Rss", -1),
+    return {"hwm": bench_bridge.status_kib(pid, "VmHWM"), "rss": m.get("Rss", -1),
             "private_dirty": m.get("Private_Dirty", -1), "anon": m.get("Anonymous", -1)}
 
 

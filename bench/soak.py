@@ -74,14 +74,6 @@ class StreamingApi(fake_api.FakeApi):
                 b.requests += 1
 
 
-def status_kib(pid, key):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return -1
-
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bridge", required=True)
@@ -126,7 +118,7 @@ def main():
             print("soak: the bridge exited with %s" % p.returncode)
             break
         now = time.monotonic() - t0
-        rss = status_kib(p.pid, "VmRSS")
+        rss = bench_bridge.status_kib(p.pid, "VmRSS")
         pd = bench_bridge.smaps(p.pid).get("Private_Dirty", -1)
         samples.append((now, got[0], rss, pd))
         if start is None and got[0] >= a.warmup:
@@ -143,9 +135,9 @@ def main():
     cpu = bench_bridge.cpu_seconds(p.pid) if p.poll() is None else -1
     end = None
     if p.poll() is None:
-        end = (elapsed, got[0], status_kib(p.pid, "VmRSS"),
+        end = (elapsed, got[0], bench_bridge.status_kib(p.pid, "VmRSS"),
                bench_bridge.smaps(p.pid).get("Private_Dirty", -1))
-        hwm = status_kib(p.pid, "VmHWM")
+        hwm = bench_bridge.status_kib(p.pid, "VmHWM")
         p.terminate()
         p.wait(20)
     sub.kill()

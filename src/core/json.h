@@ -8,15 +8,16 @@
  * whose nodes and strings all come from the batch's arena (arena.h), so a
  * batch costs a handful of allocations whatever its size.
  *
- * It accepts what cJSON accepts for an Events API body, so the switch
- * changed no behaviour a test or a user could see: any byte up to 0x20
- * counts as white space, a UTF-8 byte order mark may start the text, bytes
- * of strings are kept as they are (invalid UTF-8 included: the writer
- * repairs it), "\u0000" ends a string early, nesting stops at
- * JV_MAX_DEPTH. Where cJSON would refuse a whole body for a lone UTF-16
- * surrogate escape, this parser decodes it as U+FFFD: encoders such as
- * Python's json emit them for broken text, and refusing the body would
- * stall the feed at that cursor for good. Numbers follow JSON's grammar.
+ * It reads a body the way cJSON did (tests/fuzz/fuzz_json.c checks it):
+ * any byte up to 0x20 counts as white space, a UTF-8 byte order mark may
+ * start the text, bytes of strings are kept as they are (invalid UTF-8
+ * included: the writer repairs it), "\u0000" ends a string (and a member
+ * name) early, nesting stops at JV_MAX_DEPTH. It differs on purpose in two
+ * places. A lone UTF-16 surrogate escape decodes as U+FFFD where cJSON
+ * refuses the whole body: encoders such as Python's json emit them for
+ * broken text, and refusing the body would stall the feed at that cursor
+ * for good. Numbers follow JSON's grammar, where cJSON also read "01" or
+ * "1." through strtod.
  */
 #ifndef CBEV_JSON_H
 #define CBEV_JSON_H

@@ -280,6 +280,7 @@ static const char *part_key(cbev_event_type type) {
 
 static void fill_object(const parse_ctx *ctx, cbev_event *ev, const jv *obj) {
   const char *pkey = part_key(ev->type);
+  size_t plen = pkey ? strlen(pkey) : 0; /* once, not per member */
 
   for (const jv *c = obj->u.child; c; c = c->next) {
     if (c->type == JV_NULL)
@@ -291,7 +292,7 @@ static void fill_object(const parse_ctx *ctx, cbev_event *ev, const jv *obj) {
         wrong_type(ctx, B_BROADCASTER, "broadcaster");
     } else if (JV_KEY_IS(c, "user")) {
       fill_user(ctx, ev, c);
-    } else if (pkey && c->keylen == strlen(pkey) && memcmp(c->key, pkey, c->keylen) == 0) {
+    } else if (pkey && c->keylen == plen && memcmp(c->key, pkey, plen) == 0) {
       fill_part(ctx, ev, c, pkey);
     } else if (ev->type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && JV_KEY_IS(c, "subject")) {
       if (c->type == JV_STRING)
