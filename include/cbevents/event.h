@@ -97,8 +97,16 @@ typedef struct cbev_user {
 } cbev_user;
 
 typedef struct cbev_tip {
+  /* An integer, read exactly from the text received (any int64). A number
+   * written with a fraction or exponent counts only when it is integral
+   * and within +-2^53 (25.0 is 25); anything else (2^63, 2.5, a string)
+   * is the wrong type: tokens 0 and has_tokens 0. */
   int64_t tokens;          /* 0 when absent */
   int has_tokens;          /* 1 when tokens was an integer upstream */
+  /* Fail closed (SPEC section 2): CBEV_TRUE unless isAnon is absent
+   * (CBEV_UNSET) or JSON false (CBEV_FALSE); "true", 1, null, "false",
+   * [] and {} are all CBEV_TRUE, and so is a false repeated with any
+   * other value. cbev_event_is_anonymous() is the one test to use. */
   cbev_tristate is_anon;
   const char *message;     /* upstream text, "| " prefix NOT removed; may be NULL */
 } cbev_tip;
@@ -114,7 +122,9 @@ typedef struct cbev_message {
 } cbev_message;
 
 typedef struct cbev_media {
-  const char *id;          /* always text: a number upstream is formatted */
+  /* Always text: a string as received, a number as the text received
+   * (9007199254740993 stays exact, 1e3 stays "1e3"). */
+  const char *id;
   const char *name;
   const char *type;        /* "photos" | "video" upstream; not checked */
   int64_t tokens;
@@ -137,9 +147,17 @@ const cbev_tip *cbev_event_tip(const cbev_event *ev);         /* tip only */
 const cbev_message *cbev_event_message(const cbev_event *ev); /* chat/pm */
 const cbev_media *cbev_event_media(const cbev_event *ev);     /* media_purchase */
 const char *cbev_event_subject(const cbev_event *ev); /* room_subject_change */
+/* 1 when ev is a tip whose tipper must stay hidden (SPEC section 2, fail
+ * closed): any isAnon of its tip, duplicates included, is anything but
+ * JSON false. 0 otherwise (other types, isAnon absent or false, NULL).
+ * The normalizer, the raw writer and cb2mqtt's derived state all decide
+ * with this; a program printing a tipper's name should too. */
+int cbev_event_is_anonymous(const cbev_event *ev);
 /* The upstream event object ({"method","id","object"}) unchanged, as a
  * cJSON tree owned by the event. It is built on the first call (safe from
- * several threads at once); NULL when that runs out of memory. */
+ * several threads at once); NULL when that runs out of memory. Its numbers
+ * are cJSON's doubles (an integer past 2^53 is rounded); the exact text
+ * is what cbev_event_to_json() with CBEV_JSON_RAW writes. */
 const struct cJSON *cbev_event_raw(const cbev_event *ev);
 void cbev_event_free(cbev_event *ev); /* NULL is fine */
 
@@ -163,10 +181,14 @@ cbev_event *cbev_batch_take(cbev_batch *b, size_t i);
 const char *cbev_batch_next_url(const cbev_batch *b);
 /* The "status" string of the body (400 form), NULL when absent. */
 const char *cbev_batch_status(const cbev_batch *b);
-/* Removes (and frees) the events whose id is not after last_id (by
- * cbev_id_cmp_str), keeping the order of the rest: a restarted or retried
- * cursor then yields no event twice. NULL last_id removes nothing. Returns
- * the number removed. */
+/* Removes (and frees) the duplicates, keeping the order of the rest: an
+ * event whose id is not after last_id and after every id before it in the
+ * batch (SPEC 1: one rule across and inside batches; compared as (ms, seq)
+ * pairs). So a restarted or retried cursor, or an id repeated or lower
+ * within one body, yields no event twice. An event whose id is not of the
+ * form <ms>-<seq> cannot be ordered: it is kept and moves nothing. A NULL
+ * last_id, or one that is not an event id, applies the in-batch rule
+ * alone. Returns the number removed. */
 size_t cbev_batch_drop_seen(cbev_batch *b, const char *last_id);
 void cbev_batch_free(cbev_batch *b); /* frees remaining events; NULL ok */
 

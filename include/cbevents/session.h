@@ -44,6 +44,10 @@ extern "C" {
 #define CBEV_DEFAULT_RETRY_BACKOFF_S 1.0
 #define CBEV_DEFAULT_RETRY_FACTOR 2.0
 #define CBEV_DEFAULT_RETRY_MAX_DELAY_S 30.0
+/* A 401/403 is retried this often (with the backoff) before CBEV_EAUTH:
+ * a lone one can be a transient answer of the CDN's edge (SPEC 1). */
+#define CBEV_DEFAULT_AUTH_RETRIES 2
+#define CBEV_MAX_AUTH_RETRIES 100
 #define CBEV_DEFAULT_MAX_BODY_BYTES (8u * 1024u * 1024u)
 /* Longest excerpt of a response body kept for the caller (bytes). */
 #define CBEV_EXCERPT_MAX 200
@@ -66,6 +70,9 @@ typedef struct cbev_session_config {
   cbev_ratelimit *limiter;  /* borrowed, may be shared; NULL: none */
   const cbev_logger *logger; /* borrowed, may be NULL; must outlive session */
   uint64_t seed;            /* jitter PRNG seed; 0 picks one */
+  /* 401/403 answers in a row retried (same URL, the backoff above) before
+   * the session reports CBEV_EAUTH; 0..100; -1: default 2. */
+  int auth_retries;
 } cbev_session_config;
 
 /* Fills cfg with the defaults above (all pointers NULL). */
@@ -118,7 +125,9 @@ typedef struct cbev_response {
  *  CBEV_EAGAIN    transient (429, 5xx, 52x, transport error, bad 200 body,
  *                 body over the cap): retry the same URL after the delay
  *                 returned by the next cbev_session_begin().
- *  CBEV_EAUTH     401/403; not retried.
+ *  CBEV_EAUTH     401/403 after auth_retries retries of it (each retry
+ *                 returned CBEV_EAGAIN, logged at warn); the count starts
+ *                 over, so a caller that keeps going gets them again.
  *  CBEV_EHTTP     another status (400 other than "waited too long", 3xx
  *                 since redirects are never followed, 404, ...).
  *  CBEV_EURL      the nextUrl was refused; the cursor is kept and a retry
@@ -128,16 +137,22 @@ typedef struct cbev_response {
  *                 counter restarts, so a caller that keeps going gets a
  *                 fresh budget (still paced by the backoff).
  *  CBEV_EINVAL    NULL arguments, or no cbev_session_begin() answered yet.
- *  CBEV_ENOMEM.
+ *  CBEV_ENOMEM    nothing moved; the next begin() waits the backoff.
  * Statuses: 200 with the events object and 400 "waited too long for
  * events" give CBEV_OK; a 200 whose body is not a JSON object holding an
  * "events" array, 429, every 5xx (not only 500/502/503/504/52x: a server
  * error says nothing about the request), a transport error, a body over the
  * cap and a missing status give CBEV_EAGAIN; other 1xx/2xx/3xx/4xx give
- * CBEV_EHTTP. A relative nextUrl is resolved against the URL requested,
+ * CBEV_EHTTP. A 400 counts as "waited too long" when its "status" holds
+ * those words anywhere, in any case. A 3xx is logged with the scheme, host
+ * and port its Location leads to (resolved against the URL requested),
+ * never its path or query. A nextUrl padded with ASCII white space is
+ * read without it (cbev_batch_next_url). A relative nextUrl is resolved against the URL requested,
  * then checked. Events whose id is not after the last id returned are
- * dropped from the batch (cbev_batch_drop_seen), so a retried or restored
- * cursor never yields an event twice. Each retry is logged once, at warn,
+ * dropped from the batch, and so are ids repeated or lower inside it
+ * (cbev_batch_drop_seen), so a retried or restored cursor never yields an
+ * event twice. An event whose id is not <ms>-<seq> is delivered, logged
+ * at warn, and never becomes cbev_session_last_id(). Each retry is logged once, at warn,
  * with the delay and the attempt that follows.
  * After any non-OK result, cbev_session_last_error() tells more. */
 int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
@@ -146,8 +161,8 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
 /* The last failure: status (0 for transport errors), an excerpt of the body
  * (<= CBEV_EXCERPT_MAX bytes, masked, control characters replaced by '?',
  * NUL-terminated, "" if none) and the error code (CBEV_OK after a success;
- * CBEV_EPARSE, CBEV_ETRANSPORT, CBEV_ETOOBIG or CBEV_EHTTP detail a
- * CBEV_EAGAIN). Pointers are owned by the session. Any out may be NULL. */
+ * CBEV_EPARSE, CBEV_ETRANSPORT, CBEV_ETOOBIG, CBEV_EHTTP or CBEV_EAUTH
+ * (a 401/403 being retried) detail a CBEV_EAGAIN). Pointers are owned by the session. Any out may be NULL. */
 void cbev_session_last_error(const cbev_session *s, int *rc, long *status,
                              const char **excerpt);
 
@@ -185,7 +200,10 @@ const char *cbev_session_cursor_url(const cbev_session *s);
 const char *cbev_session_last_id(const cbev_session *s);
 /* Restores a saved cursor (e.g. from a cursor file). url must be absolute
  * and pass the same checks as a nextUrl; last_id (may be NULL: none) must
- * be an event id. Attempts and pending delays are reset. Returns CBEV_OK,
+ * be an event id. Only url's i= parameter is used: it replaces the i= of
+ * the configured feed URL, whose path, token and timeout= stay (so a
+ * changed timeout_s or a rotated token applies to a saved cursor; SPEC 5).
+ * Attempts and pending delays are reset. Returns CBEV_OK,
  * CBEV_EURL, CBEV_EINVAL (NULL url, bad last_id), CBEV_ENOMEM; on failure
  * the session is unchanged. */
 int cbev_session_set_cursor(cbev_session *s, const char *url,

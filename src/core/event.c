@@ -166,15 +166,21 @@ const char *cbev_event_subject(const cbev_event *ev) {
   return ev && ev->type == CBEV_EVENT_ROOM_SUBJECT_CHANGE ? ev->subject : NULL;
 }
 
+int cbev_event_is_anonymous(const cbev_event *ev) {
+  return ev && ev->type == CBEV_EVENT_TIP && ev->anon == CBEV_TRUE;
+}
+
 /* A cJSON copy of v; NULL on ENOMEM. Depth is bounded by the parser's. */
 static cJSON *to_cjson(const jv *v) {
   cJSON *c = NULL;
+  double d;
 
   switch ((jv_type)v->type) {
   case JV_NULL: return cJSON_CreateNull();
   case JV_FALSE: return cJSON_CreateFalse();
   case JV_TRUE: return cJSON_CreateTrue();
-  case JV_NUMBER: return cJSON_CreateNumber(v->u.num);
+  case JV_NUMBER: /* a double, as cJSON holds numbers: CBEV_JSON_RAW keeps the text */
+    return jv_num_double(v, &d) == CBEV_OK ? cJSON_CreateNumber(d) : NULL;
   case JV_STRING: return cJSON_CreateString(v->u.str);
   case JV_ARRAY: c = cJSON_CreateArray(); break;
   case JV_OBJECT: c = cJSON_CreateObject(); break;
@@ -242,21 +248,25 @@ const char *cbev_batch_next_url(const cbev_batch *b) { return b ? b->next_url : 
 const char *cbev_batch_status(const cbev_batch *b) { return b ? b->status : NULL; }
 
 size_t cbev_batch_drop_seen(cbev_batch *b, const char *last_id) {
-  cbev_id last = {0, 0};
-  int last_ok;
+  cbev_id newest = {0, 0};
+  int have = 0;
   size_t kept = 0, removed = 0;
 
-  if (!b || !last_id)
+  if (!b)
     return 0;
-  last_ok = cbev_id_parse(last_id, &last) == CBEV_OK;
+  have = last_id && cbev_id_parse(last_id, &newest) == CBEV_OK;
   for (size_t i = 0; i < b->count; i++) {
     cbev_event *ev = b->events[i];
-    /* Taken (NULL) slots are kept, in order: their events left already. */
-    if (ev && cmp_parsed(ev->id, ev->id_rc == CBEV_OK, &ev->pid, last_id, last_ok,
-                         &last) <= 0) {
-      cbev_event_free(ev);
-      removed++;
-      continue;
+    /* Taken (NULL) slots are kept, in order: their events left already.
+     * An id that is not an event id cannot be ordered: it is kept. */
+    if (ev && ev->id_rc == CBEV_OK) {
+      if (have && cbev_id_cmp(&ev->pid, &newest) <= 0) {
+        cbev_event_free(ev);
+        removed++;
+        continue;
+      }
+      newest = ev->pid;
+      have = 1;
     }
     b->events[kept++] = ev;
   }

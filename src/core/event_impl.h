@@ -14,13 +14,10 @@
 struct cJSON;
 struct jv;
 
-/* Room for any double printed as text ("%.17g" needs at most 24 bytes). */
-#define CBEV_MEDIA_ID_MAX 32
-
 struct cbev_event {
   struct cbev_arena *arena;     /* a reference: raw lives there (arena.h) */
   const struct jv *raw;         /* {"method","id","object"} (json.h) */
-  const struct jv *object;      /* raw's "object" when it is an object */
+  const struct jv *object;      /* raw's "object", of any JSON type, or NULL */
   _Atomic(struct cJSON *) raw_cjson; /* cbev_event_raw()'s copy, made on demand */
   const char *method;           /* into raw; never NULL */
   const char *id;               /* into raw; never NULL */
@@ -28,6 +25,7 @@ struct cbev_event {
   const char *subject;          /* room_subject_change only */
   cbev_event_type type;
   int id_rc;                    /* cbev_id_parse() result for id */
+  cbev_tristate anon;           /* tips: tip_anonymity() (parse.c); else UNSET */
   cbev_id pid;                  /* valid when id_rc == CBEV_OK */
   unsigned char has_user;
   unsigned char has_part;       /* the part of the type (tip, message, media) */
@@ -37,7 +35,6 @@ struct cbev_event {
     cbev_message message;
     cbev_media media;
   } part;
-  char media_id[CBEV_MEDIA_ID_MAX]; /* media.id when upstream gave a number */
 };
 
 struct cbev_batch {

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "json.h"
 
@@ -209,85 +210,102 @@ static inline int string(jp *s, const char **out, size_t *len) {
   return 0;
 }
 
-static inline int digit(const unsigned char *p, const unsigned char *end) {
-  return p < end && *p >= '0' && *p <= '9';
+/* The end of the JSON number at p (JSON's grammar: -?(0|[1-9][0-9]*)
+ * (.[0-9]+)?([eE][+-]?[0-9]+)?), or NULL when p does not start one. The
+ * text always ends in a NUL (json.c's top comment), which is no digit, so
+ * no bound is needed: jv_num_len() finds a number's end again this way. */
+static const unsigned char *num_end(const unsigned char *p, int *integral) {
+  *integral = 1;
+  if (*p == '-')
+    p++;
+  if (*p == '0')
+    p++;
+  else if (*p >= '1' && *p <= '9')
+    while (*p >= '0' && *p <= '9')
+      p++;
+  else
+    return NULL;
+  if (*p == '.') {
+    *integral = 0;
+    if (!(*++p >= '0' && *p <= '9'))
+      return NULL;
+    while (*p >= '0' && *p <= '9')
+      p++;
+  }
+  if (*p == 'e' || *p == 'E') {
+    *integral = 0;
+    p++;
+    if (*p == '+' || *p == '-')
+      p++;
+    if (!(*p >= '0' && *p <= '9'))
+      return NULL;
+    while (*p >= '0' && *p <= '9')
+      p++;
+  }
+  return p;
 }
 
-/* strtod of text[0..n) in the C locale's notation whatever the process
- * locale is (cJSON does the same): the '.' becomes the locale's point. */
-static double to_double(jp *s, const unsigned char *text, size_t n, int *ok) {
-  char small[NUM_BUF], *buf = small, *endp = NULL, point = localeconv()->decimal_point[0];
-  double d;
+/* A number is checked here and kept as its text (json.h says why): no
+ * conversion at parse time. */
+static int number(jp *s, jv *v) {
+  int integral;
+  const unsigned char *e = num_end(s->p, &integral);
 
-  *ok = 0;
-  if (n >= sizeof small && !(buf = arena_alloc(s->a, n + 1))) {
-    fail(s, CBEV_ENOMEM);
-    return 0;
-  }
-  memcpy(buf, text, n);
+  if (!e)
+    return fail(s, CBEV_EPARSE);
+  v->type = JV_NUMBER;
+  v->u.num = (const char *)s->p;
+  s->p = (unsigned char *)(uintptr_t)e;
+  return 0;
+}
+
+size_t jv_num_len(const jv *v) {
+  int integral;
+  const unsigned char *p = (const unsigned char *)v->u.num;
+
+  return (size_t)(num_end(p, &integral) - p);
+}
+
+int jv_num_double(const jv *v, double *out) {
+  char small[NUM_BUF], *buf = small, *endp = NULL, point = localeconv()->decimal_point[0];
+  size_t n = jv_num_len(v);
+
+  /* strtod on a copy: it must stop where the JSON number stops (it would
+   * read "0x10" on), and it reads the locale's decimal point, not '.'. */
+  if (n >= sizeof small && !(buf = cbev_malloc(n + 1)))
+    return CBEV_ENOMEM;
+  memcpy(buf, v->u.num, n);
   buf[n] = '\0';
   if (point && point != '.') {
     char *dot = memchr(buf, '.', n);
     if (dot)
       *dot = point;
   }
-  d = strtod(buf, &endp);
-  *ok = endp == buf + n;
-  return d;
+  *out = strtod(buf, &endp);
+  if (buf != small)
+    cbev_free(buf);
+  return CBEV_OK;
 }
 
-/* A number per JSON's grammar. Integers of up to 15 digits are exact in a
- * double and skip strtod: they are nearly all the numbers of this API. */
-static int number(jp *s, jv *v) {
-  unsigned char *start = s->p, *p = s->p, *end = s->end;
-  int neg = 0, integral = 1;
-  uint64_t acc = 0;
-  size_t digits = 0;
+int jv_num_int64(const jv *v, int64_t *out) {
+  const unsigned char *p = (const unsigned char *)v->u.num, *e;
+  uint64_t acc = 0, limit;
+  int neg = *p == '-', integral;
 
-  if (*p == '-') {
-    neg = 1;
-    p++;
+  e = num_end(p, &integral);
+  if (!integral)
+    return 0;
+  p += neg;
+  /* INT64_MIN's magnitude is one more than INT64_MAX. */
+  limit = neg ? (uint64_t)INT64_MAX + 1u : (uint64_t)INT64_MAX;
+  for (; p < e; p++) {
+    unsigned d = (unsigned)(*p - '0');
+    if (acc > (limit - d) / 10)
+      return 0;
+    acc = acc * 10 + d;
   }
-  if (!digit(p, end))
-    return fail(s, CBEV_EPARSE);
-  if (*p == '0') {
-    p++;
-    digits = 1;
-  } else {
-    for (; digit(p, end); p++, digits++)
-      acc = acc * 10 + (uint64_t)(*p - '0'); /* wraps past 19 digits: unused then */
-  }
-  if (p < end && *p == '.') {
-    p++;
-    integral = 0;
-    if (!digit(p, end))
-      return fail(s, CBEV_EPARSE);
-    while (digit(p, end))
-      p++;
-  }
-  if (p < end && (*p == 'e' || *p == 'E')) {
-    p++;
-    integral = 0;
-    if (p < end && (*p == '+' || *p == '-'))
-      p++;
-    if (!digit(p, end))
-      return fail(s, CBEV_EPARSE);
-    while (digit(p, end))
-      p++;
-  }
-  v->type = JV_NUMBER;
-  if (integral && digits <= 15) {
-    v->u.num = neg ? -(double)acc : (double)acc;
-  } else {
-    int ok;
-    v->u.num = to_double(s, start, (size_t)(p - start), &ok);
-    if (s->rc)
-      return -1;
-    if (!ok)
-      return fail(s, CBEV_EPARSE);
-  }
-  s->p = p;
-  return 0;
+  *out = neg ? (acc == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)acc) : (int64_t)acc;
+  return 1;
 }
 
 static int literal(jp *s, jv *v, const char *word, size_t n, jv_type type) {
@@ -402,6 +420,7 @@ int jv_parse(cbev_arena *a, const char *text, size_t len, const jv **root, size_
     goto out;
   *root = top;
 out:
-  *end_at = copy ? (size_t)(s.p - copy) : 0;
+  /* s.p is still NULL when the first node could not be had. */
+  *end_at = s.p ? (size_t)(s.p - copy) : 0;
   return *root ? CBEV_OK : s.rc;
 }

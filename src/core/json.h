@@ -12,17 +12,23 @@
  * any byte up to 0x20 counts as white space, a UTF-8 byte order mark may
  * start the text, bytes of strings are kept as they are (invalid UTF-8
  * included: the writer repairs it), "\u0000" ends a string (and a member
- * name) early, nesting stops at JV_MAX_DEPTH. It differs on purpose in two
+ * name) early, nesting stops at JV_MAX_DEPTH. It differs on purpose in three
  * places. A lone UTF-16 surrogate escape decodes as U+FFFD where cJSON
  * refuses the whole body: encoders such as Python's json emit them for
  * broken text, and refusing the body would stall the feed at that cursor
  * for good. Numbers follow JSON's grammar, where cJSON also read "01" or
- * "1." through strtod.
+ * "1." through strtod. And a number is kept as the text received, not as
+ * a double: an integer above 2^53 (a media id 9007199254740993) would be
+ * rounded by one, so the raw writer republishes the text and the event
+ * parser reads integers from it exactly; jv_num_double() gives the value
+ * cJSON holds (strtod of the same text), and cJSON's number text is cut
+ * at 63 bytes where this parser takes a number of any length.
  */
 #ifndef CBEV_JSON_H
 #define CBEV_JSON_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "arena.h"
@@ -45,7 +51,8 @@ typedef struct jv {
   union {
     struct jv *child; /* JV_ARRAY, JV_OBJECT: the first element or member */
     const char *str;  /* JV_STRING: NUL-terminated */
-    double num;       /* JV_NUMBER */
+    const char *num;  /* JV_NUMBER: its text as received, valid JSON
+                         number syntax, not NUL-terminated (jv_num_len) */
   } u;
   unsigned keylen;    /* strlen(key), saturated at UINT_MAX; 0 without key */
   unsigned char type; /* jv_type */
@@ -65,5 +72,15 @@ typedef struct jv {
  * judges what follows) or, on failure, where parsing stopped. Nothing is
  * freed on failure: the arena owns whatever was made. */
 int jv_parse(cbev_arena *a, const char *text, size_t len, const jv **root, size_t *end_at);
+
+/* The length of number v's text (v->u.num). */
+size_t jv_num_len(const jv *v);
+/* Number v as a double, as strtod reads its text in the C locale (what
+ * cJSON holds; past 2^53 it is rounded, 1e999 is infinity). Returns CBEV_OK
+ * or CBEV_ENOMEM (text of 64 bytes or more is converted from a heap copy). */
+int jv_num_double(const jv *v, double *out);
+/* Whether number v is written as an integer (no fraction, no exponent)
+ * within int64's range; then *out is its exact value. */
+int jv_num_int64(const jv *v, int64_t *out);
 
 #endif

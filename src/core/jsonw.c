@@ -6,7 +6,6 @@
  * one memcpy, and only quotes, backslashes, control characters and invalid
  * UTF-8 take the slow path.
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -174,32 +173,6 @@ void jsonw_int(jsonw *w, int64_t v) {
   jsonw_lit(w, buf, jsonw_fmt_int(buf, v));
 }
 
-void jsonw_double(jsonw *w, double d) {
-  char buf[40];
-  int n = 0;
-
-  if (!isfinite(d)) {
-    JSONW_LIT(w, "null");
-    return;
-  }
-  /* 2^63 bounds: the cast below is defined only inside them. */
-  if (d >= -9223372036854775808.0 && d < 9223372036854775808.0 &&
-      (double)(int64_t)d == d) {
-    jsonw_int(w, (int64_t)d);
-    return;
-  }
-  for (int prec = 15; prec <= 17; prec++) {
-    n = snprintf(buf, sizeof buf, "%.*g", prec, d);
-    if (strtod(buf, NULL) == d)
-      break;
-  }
-  if (n <= 0 || (size_t)n >= sizeof buf) {
-    JSONW_LIT(w, "null");
-    return;
-  }
-  jsonw_lit(w, buf, (size_t)n);
-}
-
 void jsonw_tristate(jsonw *w, int t) {
   if (t < 0)
     JSONW_LIT(w, "null");
@@ -223,7 +196,7 @@ static void value_at(jsonw *w, const jv *item, int depth) {
   switch ((jv_type)item->type) {
   case JV_FALSE: JSONW_LIT(w, "false"); break;
   case JV_TRUE: JSONW_LIT(w, "true"); break;
-  case JV_NUMBER: jsonw_double(w, item->u.num); break;
+  case JV_NUMBER: jsonw_lit(w, item->u.num, jv_num_len(item)); break; /* the text received */
   case JV_STRING: jsonw_str(w, item->u.str); break;
   case JV_ARRAY:
   case JV_OBJECT: {

@@ -55,13 +55,11 @@ static inline void jsonw_lit(jsonw *w, const char *s, size_t n) {
 void jsonw_str(jsonw *w, const char *s);
 void jsonw_str_body(jsonw *w, const char *s);
 void jsonw_int(jsonw *w, int64_t v);
-/* Integral values in the int64 range print as integers; others as the
- * shortest of %.15g..%.17g that reads back exactly; non-finite as null. */
-void jsonw_double(jsonw *w, double d);
 /* -1 (unset) null, 0 false, anything else true. */
 void jsonw_tristate(jsonw *w, int t);
 /* Any parsed value (json.h; NULL -> null), recursively, nesting capped at
- * JSONW_MAX_DEPTH (deeper -> CBEV_ETOOBIG). */
+ * JSONW_MAX_DEPTH (deeper -> CBEV_ETOOBIG); numbers as the text received,
+ * so none is rounded. */
 #define JSONW_MAX_DEPTH 1000
 void jsonw_value(jsonw *w, const struct jv *item);
 

@@ -172,6 +172,8 @@ static void write_message(jsonw *w, const cbev_message *m) {
   jsonw_str(w, m->bg_color);
   JSONW_LIT(w, ",\"font\":");
   jsonw_str(w, m->font);
+  JSONW_LIT(w, ",\"orig\":");
+  jsonw_str(w, m->orig);
   JSONW_LIT(w, ",\"from_user\":");
   jsonw_str(w, m->from_user);
   JSONW_LIT(w, ",\"to_user\":");
@@ -195,32 +197,14 @@ static void write_media(jsonw *w, const cbev_media *m) {
 }
 
 /* SPEC section 2: an anonymous tipper stays anonymous unless the program
- * opted in, although upstream sends the real user. */
+ * opted in, although upstream sends the real user. The parser decided
+ * which tips are anonymous (cbev_event_is_anonymous, fail closed). */
 static int hide_tipper(const cbev_event *ev, unsigned flags) {
-  return ev->type == CBEV_EVENT_TIP && ev->has_part && ev->part.tip.is_anon == CBEV_TRUE &&
-         !(flags & CBEV_JSON_EXPOSE_ANON);
+  return !(flags & CBEV_JSON_EXPOSE_ANON) && cbev_event_is_anonymous(ev);
 }
 
 static int is_key(const jv *c, const char *key) {
   return c->key && strcmp(c->key, key) == 0;
-}
-
-/* Whether any "tip" of any "object" of the raw event says isAnon: true.
- * With duplicate keys the parser keeps the last one, but a consumer's JSON
- * parser may keep the first; anonymity must hold for either reading. */
-static int raw_says_anon(const jv *raw) {
-  for (const jv *o = raw->u.child; o; o = o->next) {
-    if (!is_key(o, "object") || o->type != JV_OBJECT)
-      continue;
-    for (const jv *t = o->u.child; t; t = t->next) {
-      if (!is_key(t, "tip") || t->type != JV_OBJECT)
-        continue;
-      for (const jv *a = t->u.child; a; a = a->next)
-        if (is_key(a, "isAnon") && a->type == JV_TRUE)
-          return 1;
-    }
-  }
-  return 0;
 }
 
 /* The upstream event as it came, except that the user of an anonymous tip
@@ -229,8 +213,7 @@ static int raw_says_anon(const jv *raw) {
 static void write_raw(jsonw *w, const cbev_event *ev, unsigned flags) {
   const jv *c, *o;
 
-  if (ev->type != CBEV_EVENT_TIP || (flags & CBEV_JSON_EXPOSE_ANON) || ev->raw->type != JV_OBJECT ||
-      !(hide_tipper(ev, flags) || raw_says_anon(ev->raw))) {
+  if (!hide_tipper(ev, flags) || ev->raw->type != JV_OBJECT) {
     jsonw_value(w, ev->raw);
     return;
   }

@@ -13,7 +13,6 @@
  * per process; JSON null is simply absent; an item that is not an event is
  * skipped with a warning; an unknown method is kept as CBEV_EVENT_UNKNOWN.
  */
-#include <math.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -79,11 +78,13 @@ static const field user_fields[] = {
 #define T(key, kind, member, has, bit)                                      \
   { key, sizeof(key) - 1, "tip." key, kind, B_FIRST_TABLE_BIT + 17 + (bit),                   \
     (unsigned short)offsetof(cbev_tip, member), (unsigned short)(has) }
+/* isAnon is not in the table: tip_anonymity() decides it (fail closed),
+ * and its bit (17 + 1) reports an isAnon that is not a boolean. */
 static const field tip_fields[] = {
     T("tokens", K_INT, tokens, offsetof(cbev_tip, has_tokens), 0),
-    T("isAnon", K_BOOL, is_anon, 0, 1),
     T("message", K_STR, message, 0, 2),
 };
+#define B_IS_ANON (B_FIRST_TABLE_BIT + 17 + 1)
 #undef T
 
 #define M(key, member, bit)                                                 \
@@ -114,10 +115,13 @@ static _Atomic uint64_t g_logged_fields;
 typedef struct parse_ctx {
   const cbev_logger *logger;
   const char *secret;
-  cbev_event *ev; /* the event being filled (media.id text goes there) */
+  cbev_arena *arena; /* the batch's: a numeric media.id's text goes there */
+  int rc;            /* CBEV_ENOMEM once that failed */
 } parse_ctx;
 
-static void wrong_type(const parse_ctx *ctx, unsigned bit, const char *path) {
+/* Reports, once per field per process, that a field had an unexpected
+ * type and what was made of it. */
+static void odd_type(const parse_ctx *ctx, unsigned bit, const char *path, const char *outcome) {
   uint64_t mask = (uint64_t)1 << bit;
 
   /* Only a logger that would print it spends the once. */
@@ -126,26 +130,50 @@ static void wrong_type(const parse_ctx *ctx, unsigned bit, const char *path) {
   if (atomic_fetch_or(&g_logged_fields, mask) & mask)
     return;
   cbev_log(ctx->logger, ctx->secret, CBEV_LOG_DEBUG,
-           "event field %s has an unexpected type; treated as absent "
-           "(reported once)", path);
+           "event field %s has an unexpected type; %s (reported once)", path, outcome);
 }
 
-/* An integer-valued JSON number in the int64 range. */
+static void wrong_type(const parse_ctx *ctx, unsigned bit, const char *path) {
+  odd_type(ctx, bit, path, "treated as absent");
+}
+
+/* 2^53: up to it every integer is exact in a double. */
+#define EXACT_DOUBLE_INT 9007199254740992.0
+
+/* An integer (tokens): written as one, any value in int64's range, read
+ * exactly from the text; written with a fraction or an exponent (25.0,
+ * 2.5e1), only an integral value within +-2^53, where the double holding
+ * it is exact. Anything else (2^63 and beyond, 2.5) is no integer. */
 static int as_int64(const jv *c, int64_t *out) {
   double d;
 
   if (c->type != JV_NUMBER)
     return 0;
-  d = c->u.num;
-  if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0))
-    return 0;
-  if ((double)(int64_t)d != d)
+  if (jv_num_int64(c, out))
+    return 1;
+  if (jv_num_double(c, &d) != CBEV_OK || !(d >= -EXACT_DOUBLE_INT && d <= EXACT_DOUBLE_INT) ||
+      (double)(int64_t)d != d)
     return 0;
   *out = (int64_t)d;
   return 1;
 }
 
-static void set_field(const parse_ctx *ctx, const field *f, const jv *c,
+/* A copy of number c's text, NUL-terminated, in the arena; NULL (and
+ * ctx->rc set) on ENOMEM. */
+static const char *number_text(parse_ctx *ctx, const jv *c) {
+  size_t n = jv_num_len(c);
+  char *t = arena_alloc(ctx->arena, n + 1);
+
+  if (!t) {
+    ctx->rc = CBEV_ENOMEM;
+    return NULL;
+  }
+  memcpy(t, c->u.num, n);
+  t[n] = '\0';
+  return t;
+}
+
+static void set_field(parse_ctx *ctx, const field *f, const jv *c,
                       unsigned char *dst) {
   int ok = 0;
 
@@ -170,20 +198,13 @@ static void set_field(const parse_ctx *ctx, const field *f, const jv *c,
     break;
   }
   case K_MEDIA_ID: {
-    /* The docs give a number, some captures a string: keep text. */
+    /* The docs give a number, some captures a string: keep text, and of
+     * a number the text received (9007199254740993 is no double). */
     const char *text = NULL;
-    int64_t v;
-    if (c->type == JV_STRING) {
+    if (c->type == JV_STRING)
       text = c->u.str;
-    } else if (c->type == JV_NUMBER && isfinite(c->u.num)) {
-      /* 1e999 reads as infinity: not an id anyone could look up. */
-      char *buf = ctx->ev->media_id;
-      if (as_int64(c, &v))
-        jsonw_fmt_int(buf, v);
-      else
-        snprintf(buf, CBEV_MEDIA_ID_MAX, "%.17g", c->u.num);
-      text = buf;
-    }
+    else if (c->type == JV_NUMBER && !(text = number_text(ctx, c)))
+      return; /* out of memory: the parse fails */
     if ((ok = text != NULL))
       memcpy(dst + f->off, &text, sizeof text);
     break;
@@ -197,7 +218,7 @@ static void set_field(const parse_ctx *ctx, const field *f, const jv *c,
  * search for a member starts after the field the previous one matched:
  * upstream writes members in a stable order, the tables follow it, so most
  * members match at the first try. */
-static void fill(const parse_ctx *ctx, const jv *obj, const field *table,
+static void fill(parse_ctx *ctx, const jv *obj, const field *table,
                  size_t n, void *dst) {
   size_t next = 0;
 
@@ -216,7 +237,7 @@ static void fill(const parse_ctx *ctx, const jv *obj, const field *table,
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static void fill_user(const parse_ctx *ctx, cbev_event *ev, const jv *c) {
+static void fill_user(parse_ctx *ctx, cbev_event *ev, const jv *c) {
   cbev_user *u = &ev->user;
 
   if (c->type != JV_OBJECT) {
@@ -239,7 +260,7 @@ static void fill_user(const parse_ctx *ctx, cbev_event *ev, const jv *c) {
   ev->has_user = 1;
 }
 
-static void fill_part(const parse_ctx *ctx, cbev_event *ev, const jv *c,
+static void fill_part(parse_ctx *ctx, cbev_event *ev, const jv *c,
                       const char *key) {
   if (c->type != JV_OBJECT) {
     wrong_type(ctx, ev->type == CBEV_EVENT_TIP ? B_TIP
@@ -251,6 +272,7 @@ static void fill_part(const parse_ctx *ctx, cbev_event *ev, const jv *c,
   case CBEV_EVENT_TIP:
     ev->part.tip = (cbev_tip){0, 0, CBEV_UNSET, NULL};
     fill(ctx, c, tip_fields, COUNT(tip_fields), &ev->part.tip);
+    ev->part.tip.is_anon = ev->anon;
     break;
   case CBEV_EVENT_CHAT_MESSAGE:
   case CBEV_EVENT_PRIVATE_MESSAGE:
@@ -278,7 +300,7 @@ static const char *part_key(cbev_event_type type) {
   }
 }
 
-static void fill_object(const parse_ctx *ctx, cbev_event *ev, const jv *obj) {
+static void fill_object(parse_ctx *ctx, cbev_event *ev, const jv *obj) {
   const char *pkey = part_key(ev->type);
   size_t plen = pkey ? strlen(pkey) : 0; /* once, not per member */
 
@@ -303,12 +325,41 @@ static void fill_object(const parse_ctx *ctx, cbev_event *ev, const jv *obj) {
   }
 }
 
+/* Whether the tipper of tip event item must stay hidden (SPEC section 2,
+ * fail closed): CBEV_TRUE when any isAnon of any "tip" of any "object"
+ * is anything but JSON false (duplicates included: a consumer's JSON
+ * parser may keep another one than ours), CBEV_FALSE when every isAnon
+ * found is false, CBEV_UNSET when there is none (not anonymous). An isAnon
+ * that is not a boolean is reported once at debug. */
+static cbev_tristate tip_anonymity(const parse_ctx *ctx, const jv *item) {
+  cbev_tristate anon = CBEV_UNSET;
+
+  for (const jv *o = item->u.child; o; o = o->next) {
+    if (!JV_KEY_IS(o, "object") || o->type != JV_OBJECT)
+      continue;
+    for (const jv *t = o->u.child; t; t = t->next) {
+      if (!JV_KEY_IS(t, "tip") || t->type != JV_OBJECT)
+        continue;
+      for (const jv *a = t->u.child; a; a = a->next) {
+        if (!JV_KEY_IS(a, "isAnon"))
+          continue;
+        if (a->type != JV_TRUE && a->type != JV_FALSE)
+          odd_type(ctx, B_IS_ANON, "tip.isAnon", "the tip counts as anonymous");
+        if (a->type != JV_FALSE)
+          anon = CBEV_TRUE;
+        else if (anon == CBEV_UNSET)
+          anon = CBEV_FALSE;
+      }
+    }
+  }
+  return anon;
+}
+
 /* Builds the event for one item. Returns CBEV_OK, CBEV_ENOMEM, or
  * CBEV_EPARSE with *why set when the item is not an event (the caller
  * skips it). */
-static int make_event(const parse_ctx *ctx_in, cbev_arena *arena, const jv *item,
+static int make_event(parse_ctx *ctx, cbev_arena *arena, const jv *item,
                       cbev_event **out, const char **why) {
-  parse_ctx ctx = *ctx_in;
   const jv *method = NULL, *id = NULL, *object = NULL;
   cbev_event *ev;
 
@@ -343,13 +394,17 @@ static int make_event(const parse_ctx *ctx_in, cbev_arena *arena, const jv *item
   ev->id = id->u.str;
   ev->type = cbev_event_type_from_method(ev->method);
   ev->id_rc = cbev_id_parse(ev->id, &ev->pid);
-  ctx.ev = ev;
-  if (object && object->type == JV_OBJECT) {
-    ev->object = object;
-    fill_object(&ctx, ev, object);
-  } else if (object && object->type != JV_NULL) {
-    wrong_type(&ctx, B_OBJECT, "object");
-  }
+  ev->anon = ev->type == CBEV_EVENT_TIP ? tip_anonymity(ctx, item) : CBEV_UNSET;
+  /* Any JSON type: an unknown method's object is republished as it came.
+   * A known method with an object that is not one is still delivered, as
+   * its type with every part absent (a field of the wrong type). */
+  ev->object = object;
+  if (object && object->type == JV_OBJECT)
+    fill_object(ctx, ev, object);
+  else if (object && object->type != JV_NULL && ev->type != CBEV_EVENT_UNKNOWN)
+    wrong_type(ctx, B_OBJECT, "object");
+  if (ctx->rc)
+    return ctx->rc;
   *out = ev;
   return CBEV_OK;
 }
@@ -372,6 +427,21 @@ static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
            why, at, len, excerpt, cut ? "..." : "");
 }
 
+/* s without ASCII white space at either end (SPEC section 1: some
+ * nextUrls arrive padded). s is a string of the parsed copy, which the
+ * batch owns: the end is cut in place. */
+static const char *trim_ascii_space(char *s) {
+  size_t n;
+
+  while (*s == ' ' || (*s >= '\t' && *s <= '\r'))
+    s++;
+  n = strlen(s);
+  while (n && (s[n - 1] == ' ' || (s[n - 1] >= '\t' && s[n - 1] <= '\r')))
+    n--;
+  s[n] = '\0';
+  return s;
+}
+
 static int only_space(const char *p, const char *end) {
   for (; p < end; p++)
     if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r' && *p != '\0')
@@ -381,7 +451,7 @@ static int only_space(const char *p, const char *end) {
 
 int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
                         const char *secret, cbev_batch **out) {
-  parse_ctx ctx = {logger, secret, NULL};
+  parse_ctx ctx = {logger, secret, NULL, CBEV_OK};
   cbev_arena *arena = NULL;
   const jv *root = NULL, *events = NULL;
   size_t end = 0;
@@ -400,6 +470,7 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
   rc = CBEV_ENOMEM;
   if (!(arena = arena_new(len)))
     goto out;
+  ctx.arena = arena;
   rc = jv_parse(arena, body, len, &root, &end);
   if (rc == CBEV_ENOMEM)
     goto out;
@@ -425,7 +496,7 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
       events = c;
     } else if (JV_KEY_IS(c, "nextUrl")) {
       if (c->type == JV_STRING)
-        b->next_url = c->u.str;
+        b->next_url = trim_ascii_space((char *)(uintptr_t)c->u.str);
       else if (c->type != JV_NULL)
         wrong_type(&ctx, B_NEXTURL, "nextUrl");
     } else if (JV_KEY_IS(c, "status")) {

@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 
@@ -32,16 +33,24 @@
 /* Part of the excerpt repeated in log lines. */
 #define LOG_EXCERPT_MAX 80
 
-static const char waited_too_long[] = "waited too long for events";
+/* What a 400's status must contain, in any case, to be the empty batch
+ * (SPEC 1: "waited too long", "WAITED TOO LONG", "Waited too long for
+ * events" are all seen). */
+static const char waited_too_long[] = "waited too long";
+/* Longest odd event id quoted in a warning. */
+#define ODD_ID_SHOWN 40
 
 struct cbev_session {
   char *base;     /* configured API base, no trailing slash */
   char *username;
   char *token;    /* the secret every log line is masked with */
+  char *feed;     /* the configured feed URL, what a restored cursor rebases on */
   char *cursor;   /* URL to load next (contains the token) */
   char *last_id;  /* id of the last event returned, or NULL */
   int timeout_s;
   unsigned retry_attempts; /* 0 = forever */
+  unsigned auth_retries;   /* 401/403 retried this often before CBEV_EAUTH */
+  unsigned auth_failures;  /* 401/403 in a row since the last good answer */
   double backoff_s, factor, max_delay_s;
   cbev_ratelimit *limiter;  /* borrowed */
   const cbev_logger *logger; /* borrowed */
@@ -63,6 +72,7 @@ void cbev_session_config_init(cbev_session_config *cfg) {
   cfg->retry_backoff_s = CBEV_DEFAULT_RETRY_BACKOFF_S;
   cfg->retry_factor = CBEV_DEFAULT_RETRY_FACTOR;
   cfg->retry_max_delay_s = CBEV_DEFAULT_RETRY_MAX_DELAY_S;
+  cfg->auth_retries = CBEV_DEFAULT_AUTH_RETRIES;
 }
 
 /* splitmix64: tiny, fast and good enough to spread retries; seeded per
@@ -131,6 +141,15 @@ static int check_numbers(const cbev_session_config *cfg, cbev_session *s) {
     return CBEV_EINVAL;
   } else {
     s->retry_attempts = (unsigned)cfg->retry_attempts;
+  }
+  if (cfg->auth_retries == -1) {
+    s->auth_retries = CBEV_DEFAULT_AUTH_RETRIES;
+  } else if (cfg->auth_retries < 0 || cfg->auth_retries > CBEV_MAX_AUTH_RETRIES) {
+    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: auth_retries: must be 0..%d (got %d)",
+             CBEV_MAX_AUTH_RETRIES, cfg->auth_retries);
+    return CBEV_EINVAL;
+  } else {
+    s->auth_retries = (unsigned)cfg->auth_retries;
   }
   if ((rc = pick_double(lg, "retry_backoff_s", cfg->retry_backoff_s,
                         CBEV_DEFAULT_RETRY_BACKOFF_S, 0.0, BACKOFF_MAX_S,
@@ -269,6 +288,9 @@ int cbev_session_new(const cbev_session_config *cfg, cbev_session **out) {
   rc = cfg->events_url ? setup_from_feed(cfg, s) : setup_from_parts(cfg, s);
   if (rc != CBEV_OK)
     goto out;
+  rc = CBEV_ENOMEM;
+  if (!(s->feed = cbev_strdup(s->cursor)))
+    goto out;
   /* Seed 0: any value that differs between sessions and runs will do,
    * jitter only has to keep many clients from retrying in step. */
   s->rng = cfg->seed ? cfg->seed
@@ -289,6 +311,7 @@ void cbev_session_free(cbev_session *s) {
   cbev_free(s->base);
   cbev_free(s->username);
   cbev_free(s->token);
+  cbev_free(s->feed);
   cbev_free(s->cursor);
   cbev_free(s->last_id);
   cbev_free(s);
@@ -394,6 +417,43 @@ static int final(cbev_session *s, const cbev_response *resp, int rc,
   return rc;
 }
 
+/* Out of memory while taking a response: nothing moved, and the next
+ * begin() waits the backoff like after any failure (session.h), so a
+ * driver short of memory does not re-request at once. */
+static void out_of_memory(cbev_session *s, const cbev_response *resp) {
+  set_error(s, CBEV_ENOMEM, resp->status, NULL, 0);
+  schedule(s, resp);
+}
+
+/* Whether status (a 400's) is the long poll's "waited too long" answer:
+ * the words anywhere, in any case (ASCII). */
+static int is_waited_too_long(const char *status) {
+  size_t n = sizeof waited_too_long - 1;
+
+  for (const char *p = status; p && strlen(p) >= n; p++)
+    if (strncasecmp(p, waited_too_long, n) == 0)
+      return 1;
+  return 0;
+}
+
+/* 401/403: retried auth_retries times with the normal backoff (SPEC 1: a
+ * lone one may come from the CDN's edge), then CBEV_EAUTH. */
+static int auth_failure(cbev_session *s, const cbev_response *resp, const char *what) {
+  uint64_t delay;
+
+  if (s->auth_failures >= s->auth_retries) {
+    s->auth_failures = 0; /* a caller that keeps going gets the retries again */
+    return final(s, resp, CBEV_EAUTH, what);
+  }
+  s->auth_failures++;
+  set_error(s, CBEV_EAUTH, resp->status, resp->body, resp->body_len);
+  delay = schedule(s, resp);
+  cbev_log(s->logger, s->token, CBEV_LOG_WARN,
+           "%s: %s (authentication refused), retrying in %.1f s (retry %u of %u)",
+           s->username, what, (double)delay / 1000.0, s->auth_failures, s->auth_retries);
+  return CBEV_EAGAIN;
+}
+
 static int refuse_next_url(cbev_session *s, const cbev_response *resp,
                            const char *next) {
   char where[256];
@@ -433,23 +493,37 @@ static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *
     if (rc == CBEV_EURL)
       rc = refuse_next_url(s, resp, next);
     else if (rc == CBEV_ENOMEM)
-      set_error(s, rc, resp->status, NULL, 0);
+      out_of_memory(s, resp);
     if (rc != CBEV_OK)
       goto fail;
   }
   dropped = cbev_batch_drop_seen(b, s->last_id);
   if (dropped)
     cbev_log(s->logger, s->token, CBEV_LOG_INFO,
-             "%s: skipped %zu event(s) already returned (up to id %s)", s->username,
-             dropped, s->last_id);
+             "%s: skipped %zu duplicate event(s): ids not after %s or an earlier id of "
+             "the batch", s->username, dropped, s->last_id ? s->last_id : "(none yet)");
+  /* After drop_seen the event ids rise through the batch; one that is
+   * not <ms>-<seq> is delivered but can never be the last id (SPEC 3): a
+   * cursor must be an id the next answer can be compared with. */
   for (size_t i = 0; i < cbev_batch_count(b); i++) {
     const cbev_event *ev = cbev_batch_get(b, i);
-    if (ev && (!newest || cbev_id_cmp_str(cbev_event_id(ev), newest) > 0))
+    cbev_id id;
+    if (!ev)
+      continue;
+    if (cbev_event_parsed_id(ev, &id) == CBEV_OK) {
       newest = cbev_event_id(ev);
+    } else {
+      char shown[ODD_ID_SHOWN + 1];
+      int cut = 0;
+      log_mask_cut(shown, sizeof shown, cbev_event_id(ev), s->token, &cut);
+      cbev_log(s->logger, s->token, CBEV_LOG_WARN,
+               "%s: event id \"%s\"%s is not of the form <ms>-<seq>; delivered, but "
+               "the cursor stays at the last good id", s->username, shown, cut ? "..." : "");
+    }
   }
   if (newest != s->last_id && !(last = cbev_strdup(newest))) {
     rc = CBEV_ENOMEM;
-    set_error(s, rc, resp->status, NULL, 0);
+    out_of_memory(s, resp);
     goto fail;
   }
   if (cursor) {
@@ -461,6 +535,7 @@ static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *
     s->last_id = last;
   }
   s->attempts = 0;
+  s->auth_failures = 0;
   s->due_ms = 0;
   s->err_rc = CBEV_OK;
   s->err_status = resp->status;
@@ -497,7 +572,7 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
     rc = cbev_parse_response(resp->body ? resp->body : "", resp->body ? resp->body_len : 0,
                              s->logger, s->token, &b);
     if (rc == CBEV_ENOMEM) {
-      set_error(s, rc, st, resp->body, resp->body_len);
+      out_of_memory(s, resp);
       return rc;
     }
     if (st == 200) {
@@ -508,18 +583,19 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
                        "HTTP 200 with a body that is not an events object");
     }
     /* The long poll ended without events: an empty batch, not an error. */
-    if (rc == CBEV_OK && cbev_batch_status(b) &&
-        strcmp(cbev_batch_status(b), waited_too_long) == 0)
+    if (rc == CBEV_OK && is_waited_too_long(cbev_batch_status(b)))
       return accept_batch(s, resp, b, batch);
     cbev_batch_free(b);
     return final(s, resp, CBEV_EHTTP, what);
   }
   if (st == 401 || st == 403)
-    return final(s, resp, CBEV_EAUTH, what);
+    return auth_failure(s, resp, what);
   if (st >= 300 && st < 400) {
+    /* Only where it leads (scheme, host, port): its path and query may
+     * hold the token in a form the masking cannot know. */
     char where[256] = "(no Location)";
     if (resp->location)
-      cbev_url_origin(resp->location, s->token, where, sizeof where);
+      cbev_url_target_origin(s->cursor, resp->location, s->token, where, sizeof where);
     snprintf(what, sizeof what, "HTTP %ld redirect to %.*s (never followed)", st,
              (int)log_utf8_prefix(where, strlen(where), 100), where);
     return final(s, resp, CBEV_EHTTP, what);
@@ -588,9 +664,11 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
              shown);
     goto out;
   }
+  /* Only the saved position (i=) carries over onto the configured feed
+   * URL: a timeout or token saved with it would override the settings. */
   rc = cbev_url_check_same_origin(s->base, url);
   if (rc == CBEV_OK)
-    rc = cbev_url_normalize(url, &cursor);
+    rc = cbev_url_with_cursor(s->feed, url, &cursor);
   if (rc == CBEV_EURL) {
     char where[256];
     cbev_url_origin(url, s->token, where, sizeof where);
@@ -610,6 +688,7 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
   s->last_id = last;
   last = NULL;
   s->attempts = 0;
+  s->auth_failures = 0;
   s->due_ms = 0;
   rc = CBEV_OK;
 out:

@@ -246,26 +246,115 @@ int cbev_url_normalize(const char *url, char **out) {
   return rc;
 }
 
-void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size) {
-  CURLU *h = NULL;
+/* "scheme://host:port" of h into buf, the host masked then cut. */
+static void format_origin(CURLU *h, const char *secret, char *buf, size_t size) {
   char *scheme = NULL, *host = NULL, *port = NULL;
   char shown[201];
 
-  if (!buf || !size)
-    return;
-  snprintf(buf, size, "(unparsable)");
-  if (parse(url, &h) != CBEV_OK)
-    goto out;
   if (get_part(h, CURLUPART_SCHEME, 0, &scheme) == CBEV_OK &&
       get_part(h, CURLUPART_HOST, 0, &host) == CBEV_OK &&
       get_part(h, CURLUPART_PORT, CURLU_DEFAULT_PORT, &port) == CBEV_OK &&
       log_mask_cut(shown, sizeof shown, host, secret, NULL) == CBEV_OK)
     snprintf(buf, size, "%s://%s:%s", scheme, shown, port);
-out:
   cbev_free(scheme);
   cbev_free(host);
   cbev_free(port);
+}
+
+void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size) {
+  CURLU *h = NULL;
+
+  if (!buf || !size)
+    return;
+  snprintf(buf, size, "(unparsable)");
+  if (parse(url, &h) == CBEV_OK)
+    format_origin(h, secret, buf, size);
   curl_url_cleanup(h);
+}
+
+void cbev_url_target_origin(const char *current, const char *target, const char *secret,
+                            char *buf, size_t size) {
+  CURLU *h = NULL;
+
+  if (!buf || !size)
+    return;
+  snprintf(buf, size, "(unparsable)");
+  /* Resolved on the handle of the URL requested, as a browser would. */
+  if (prescan(target) == CBEV_OK && parse(current, &h) == CBEV_OK &&
+      curl_url_set(h, CURLUPART_URL, target, 0) == CURLUE_OK)
+    format_origin(h, secret, buf, size);
+  curl_url_cleanup(h);
+}
+
+/* The i=... parameter of query (text as in the URL), or NULL; *n its
+ * length. The last one wins, as for most servers. */
+static const char *query_cursor(const char *query, size_t *n) {
+  const char *found = NULL;
+
+  for (const char *p = query; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    if (len >= 2 && p[0] == 'i' && p[1] == '=') {
+      found = p + 2;
+      *n = len - 2;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  return found;
+}
+
+int cbev_url_with_cursor(const char *feed, const char *saved, char **out) {
+  CURLU *f = NULL, *sv = NULL;
+  char *fq = NULL, *sq = NULL, *q = NULL;
+  const char *cur;
+  size_t cur_n = 0, qn = 0;
+  int rc;
+
+  *out = NULL;
+  if ((rc = parse(feed, &f)) != CBEV_OK || (rc = parse(saved, &sv)) != CBEV_OK)
+    goto out;
+  if ((rc = get_part(sv, CURLUPART_QUERY, 0, &sq)) == CBEV_ENOMEM ||
+      (rc = get_part(f, CURLUPART_QUERY, 0, &fq)) == CBEV_ENOMEM)
+    goto out;
+  rc = CBEV_ENOMEM;
+  cur = query_cursor(sq, &cur_n);
+  if (!(q = cbev_malloc((fq ? strlen(fq) : 0) + cur_n + 4)))
+    goto out;
+  /* The saved i= (first, as the API writes its nextUrls), then the feed's
+   * own parameters (timeout= included) minus its i=: nothing else of the
+   * saved URL carries over. */
+  if (cur) {
+    memcpy(q, "i=", 2);
+    memcpy(q + 2, cur, cur_n);
+    qn = 2 + cur_n;
+  }
+  for (const char *p = fq; p && *p;) {
+    const char *amp = strchr(p, '&');
+    size_t len = amp ? (size_t)(amp - p) : strlen(p);
+    if (len && !(len >= 2 && p[0] == 'i' && p[1] == '=')) {
+      if (qn)
+        q[qn++] = '&';
+      memcpy(q + qn, p, len);
+      qn += len;
+    }
+    p = amp ? amp + 1 : NULL;
+  }
+  q[qn] = '\0';
+  if ((rc = curl_rc(curl_url_set(f, CURLUPART_QUERY, qn ? q : NULL, 0))) != CBEV_OK ||
+      (rc = get_part(f, CURLUPART_URL, 0, out)) != CBEV_OK)
+    goto out;
+  if (strlen(*out) > CBEV_URL_MAX) {
+    cbev_free(*out);
+    *out = NULL;
+    rc = CBEV_EURL;
+  }
+out:
+  cbev_free(fq);
+  cbev_free(sq);
+  cbev_free(q);
+  curl_url_cleanup(f);
+  curl_url_cleanup(sv);
+  return rc;
 }
 
 char *cbev_url_encode_segment(const char *s) {

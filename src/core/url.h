@@ -43,6 +43,18 @@ int cbev_url_normalize(const char *url, char **out);
  * out). */
 void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size);
 
+/* The same for target (a Location header), resolved against current (the
+ * URL requested) first, so a relative one names the origin it leads to. */
+void cbev_url_target_origin(const char *current, const char *target, const char *secret,
+                            char *buf, size_t size);
+
+/* feed (the configured feed URL: its path, token and timeout=) with the
+ * i= parameter of saved (a saved cursor URL) in place of its own; nothing
+ * else of saved is kept, so a rotated token or a changed timeout applies.
+ * saved without i= gives feed as it is. On CBEV_OK *out is the new URL.
+ * Returns CBEV_OK, CBEV_EURL (either does not parse), CBEV_ENOMEM. */
+int cbev_url_with_cursor(const char *feed, const char *saved, char **out);
+
 /* A whole feed URL "<base>/<username>/<token>/[?query]" split into parts.
  * base has no trailing slash; username and token are decoded. timeout_s is
  * the value of a timeout= query parameter, -1 when absent. */

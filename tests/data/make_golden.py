@@ -10,8 +10,11 @@ against a second implementation. For each NAME.body.json it writes:
 Re-run it after adding a body, then review the diff by eye: a golden file
 is only as good as that review.
 
-Numbers follow cJSON, which reads every number as a double: integers are
-rounded to 53 bits, and integral values print as integers.
+Numbers keep the text received (SPEC 1): the raw form republishes it,
+media.id is it, and tokens are read exactly from an integer's text (one
+written with a fraction or an exponent counts when integral and within
+2^53). Anonymity fails closed (SPEC 2): a tip is anonymous unless every
+isAnon it has is JSON false, or it has none.
 """
 import datetime
 import glob
@@ -42,13 +45,33 @@ USER_KEYS = [  # (payload key, upstream key, kind)
 I64 = 2 ** 63
 
 
+class Num(str):
+    """A JSON number, kept as its text."""
+
+
+class Obj(dict):
+    """A JSON object (the last duplicate wins, as in C) that remembers
+    whether any isAnon member of it was not false."""
+    anon_any = False
+
+
+def obj_hook(pairs):
+    o = Obj(pairs)
+    o.anon_any = any(k == "isAnon" and v is not False for k, v in pairs)
+    return o
+
+
 def num(v):
-    return isinstance(v, float)
+    return isinstance(v, Num)
+
+
+def is_str(v):
+    return isinstance(v, str) and not num(v)  # a Num is a str too
 
 
 def as_str(d, k):
     v = d.get(k)
-    return v if isinstance(v, str) else None
+    return v if is_str(v) else None
 
 
 def as_bool(d, k):
@@ -58,8 +81,13 @@ def as_bool(d, k):
 
 def as_int(d, k):
     v = d.get(k)
-    if num(v) and v.is_integer() and -I64 <= v < I64:
-        return int(v)
+    if not num(v):
+        return None
+    if re.fullmatch(r"-?[0-9]+", v):
+        return int(v) if -I64 <= int(v) < I64 else None
+    f = float(v)
+    if math.isfinite(f) and f.is_integer() and abs(f) <= 2 ** 53:
+        return int(f)
     return None
 
 
@@ -88,7 +116,7 @@ def timestamp(event_id):
 
 def user_of(obj):
     u = obj.get("user")
-    if not isinstance(u, dict) or not isinstance(u.get("username"), str):
+    if not isinstance(u, dict) or not is_str(u.get("username")):
         return None
     out = {}
     for key, up, kind in USER_KEYS:
@@ -113,7 +141,8 @@ def normalize(ev, expose):
             if msg is not None and msg.startswith("| "):
                 msg = msg[2:]
             out["tip"] = {"tokens": as_int(t, "tokens"),
-                          "is_anon": as_bool(t, "isAnon"), "message": msg}
+                          "is_anon": True if t.anon_any else
+                          (False if "isAnon" in t else None), "message": msg}
             if out["tip"]["is_anon"] is True and not expose:
                 out["user"] = None
         else:
@@ -123,18 +152,15 @@ def normalize(ev, expose):
         out["message"] = {
             "text": as_str(m, "message"), "color": as_str(m, "color"),
             "bg_color": as_str(m, "bgColor"), "font": as_str(m, "font"),
-            "from_user": as_str(m, "fromUser"), "to_user": as_str(m, "toUser"),
+            "orig": as_str(m, "orig"), "from_user": as_str(m, "fromUser"), "to_user": as_str(m, "toUser"),
         } if isinstance(m, dict) else None
     elif etype == "media_purchase":
         m = o.get("media")
         if isinstance(m, dict):
             mid = m.get("id")
-            if num(mid) and not math.isfinite(mid):
-                mid = None  # 1e999: cJSON reads infinity
-            elif num(mid):
-                mid = str(int(mid)) if mid.is_integer() and -I64 <= mid < I64 \
-                    else "%.17g" % mid
-            elif not isinstance(mid, str):
+            if num(mid):
+                mid = str.__str__(mid)  # the text received
+            elif not is_str(mid):
                 mid = None
             out["media"] = {"id": mid, "name": as_str(m, "name"),
                             "type": as_str(m, "type"),
@@ -144,17 +170,32 @@ def normalize(ev, expose):
     elif etype == "room_subject_change":
         out["subject"] = as_str(o, "subject")
     elif etype is None:
-        out["raw"] = obj
+        out["raw"] = ev.get("object")  # any JSON type
+    return out
+
+
+def anonymous(ev):
+    o = ev.get("object")
+    t = o.get("tip") if isinstance(o, dict) else None
+    return ev["method"] == "tip" and isinstance(t, dict) and t.anon_any
+
+
+def raw(ev, expose):
+    """The event as it came; an anonymous tip's user null unless exposed."""
+    if not anonymous(ev) or expose:
+        return ev
+    out = dict(ev)
+    out["object"] = dict(ev["object"])
+    if "user" in out["object"]:
+        out["object"]["user"] = None
     return out
 
 
 def dump(v):
-    """JSON text as the C writer makes it: compact, UTF-8, numbers as cJSON
-    holds them."""
-    if isinstance(v, float):
-        if v.is_integer() and -I64 <= v < I64:
-            return str(int(v))
-        return repr(v)
+    """JSON text as the C writer makes it: compact, UTF-8, numbers as the
+    text received."""
+    if isinstance(v, Num):
+        return str.__str__(v)
     if isinstance(v, dict):
         return "{" + ",".join(dump(k) + ":" + dump(x) for k, x in v.items()) + "}"
     if isinstance(v, list):
@@ -163,10 +204,10 @@ def dump(v):
 
 
 def events_of(body):
-    doc = json.loads(body.decode("utf-8", errors="replace"), parse_int=float)
+    doc = json.loads(body.decode("utf-8", errors="replace"), parse_int=Num,
+                     parse_float=Num, parse_constant=Num, object_pairs_hook=obj_hook)
     for ev in doc.get("events", []):
-        if isinstance(ev, dict) and isinstance(ev.get("method"), str) \
-                and isinstance(ev.get("id"), str):
+        if isinstance(ev, dict) and is_str(ev.get("method")) and is_str(ev.get("id")):
             yield ev
 
 
@@ -179,7 +220,7 @@ def main():
         outs = {
             ".jsonl": [dump(normalize(e, False)) for e in evs],
             ".expose.jsonl": [dump(normalize(e, True)) for e in evs],
-            ".raw.jsonl": [dump(e) for e in evs],
+            ".raw.jsonl": [dump(raw(e, False)) for e in evs],
         }
         for ext, lines in outs.items():
             with open(name + ext, "wb") as f:

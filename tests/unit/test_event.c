@@ -275,7 +275,9 @@ static void test_wrong_types_are_absent(void **state) {
   assert_non_null(t);
   assert_int_equal(t->has_tokens, 0);
   assert_int_equal(t->tokens, 0);
-  assert_int_equal(t->is_anon, CBEV_UNSET);
+  /* isAnon 0 is no boolean: anonymous, failing closed (SPEC 2). */
+  assert_int_equal(t->is_anon, CBEV_TRUE);
+  assert_true(cbev_event_is_anonymous(ev));
   assert_null(t->message);
 
   assert_int_equal(cbev_event_tip(cbev_batch_get(b, 1))->has_tokens, 0); /* 2.5 */
@@ -660,14 +662,12 @@ static void test_media_id_number_and_string(void **state) {
       "{\"method\":\"mediaPurchase\",\"id\":\"1-7\",\"object\":{\"media\":{\"id\":1e999}}}"
       "]}",
       NULL);
-  static const char *const want[] = {"123", "123", "1.5", "0", "1000",
-                                     "1.0000000000000001e+300", "4"};
+  /* A number is the text received, whatever its form (SPEC 1). */
+  static const char *const want[] = {"123", "123", "1.5", "-0", "1e3", "1e300", "4", "1e999"};
   (void)state;
 
   for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
     assert_string_equal(cbev_event_media(cbev_batch_get(b, i))->id, want[i]);
-  /* 1e999 reads as infinity: no usable id. */
-  assert_null(cbev_event_media(cbev_batch_get(b, 7))->id);
   cbev_batch_free(b);
 }
 
@@ -694,31 +694,48 @@ static void test_batch_take_and_drop_seen(void **state) {
   assert_null(cbev_batch_take(b, 4));
   assert_null(cbev_batch_get(b, 4));
   assert_string_equal(cbev_event_id(ev), "101-0");
-  /* Numeric order, not text order: "99-5" < "100-1" < "1000-0". */
-  assert_int_equal(cbev_batch_drop_seen(b, "100-1"), 4); /* 100-0 100-1 99-5 bogus */
-  assert_int_equal(cbev_batch_count(b), 2);
-  assert_null(cbev_batch_get(b, 0)); /* the taken slot, kept in order */
-  assert_string_equal(cbev_event_id(cbev_batch_get(b, 1)), "1000-0");
+  /* Numeric order, not text order: "99-5" < "100-1" < "1000-0". An id
+   * that is no event id cannot be compared: it is kept (delivered). */
+  assert_int_equal(cbev_batch_drop_seen(b, "100-1"), 3); /* 100-0 100-1 99-5 */
+  assert_int_equal(cbev_batch_count(b), 3);
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 0)), "bogus");
+  assert_null(cbev_batch_get(b, 1)); /* the taken slot, kept in order */
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 2)), "1000-0");
   assert_int_equal(cbev_batch_drop_seen(b, NULL), 0);
-  assert_int_equal(cbev_batch_count(b), 2);
+  assert_int_equal(cbev_batch_count(b), 3);
   cbev_event_free(ev);
   cbev_batch_free(b);
 
+  /* One rule inside the batch too: 99-5 comes after 100-1 was seen. */
   b = ids_batch();
-  assert_int_equal(cbev_batch_drop_seen(b, "0-0"), 1); /* only "bogus" */
+  assert_int_equal(cbev_batch_drop_seen(b, "0-0"), 1);
   assert_int_equal(cbev_batch_count(b), 5);
-  assert_string_equal(cbev_event_id(cbev_batch_get(b, 2)), "99-5");
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 1)), "100-1");
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 2)), "bogus");
   assert_string_equal(cbev_event_id(cbev_batch_get(b, 3)), "101-0");
-  /* An unparsable cursor is before every valid id; among unparsable ones
-   * strcmp decides. */
+  /* No cursor (NULL, or one that is no event id): the in-batch rule alone. */
   assert_int_equal(cbev_batch_drop_seen(b, "zzz"), 0);
-  assert_int_equal(cbev_batch_drop_seen(b, "99999999999-0"), 5);
-  assert_int_equal(cbev_batch_count(b), 0);
+  assert_int_equal(cbev_batch_drop_seen(b, "99999999999-0"), 4);
+  assert_int_equal(cbev_batch_count(b), 1); /* bogus */
   cbev_batch_free(b);
 
   b = ids_batch();
-  assert_int_equal(cbev_batch_drop_seen(b, "bogus"), 1);
+  assert_int_equal(cbev_batch_drop_seen(b, NULL), 1); /* 99-5 */
   assert_int_equal(cbev_batch_count(b), 5);
+  cbev_batch_free(b);
+
+  /* The same id twice in one batch, and a lower one: dropped. */
+  b = parse_ok("{\"events\":["
+               "{\"method\":\"follow\",\"id\":\"5-1\"},"
+               "{\"method\":\"follow\",\"id\":\"5-1\"},"
+               "{\"method\":\"follow\",\"id\":\"5-0\"},"
+               "{\"method\":\"follow\",\"id\":\"5-2\"},"
+               "{\"method\":\"follow\",\"id\":\"5-2\"}]}",
+               NULL);
+  assert_int_equal(cbev_batch_drop_seen(b, NULL), 3);
+  assert_int_equal(cbev_batch_count(b), 2);
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 0)), "5-1");
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 1)), "5-2");
   cbev_batch_free(b);
 
   assert_int_equal(cbev_batch_drop_seen(NULL, "1-0"), 0);
@@ -726,6 +743,115 @@ static void test_batch_take_and_drop_seen(void **state) {
   cbev_event_free(NULL);
   assert_int_equal(cbev_batch_count(NULL), 0);
   assert_null(cbev_batch_next_url(NULL));
+}
+
+/* SPEC 2, fail closed: a tip is anonymous unless isAnon is absent or JSON
+ * false, whatever else it holds, and whichever duplicate a reader keeps. */
+static void test_anonymity_fails_closed(void **state) {
+  static const struct {
+    const char *tip;
+    cbev_tristate want;
+  } cases[] = {
+      {"{\"isAnon\":true}", CBEV_TRUE},       {"{\"isAnon\":false}", CBEV_FALSE},
+      {"{\"tokens\":1}", CBEV_UNSET},         {"{\"isAnon\":\"true\"}", CBEV_TRUE},
+      {"{\"isAnon\":\"false\"}", CBEV_TRUE},  {"{\"isAnon\":1}", CBEV_TRUE},
+      {"{\"isAnon\":0}", CBEV_TRUE},          {"{\"isAnon\":null}", CBEV_TRUE},
+      {"{\"isAnon\":[]}", CBEV_TRUE},         {"{\"isAnon\":{}}", CBEV_TRUE},
+      {"{\"isAnon\":\"\"}", CBEV_TRUE},       {"{\"isAnon\":false,\"isAnon\":1}", CBEV_TRUE},
+      {"{\"isAnon\":true,\"isAnon\":false}", CBEV_TRUE},
+      {"{\"isAnon\":false,\"isAnon\":false}", CBEV_FALSE},
+  };
+  char body[512];
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    cbev_batch *b;
+    const cbev_event *ev;
+    snprintf(body, sizeof body,
+             "{\"events\":[{\"method\":\"tip\",\"id\":\"1-0\",\"object\":{"
+             "\"user\":{\"username\":\"bob\"},\"tip\":%s}}]}",
+             cases[i].tip);
+    b = parse_ok(body, NULL);
+    ev = cbev_batch_get(b, 0);
+    assert_int_equal(cbev_event_tip(ev)->is_anon, cases[i].want);
+    assert_int_equal(cbev_event_is_anonymous(ev), cases[i].want == CBEV_TRUE);
+    cbev_batch_free(b);
+  }
+  /* An earlier object or tip that says anonymous counts, even when the
+   * one the accessors read is not an object. */
+  {
+    cbev_batch *b = parse_ok(
+        "{\"events\":[{\"method\":\"tip\",\"id\":\"1-0\",\"object\":{\"tip\":"
+        "{\"isAnon\":true}},\"object\":{\"user\":{\"username\":\"bob\"},\"tip\":[]}},"
+        "{\"method\":\"tip\",\"id\":\"1-1\",\"object\":{\"tip\":{\"isAnon\":\"x\"},"
+        "\"tip\":{\"isAnon\":false}}},"
+        "{\"method\":\"follow\",\"id\":\"1-2\",\"object\":{\"tip\":{\"isAnon\":true}}}]}",
+        NULL);
+    assert_null(cbev_event_tip(cbev_batch_get(b, 0)));
+    assert_true(cbev_event_is_anonymous(cbev_batch_get(b, 0)));
+    assert_int_equal(cbev_event_tip(cbev_batch_get(b, 1))->is_anon, CBEV_TRUE);
+    assert_false(cbev_event_is_anonymous(cbev_batch_get(b, 2))); /* not a tip */
+    assert_false(cbev_event_is_anonymous(NULL));
+    cbev_batch_free(b);
+  }
+}
+
+/* Exact integers (SPEC 1): tokens anywhere in int64 read exactly; past
+ * it, or not integral, they are the wrong type; media.id keeps digits. */
+static void test_exact_integers(void **state) {
+  cbev_batch *b = parse_ok(
+      "{\"events\":["
+      "{\"method\":\"tip\",\"id\":\"1-0\",\"object\":{\"tip\":{\"tokens\":9007199254740993}}},"
+      "{\"method\":\"tip\",\"id\":\"1-1\",\"object\":{\"tip\":{\"tokens\":9007199254740991}}},"
+      "{\"method\":\"tip\",\"id\":\"1-2\",\"object\":{\"tip\":{\"tokens\":9223372036854775807}}},"
+      "{\"method\":\"tip\",\"id\":\"1-3\",\"object\":{\"tip\":{\"tokens\":-9223372036854775808}}},"
+      "{\"method\":\"tip\",\"id\":\"1-4\",\"object\":{\"tip\":{\"tokens\":9223372036854775808}}},"
+      "{\"method\":\"tip\",\"id\":\"1-5\",\"object\":{\"tip\":{\"tokens\":25.0}}},"
+      "{\"method\":\"tip\",\"id\":\"1-6\",\"object\":{\"tip\":{\"tokens\":2.5e1}}},"
+      "{\"method\":\"tip\",\"id\":\"1-7\",\"object\":{\"tip\":{\"tokens\":9007199254740994.0}}},"
+      "{\"method\":\"mediaPurchase\",\"id\":\"1-8\",\"object\":{\"media\":"
+      "{\"id\":9007199254740993,\"tokens\":9007199254740993}}},"
+      "{\"method\":\"mediaPurchase\",\"id\":\"1-9\",\"object\":{\"media\":"
+      "{\"id\":-9223372036854775809,\"tokens\":1e2}}}]}",
+      NULL);
+  const cbev_tip *t;
+  (void)state;
+
+  t = cbev_event_tip(cbev_batch_get(b, 0));
+  assert_true(t->has_tokens && t->tokens == INT64_C(9007199254740993));
+  t = cbev_event_tip(cbev_batch_get(b, 1));
+  assert_true(t->has_tokens && t->tokens == INT64_C(9007199254740991));
+  t = cbev_event_tip(cbev_batch_get(b, 2));
+  assert_true(t->has_tokens && t->tokens == INT64_MAX);
+  t = cbev_event_tip(cbev_batch_get(b, 3));
+  assert_true(t->has_tokens && t->tokens == INT64_MIN);
+  assert_false(cbev_event_tip(cbev_batch_get(b, 4))->has_tokens); /* past int64 */
+  t = cbev_event_tip(cbev_batch_get(b, 5));
+  assert_true(t->has_tokens && t->tokens == 25);
+  t = cbev_event_tip(cbev_batch_get(b, 6));
+  assert_true(t->has_tokens && t->tokens == 25);
+  assert_false(cbev_event_tip(cbev_batch_get(b, 7))->has_tokens); /* past 2^53, not exact */
+  assert_string_equal(cbev_event_media(cbev_batch_get(b, 8))->id, "9007199254740993");
+  assert_true(cbev_event_media(cbev_batch_get(b, 8))->tokens == INT64_C(9007199254740993));
+  assert_string_equal(cbev_event_media(cbev_batch_get(b, 9))->id, "-9223372036854775809");
+  assert_true(cbev_event_media(cbev_batch_get(b, 9))->tokens == 100);
+  cbev_batch_free(b);
+}
+
+/* SPEC 1: a padded nextUrl is read without its ASCII white space. */
+static void test_next_url_trimmed(void **state) {
+  cbev_batch *b = parse_ok("{\"events\":[],\"nextUrl\":\" \\t\\r\\nhttps://h/x?i=1-0 \\n\"}", NULL);
+  (void)state;
+
+  assert_string_equal(cbev_batch_next_url(b), "https://h/x?i=1-0");
+  cbev_batch_free(b);
+  b = parse_ok("{\"events\":[],\"nextUrl\":\"\\f\\u000b \"}", NULL);
+  assert_string_equal(cbev_batch_next_url(b), "");
+  cbev_batch_free(b);
+  /* Not white space in ASCII's sense: kept (the URL checks refuse it). */
+  b = parse_ok("{\"events\":[],\"nextUrl\":\"\\u00a0https://h/\"}", NULL);
+  assert_string_equal(cbev_batch_next_url(b), "\xc2\xa0https://h/");
+  cbev_batch_free(b);
 }
 
 static void test_taken_event_outlives_batch(void **state) {
@@ -751,6 +877,9 @@ int main(void) {
       cmocka_unit_test(test_type_names),
       cmocka_unit_test(test_every_method_all_fields),
       cmocka_unit_test(test_wrong_types_are_absent),
+      cmocka_unit_test(test_anonymity_fails_closed),
+      cmocka_unit_test(test_exact_integers),
+      cmocka_unit_test(test_next_url_trimmed),
       cmocka_unit_test(test_wrong_type_logged_once),
       cmocka_unit_test(test_missing_fields),
       cmocka_unit_test(test_unknown_method),

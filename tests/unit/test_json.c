@@ -76,7 +76,8 @@ static void test_values_and_order(void **state) {
   assert_string_equal(c->key, "a");
   assert_int_equal(c->keylen, 1);
   assert_int_equal(c->type, JV_NUMBER);
-  assert_true(c->u.num == 1.0);
+  assert_int_equal(jv_num_len(c), 1);
+  assert_memory_equal(c->u.num, "1", 1);
   c = c->next;
   assert_string_equal(c->key, "b");
   assert_int_equal(c->type, JV_ARRAY);
@@ -211,9 +212,60 @@ static double number_of(const char *text) {
   assert_int_equal(parse(text, &a, &root, &end), CBEV_OK);
   assert_int_equal(root->type, JV_NUMBER);
   assert_int_equal(end, strlen(text));
-  d = root->u.num;
+  assert_int_equal(jv_num_len(root), strlen(text));
+  assert_memory_equal(root->u.num, text, strlen(text));
+  assert_int_equal(jv_num_double(root, &d), CBEV_OK);
   arena_unref(a);
   return d;
+}
+
+/* Whether text (one number) reads as an exact int64, into *v. */
+static int int64_of(const char *text, int64_t *v) {
+  cbev_arena *a;
+  const jv *root;
+  size_t end;
+  int ok;
+
+  assert_int_equal(parse(text, &a, &root, &end), CBEV_OK);
+  assert_int_equal(root->type, JV_NUMBER);
+  ok = jv_num_int64(root, v);
+  arena_unref(a);
+  return ok;
+}
+
+/* Numbers are kept as their text (json.h): an integer past 2^53 keeps
+ * every digit, the int64 reading is exact to the limits, and only text
+ * written as an integer is one. The text of a number inside a container
+ * ends where its number ends. */
+static void test_number_text_exact(void **state) {
+  cbev_arena *a;
+  const jv *root, *c;
+  size_t end;
+  int64_t v = 0;
+  (void)state;
+
+  assert_true(int64_of("9007199254740993", &v) && v == INT64_C(9007199254740993));
+  assert_true(int64_of("9007199254740992", &v) && v == INT64_C(9007199254740992));
+  assert_true(int64_of("9007199254740991", &v) && v == INT64_C(9007199254740991));
+  assert_true(int64_of("9223372036854775807", &v) && v == INT64_MAX);
+  assert_true(int64_of("-9223372036854775808", &v) && v == INT64_MIN);
+  assert_true(int64_of("-9223372036854775807", &v) && v == -INT64_MAX);
+  assert_true(int64_of("-0", &v) && v == 0);
+  assert_false(int64_of("9223372036854775808", &v));
+  assert_false(int64_of("-9223372036854775809", &v));
+  assert_false(int64_of("99999999999999999999999", &v));
+  assert_false(int64_of("25.0", &v));
+  assert_false(int64_of("1e3", &v));
+  assert_int_equal(parse("{\"id\":9007199254740993,\"x\":[-1.5e+300,0]}", &a, &root, &end),
+                   CBEV_OK);
+  c = root->u.child;
+  assert_int_equal(jv_num_len(c), 16);
+  assert_memory_equal(c->u.num, "9007199254740993", 16);
+  c = c->next->u.child;
+  assert_int_equal(jv_num_len(c), 9);
+  assert_memory_equal(c->u.num, "-1.5e+300", 9);
+  assert_int_equal(jv_num_len(c->next), 1);
+  arena_unref(a);
 }
 
 static void test_numbers(void **state) {
@@ -298,11 +350,14 @@ static void test_every_allocation_failure(void **state) {
       g_fail_at = n;
       if (!(a = arena_new(strlen(t))))
         continue;
+      end = 12345;
       rc = jv_parse(a, t, strlen(t), &root, &end);
       arena_unref(a);
       if (rc == CBEV_OK)
         break;
       assert_int_equal(rc, CBEV_ENOMEM);
+      /* Where it stopped, inside the text (also when nothing was read). */
+      assert_true(end <= strlen(t));
       assert_true(n < 100);
     }
   }
@@ -320,6 +375,7 @@ int main(void) {
       cmocka_unit_test(test_nul_in_strings),
       cmocka_unit_test(test_numbers),
       cmocka_unit_test(test_numbers_any_locale),
+      cmocka_unit_test(test_number_text_exact),
       cmocka_unit_test(test_depth),
       cmocka_unit_test(test_every_allocation_failure),
   };

@@ -192,10 +192,22 @@ static const status_case status_cases[] = {
      CBEV_EHTTP, CBEV_EHTTP, 400, 0, FIRST, 1},
     {"400 not JSON", {400, "Bad Request", 0, 0, 0, 0, 0}, CBEV_EHTTP, CBEV_EHTTP, 400,
      0, FIRST, 1},
-    {"401", {401, "Unauthorized", 0, 0, 0, 0, 0}, CBEV_EAUTH, CBEV_EAUTH, 401, 0, FIRST,
+    /* SPEC 1: the wording of the timeout answer varies; the words count. */
+    {"400 WAITED TOO LONG", {400, "{\"status\":\"WAITED TOO LONG\",\"nextUrl\":\"" NEXT "\"}",
+     0, 0, 0, 0, 0}, CBEV_OK, CBEV_OK, 400, 1, NEXT, 0},
+    {"400 Waited too long", {400, "{\"status\":\"Waited too long for events\",\"nextUrl\":\""
+     NEXT "\"}", 0, 0, 0, 0, 0}, CBEV_OK, CBEV_OK, 400, 1, NEXT, 0},
+    {"400 waited too long, inside", {400, "{\"status\":\"Timeout: waited too long (10 s)\","
+     "\"nextUrl\":\"" NEXT "\"}", 0, 0, 0, 0, 0}, CBEV_OK, CBEV_OK, 400, 1, NEXT, 0},
+    {"400 waited too lon", {400, "{\"status\":\"waited too lon\",\"nextUrl\":\"" NEXT "\"}",
+     0, 0, 0, 0, 0}, CBEV_EHTTP, CBEV_EHTTP, 400, 0, FIRST, 1},
+    /* 401/403: retried (auth_retries, default 2) before CBEV_EAUTH. */
+    {"401", {401, "Unauthorized", 0, 0, 0, 0, 0}, CBEV_EAGAIN, CBEV_EAUTH, 401, 0, FIRST,
      1},
-    {"403", {403, "{\"status\":\"forbidden\"}", 0, 0, 0, 0, 0}, CBEV_EAUTH, CBEV_EAUTH,
+    {"403", {403, "{\"status\":\"forbidden\"}", 0, 0, 0, 0, 0}, CBEV_EAGAIN, CBEV_EAUTH,
      403, 0, FIRST, 1},
+    {"200 padded nextUrl", {200, "{\"events\":[],\"nextUrl\":\" \\t" NEXT "\\r\\n \"}", 0, 0, 0,
+     0, 0}, CBEV_OK, CBEV_OK, 200, 1, NEXT, 0},
     {"301", {301, "", 0, "https://evil.example/x", 0, 0, 0}, CBEV_EHTTP, CBEV_EHTTP, 301,
      0, FIRST, 1},
     {"302", {302, NULL, 0, NEXT, 0, 0, 0}, CBEV_EHTTP, CBEV_EHTTP, 302, 0, FIRST, 1},
@@ -804,6 +816,200 @@ static void test_set_cursor(void **state) {
   cbev_session_free(s);
 }
 
+/* Issue 15 defect 3: only i= of a saved cursor carries over; the timeout
+ * (and the path with its token) is always the configured one. */
+static void test_set_cursor_keeps_only_i(void **state) {
+  cbev_session_config cfg = base_cfg(NULL);
+  cbev_session *s;
+  (void)state;
+
+  cfg.timeout_s = 3;
+  s = new_session(&cfg);
+  assert_int_equal(cbev_session_set_cursor(s, BASE "/alice/oldtoken/?timeout=30&i=" ID1 "&x=1",
+                                           ID1), CBEV_OK);
+  assert_string_equal(cbev_session_cursor_url(s), FEED "?i=" ID1 "&timeout=3");
+  /* No i= saved: the configured feed URL. */
+  assert_int_equal(cbev_session_set_cursor(s, FEED "?timeout=30", NULL), CBEV_OK);
+  assert_string_equal(cbev_session_cursor_url(s), FEED "?timeout=3");
+  cbev_session_free(s);
+
+  /* A feed URL (CB_EVENTS_URL) with its own parameters keeps them. */
+  cfg = base_cfg(NULL);
+  cfg.events_url = FEED "?timeout=5&i=1-0";
+  s = new_session(&cfg);
+  assert_int_equal(cbev_session_set_cursor(s, FEED "?i=" ID2 "&timeout=90", ID2), CBEV_OK);
+  assert_string_equal(cbev_session_cursor_url(s), FEED "?i=" ID2 "&timeout=5");
+  cbev_session_free(s);
+}
+
+/* SPEC 1: a 401/403 is retried auth_retries times with the normal backoff,
+ * then reported; the count starts over after a report and after a good
+ * answer. Fake clock: the waits are read, never slept. */
+static void test_auth_retries(void **state) {
+  static const long statuses[] = {401, 403};
+  (void)state;
+
+  for (size_t k = 0; k < 2; k++) {
+    captured *cap = calloc(1, sizeof *cap);
+    cbev_logger lg = {capture, cap, CBEV_LOG_DEBUG};
+    cbev_session_config cfg = base_cfg(&lg);
+    cbev_session *s;
+    cbev_batch *b = NULL;
+    fake refused = {statuses[k], "{\"status\":\"no\"}", 0, 0, 0, 0, 0};
+    fake good = {200, GOOD_NEXT, 0, 0, 0, 0, 0};
+    uint64_t t = 0, w;
+    int err;
+
+    assert_int_equal(cfg.auth_retries, CBEV_DEFAULT_AUTH_RETRIES);
+    assert_int_equal(CBEV_DEFAULT_AUTH_RETRIES, 2);
+    s = new_session(&cfg);
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAGAIN);
+    cbev_session_last_error(s, &err, NULL, NULL);
+    assert_int_equal(err, CBEV_EAUTH);
+    assert_true(find_line(cap, CBEV_LOG_WARN, "retry 1 of 2") >= 0);
+    w = wait_at(s, t);
+    assert_in_range(w, 500, 1000); /* backoff step 1 */
+    t += w;
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAGAIN);
+    w = wait_at(s, t);
+    assert_in_range(w, 1000, 2000); /* step 2 */
+    t += w;
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAUTH);
+    assert_null(b);
+    assert_true(find_line(cap, CBEV_LOG_ERROR, "not retried") >= 0);
+    assert_string_equal(cbev_session_cursor_url(s), FIRST);
+    /* A caller that keeps going (the bridge) gets the retries again. */
+    t += wait_at(s, t);
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAGAIN);
+    /* One refusal then a good answer: the events come, the count resets. */
+    t += wait_at(s, t);
+    assert_int_equal(exchange(s, t, &good, &b), CBEV_OK);
+    assert_int_equal(cbev_batch_count(b), 1);
+    cbev_batch_free(b);
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAGAIN);
+    t += wait_at(s, t);
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAGAIN);
+    t += wait_at(s, t);
+    assert_int_equal(exchange(s, t, &refused, &b), CBEV_EAUTH);
+    cbev_session_free(s);
+
+    /* auth_retries = 0: the first refusal is reported. */
+    cfg.auth_retries = 0;
+    s = new_session(&cfg);
+    assert_int_equal(exchange(s, 0, &refused, &b), CBEV_EAUTH);
+    cbev_session_free(s);
+    cfg.auth_retries = -1; /* default */
+    s = new_session(&cfg);
+    assert_int_equal(exchange(s, 0, &refused, &b), CBEV_EAGAIN);
+    cbev_session_free(s);
+    cfg.auth_retries = CBEV_MAX_AUTH_RETRIES + 1;
+    assert_int_equal(cbev_session_new(&cfg, &s), CBEV_EINVAL);
+    cfg.auth_retries = -2;
+    assert_int_equal(cbev_session_new(&cfg, &s), CBEV_EINVAL);
+    free(cap);
+  }
+}
+
+/* SPEC 1 and 3: duplicates inside one batch are dropped like across
+ * batches; an id that is not <ms>-<seq> is delivered, warned about, and
+ * never becomes the last id (issue 15 defect 2). */
+static void test_duplicates_and_odd_ids(void **state) {
+  static const char *const dup[] = {ID1, ID1, ID0, ID2, ID2};
+  static const char *const odd_only[] = {"not-an-id"};
+  static const char *const mixed[] = {ID0, "x-1", ID1, "", ID1};
+  captured *cap = calloc(1, sizeof *cap);
+  cbev_logger lg = {capture, cap, CBEV_LOG_DEBUG};
+  cbev_session_config cfg = base_cfg(&lg);
+  cbev_session *s = new_session(&cfg);
+  cbev_batch *b = NULL;
+  char *body;
+  (void)state;
+
+  body = events_body(dup, 5, "\"" NEXT "\"");
+  fake f = {200, body, 0, 0, 0, 0, 0};
+  assert_int_equal(exchange(s, 0, &f, &b), CBEV_OK);
+  assert_int_equal(cbev_batch_count(b), 2);
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 0)), ID1);
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 1)), ID2);
+  assert_string_equal(cbev_session_last_id(s), ID2);
+  cbev_batch_free(b);
+  free(body);
+  cbev_session_free(s);
+
+  /* A fresh start whose first batch holds only an odd id. */
+  s = new_session(&cfg);
+  body = events_body(odd_only, 1, "\"" NEXT "\"");
+  fake g = {200, body, 0, 0, 0, 0, 0};
+  assert_int_equal(exchange(s, 0, &g, &b), CBEV_OK);
+  assert_int_equal(cbev_batch_count(b), 1);
+  assert_null(cbev_session_last_id(s));
+  assert_true(find_line(cap, CBEV_LOG_WARN, "\"not-an-id\" is not of the form") >= 0);
+  cbev_batch_free(b);
+  free(body);
+
+  /* Mixed: the odd ones are delivered in place, the cursor is the last good id. */
+  cap->count = 0;
+  body = events_body(mixed, 5, "\"" NEXT "\"");
+  fake h = {200, body, 0, 0, 0, 0, 0};
+  assert_int_equal(exchange(s, 0, &h, &b), CBEV_OK);
+  assert_int_equal(cbev_batch_count(b), 4);
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 1)), "x-1");
+  assert_string_equal(cbev_event_id(cbev_batch_get(b, 3)), "");
+  assert_string_equal(cbev_session_last_id(s), ID1);
+  assert_int_equal(cap->count >= 2, 1);
+  cbev_batch_free(b);
+  /* Again (a retried cursor): the good ids are dropped, the odd kept. */
+  assert_int_equal(exchange(s, 0, &h, &b), CBEV_OK);
+  assert_int_equal(cbev_batch_count(b), 2);
+  assert_string_equal(cbev_session_last_id(s), ID1);
+  cbev_batch_free(b);
+  free(body);
+  cbev_session_free(s);
+  free(cap);
+}
+
+/* A redirect is logged with where it leads (scheme, host, port), never
+ * its path, query or the token; without Location it says so. */
+static void test_redirect_logged_by_origin(void **state) {
+  static const struct {
+    const char *location, *want;
+  } cases[] = {
+      {NULL, "redirect to (no Location)"},
+      {"https://evil.example:8443/events/alice/tok123/?i=1&t=tok123",
+       "redirect to https://evil.example:8443 (never followed)"},
+      {"http://cdn.example/login", "redirect to http://cdn.example:80 (never followed)"},
+      {"/events/alice/tok123/?x=1",
+       "redirect to https://eventsapi.chaturbate.com:443 (never followed)"},
+      {"//other.example/p", "redirect to https://other.example:443 (never followed)"},
+      {"https://tok123.example/", "redirect to https://***.example:443 (never followed)"},
+  };
+  (void)state;
+
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    captured *cap = calloc(1, sizeof *cap);
+    cbev_logger lg = {capture, cap, CBEV_LOG_DEBUG};
+    cbev_session_config cfg = base_cfg(&lg);
+    cbev_session *s = new_session(&cfg);
+    cbev_batch *b = NULL;
+    fake f = {302, "", 0, cases[i].location, 0, 0, 0};
+    int line;
+
+    assert_int_equal(exchange(s, 0, &f, &b), CBEV_EHTTP);
+    line = find_line(cap, CBEV_LOG_ERROR, cases[i].want);
+    if (line < 0)
+      fail_msg("Location %s: no line with \"%s\" (%d lines, first: %s)",
+               cases[i].location ? cases[i].location : "(none)", cases[i].want, cap->count,
+               cap->count ? cap->line[0] : "");
+    for (int k = 0; k < cap->count; k++) {
+      if (strstr(cap->line[k], "/events/alice") && strstr(cap->line[k], "redirect"))
+        fail_msg("path logged: %s", cap->line[k]);
+      assert_null(strstr(cap->line[k], "tok123"));
+    }
+    cbev_session_free(s);
+    free(cap);
+  }
+}
+
 /* ---- misuse ---- */
 
 static void test_response_without_begin(void **state) {
@@ -1099,6 +1305,9 @@ static void test_allocation_failures(void **state) {
       assert_string_equal(cbev_session_cursor_url(s), NEXT);
       assert_string_equal(cbev_session_last_id(s), ID1);
     } else {
+      /* Out of memory too paces the next request (session.h). */
+      if (rc == CBEV_ENOMEM)
+        assert_true(wait_at(s, 0) > 0);
       assert_null(b);
       assert_string_equal(cbev_session_cursor_url(s), BASE "/alice/tok%2Fen%2B1/?timeout=10");
       assert_null(cbev_session_last_id(s));
@@ -1223,6 +1432,10 @@ int main(void) {
       cmocka_unit_test(test_config_validation),
       cmocka_unit_test(test_config_defaults_and_urls),
       cmocka_unit_test(test_set_cursor),
+      cmocka_unit_test(test_set_cursor_keeps_only_i),
+      cmocka_unit_test(test_auth_retries),
+      cmocka_unit_test(test_duplicates_and_odd_ids),
+      cmocka_unit_test(test_redirect_logged_by_origin),
       cmocka_unit_test(test_response_without_begin),
       cmocka_unit_test(test_excerpt),
       cmocka_unit_test(test_quotes_masked_before_cut),
