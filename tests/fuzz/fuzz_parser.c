@@ -66,16 +66,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       abort();
     check_event(ev);
   }
-  /* Dropping up to the middle event keeps exactly the later ones. */
+  /* Dropping up to the middle event keeps exactly the later ones, in
+   * rising order (SPEC 1: one rule inside the batch too); an id that is
+   * no event id cannot be ordered and is always kept. */
   if (n > 0) {
     const char *mid = cbev_event_id(cbev_batch_get(b, n / 2));
     char *cursor = cbev_strdup(mid);
+    cbev_id last, id;
+    int have, odd_before = 0, odd_after = 0;
     if (!cursor)
       goto out;
+    for (size_t i = 0; i < n; i++)
+      odd_before += cbev_event_parsed_id(cbev_batch_get(b, i), &id) != CBEV_OK;
+    have = cbev_id_parse(cursor, &last) == CBEV_OK;
     cbev_batch_drop_seen(b, cursor);
-    for (size_t i = 0; i < cbev_batch_count(b); i++)
-      if (cbev_id_cmp_str(cbev_event_id(cbev_batch_get(b, i)), cursor) <= 0)
+    for (size_t i = 0; i < cbev_batch_count(b); i++) {
+      if (cbev_event_parsed_id(cbev_batch_get(b, i), &id) != CBEV_OK) {
+        odd_after++;
+        continue;
+      }
+      if (have && cbev_id_cmp(&id, &last) <= 0)
         abort();
+      last = id;
+      have = 1;
+    }
+    if (odd_before != odd_after)
+      abort();
     cbev_free(cursor);
   }
 out:
