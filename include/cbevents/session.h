@@ -184,13 +184,17 @@ int cbev_parse_retry_after(const char *value, time_t wall_now,
  * callback gets it, CRLF included). A status line ("HTTP/...") clears out
  * (a new header block after 100 Continue); a Retry-After line stores its
  * trimmed value in out (cap bytes, cut to fit, NUL-terminated). Other lines
- * leave out alone.
+ * leave out alone. cbev_header_location() does the same for Location
+ * (cbev_response.location: what a 3xx names, logged by its origin only;
+ * CBEV_LOCATION_MAX bytes are enough to show that).
  *
  * cbev_body_append() appends n bytes to the growing buffer *buf (*len used
  * of *cap allocated; cbev_free() it), doubling from first_cap and keeping a
  * NUL after the data. Returns CBEV_OK, CBEV_ETOOBIG when the body would
  * pass max bytes (nothing appended) or CBEV_ENOMEM (nothing appended). */
 void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap);
+#define CBEV_LOCATION_MAX 1024
+void cbev_header_location(const char *line, size_t n, char *out, size_t cap);
 int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,
                      size_t max, const char *data, size_t n);
 

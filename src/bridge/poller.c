@@ -44,6 +44,7 @@ typedef struct slot {
   size_t body_len, body_cap;
   int too_big;
   char retry_after[HEADER_VALUE_MAX];
+  char location[CBEV_LOCATION_MAX]; /* of a 3xx: the session logs its origin */
 } slot;
 
 struct cb2m_poller {
@@ -197,6 +198,7 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
   size_t n = size * nmemb;
 
   cbev_header_retry_after(data, n, s->retry_after, sizeof s->retry_after);
+  cbev_header_location(data, n, s->location, sizeof s->location);
   return n;
 }
 
@@ -213,6 +215,7 @@ static int slot_start(cb2m_poller *p, slot *s, const char *url) {
   s->body_len = 0;
   s->too_big = 0;
   s->retry_after[0] = '\0';
+  s->location[0] = '\0';
   curl_easy_setopt(s->easy, CURLOPT_URL, url);
   curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
   curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -356,6 +359,7 @@ void cb2m_poller_perform(cb2m_poller *p, uint64_t now_ms) {
     resp.body = s->body;
     resp.body_len = s->body_len;
     resp.retry_after = s->retry_after[0] ? s->retry_after : NULL;
+    resp.location = s->location[0] ? s->location : NULL;
     rc = cbev_session_on_response(s->session, &resp, &batch);
     /* The URL outlives slot_finish for the callback. */
     char *url = s->request_url;

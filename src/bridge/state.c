@@ -85,7 +85,7 @@ int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsi
   if (tip) {
     const cbev_user *u = cbev_event_user(ev);
     const char *msg = tip->message;
-    int anon = tip->is_anon == CBEV_TRUE;
+    int anon = cbev_event_is_anonymous(ev); /* the library's rule: fails closed */
     if (msg && strncmp(msg, "| ", 2) == 0)
       msg += 2;
     if (dup_opt(u && (!anon || expose_anon) ? u->username : NULL, &username) != 0 ||
@@ -132,7 +132,7 @@ int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsi
     st->session_tokens = add_saturating(st->session_tokens, tip->tokens > 0 ? tip->tokens : 0);
     st->has_last_tip = 1;
     st->last_tip_tokens = tip->tokens;
-    st->last_tip_is_anon = tip->is_anon == CBEV_TRUE;
+    st->last_tip_is_anon = cbev_event_is_anonymous(ev);
     replace(&st->last_tip_username, username);
     replace(&st->last_tip_message, message);
     username = message = NULL;

@@ -32,6 +32,7 @@ struct cbev_client {
   size_t body_len, body_cap;
   int too_big;
   char retry_after[HEADER_VALUE_MAX];
+  char location[CBEV_LOCATION_MAX];
   char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -72,12 +73,13 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
   return rc == CBEV_OK ? n : 0; /* 0 aborts the transfer with CURLE_WRITE_ERROR */
 }
 
-/* Keeps the Retry-After header of the last response. */
+/* Keeps the Retry-After and Location headers of the last response. */
 static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
   cbev_client *c = userdata;
   size_t n = size * nmemb;
 
   cbev_header_retry_after(data, n, c->retry_after, sizeof c->retry_after);
+  cbev_header_location(data, n, c->location, sizeof c->location);
   return n;
 }
 
@@ -144,6 +146,7 @@ static int perform(cbev_client *c, const char *url, cbev_response *resp) {
   c->body_len = 0;
   c->too_big = 0;
   c->retry_after[0] = '\0';
+  c->location[0] = '\0';
   c->errbuf[0] = '\0';
   if (c->body)
     c->body[0] = '\0';
@@ -185,6 +188,7 @@ static int perform(cbev_client *c, const char *url, cbev_response *resp) {
   resp->body = c->body;
   resp->body_len = c->body_len;
   resp->retry_after = c->retry_after[0] ? c->retry_after : NULL;
+  resp->location = c->location[0] ? c->location : NULL;
   return CBEV_OK;
 }
 

@@ -1,6 +1,7 @@
 /*
- * transport.c: the two chores every transport of the session repeats: the
- * Retry-After header out of raw header lines, and a capped response body
+ * transport.c: the chores every transport of the session repeats: the
+ * Retry-After and Location headers out of raw header lines, and a capped
+ * response body
  * that grows by doubling. The blocking client and the bridge's curl multi
  * poller both use them, so the caps and trimming rules cannot drift apart.
  */
@@ -12,9 +13,10 @@
 #include "cbevents/error.h"
 #include "cbevents/session.h"
 
-void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap) {
-  static const char name[] = "Retry-After:";
-  size_t name_len = sizeof name - 1;
+/* The value of header name (with its colon) in one raw header line into
+ * out, trimmed and cut to fit; a status line clears out. */
+static void header_value(const char *line, size_t n, const char *name, char *out, size_t cap) {
+  size_t name_len = strlen(name);
 
   if (!line || !out || !cap)
     return;
@@ -25,13 +27,22 @@ void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap) 
     size_t len = n - name_len;
     while (len && (*v == ' ' || *v == '\t'))
       v++, len--;
-    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' '))
+    while (len && (v[len - 1] == '\r' || v[len - 1] == '\n' || v[len - 1] == ' ' ||
+                   v[len - 1] == '\t'))
       len--;
     if (len >= cap)
       len = cap - 1;
     memcpy(out, v, len);
     out[len] = '\0';
   }
+}
+
+void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap) {
+  header_value(line, n, "Retry-After:", out, cap);
+}
+
+void cbev_header_location(const char *line, size_t n, char *out, size_t cap) {
+  header_value(line, n, "Location:", out, cap);
 }
 
 int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,

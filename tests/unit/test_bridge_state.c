@@ -240,6 +240,34 @@ static void test_tips(void **unused) {
   cb2m_state_cleanup(&st);
 }
 
+/* SPEC 2, fail closed: any isAnon that is not JSON false keeps the tipper
+ * out of last_tip (and says is_anon), as in the payloads. */
+static void test_tips_odd_is_anon(void **unused) {
+  static const char *const odd[] = {"\"true\"", "1", "null", "\"false\"", "[]", "{}", "0"};
+  (void)unused;
+
+  for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+    char ev[512];
+    cb2m_state st;
+    cb2m_state_init(&st);
+    snprintf(ev, sizeof ev,
+             EV("tip", "1755376904000-0", USER("secretfan") ",\"tip\":{\"tokens\":10,"
+                "\"isAnon\":%s,\"message\":\"\"}"), odd[i]);
+    apply(&st, ev, 0);
+    if (st.last_tip_username || !st.last_tip_is_anon)
+      fail_msg("isAnon %s: last_tip.username %s, is_anon %d", odd[i],
+               st.last_tip_username ? st.last_tip_username : "null", st.last_tip_is_anon);
+    assert_int_equal(st.last_tip_tokens, 10);
+    cb2m_state_cleanup(&st);
+    /* Exposing still shows the name, and is_anon stays true. */
+    cb2m_state_init(&st);
+    apply(&st, ev, 1);
+    assert_string_equal(st.last_tip_username, "secretfan");
+    assert_true(st.last_tip_is_anon);
+    cb2m_state_cleanup(&st);
+  }
+}
+
 static void test_other_events_touch_only_last_event(void **unused) {
   static const char *const events[] = {
       EV("follow", "1755376910000-0", USER("f")),
@@ -504,6 +532,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_text),
       cmocka_unit_test(test_viewers),
       cmocka_unit_test(test_tips),
+      cmocka_unit_test(test_tips_odd_is_anon),
       cmocka_unit_test(test_other_events_touch_only_last_event),
       cmocka_unit_test(test_reapplied_ids_change_nothing),
       cmocka_unit_test(test_json_exact),

@@ -41,6 +41,26 @@ static void test_retry_after_lines(void **state) {
   assert_string_equal(ra, "");
 }
 
+/* Location, as the transports hand it to the session (cbev_response). */
+static void test_location_lines(void **state) {
+  char loc[CBEV_LOCATION_MAX], small[8];
+  (void)state;
+
+  loc[0] = 'x';
+  loc[1] = '\0';
+  cbev_header_location("HTTP/1.1 302 Found\r\n", 20, loc, sizeof loc);
+  assert_string_equal(loc, ""); /* a new response: no Location yet */
+  cbev_header_location("location:  https://h.example:8443/p?q=1 \r\n", 42, loc, sizeof loc);
+  assert_string_equal(loc, "https://h.example:8443/p?q=1");
+  cbev_header_location("Retry-After: 5\r\n", 16, loc, sizeof loc);
+  assert_string_equal(loc, "https://h.example:8443/p?q=1"); /* other lines leave it */
+  cbev_header_location("Location: /events/x/\r\n", 22, small, sizeof small);
+  assert_string_equal(small, "/events"); /* cut to fit */
+  cbev_header_location("HTTP/1.1 200 OK\r\n", 17, loc, sizeof loc);
+  assert_string_equal(loc, "");
+  cbev_header_location(NULL, 0, loc, sizeof loc);
+}
+
 static void test_body_grows_and_caps(void **state) {
   char *buf = NULL, chunk[100];
   size_t len = 0, cap = 0;
@@ -99,6 +119,7 @@ static void test_body_out_of_memory(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retry_after_lines),
+      cmocka_unit_test(test_location_lines),
       cmocka_unit_test(test_body_grows_and_caps),
       cmocka_unit_test(test_body_out_of_memory),
   };
