@@ -35,7 +35,8 @@ static void log_stderr(void *userdata, cbev_log_level level, const char *msg) {
 
 static void usage(FILE *f) {
   fputs("usage: cbevents-tail [--testbed | --api URL] [--timeout SECONDS] [--ca-file FILE]\n"
-        "                     [--rate N/SECONDS] [--retries N] [--log-level LEVEL] USERNAME\n"
+        "                     [--rate N/SECONDS] [--retries N] [--log-level LEVEL]\n"
+        "                     [--raw] [--expose-anonymous-tippers] USERNAME\n"
         "\n"
         "Prints the Chaturbate Events API feed of USERNAME as JSON lines.\n"
         "The token is read from CB_TOKEN or CB_TOKEN_FILE; alternatively CB_EVENTS_URL\n"
@@ -48,7 +49,13 @@ static void usage(FILE *f) {
         "  --rate N/SECONDS   request rate limit (default 2000/60)\n"
         "  --retries N        attempts per request, 0 = forever (default 8)\n"
         "  --log-level LEVEL  error, warn, info or debug (default warn)\n"
+        "  --raw              print each upstream event object as received (numbers\n"
+        "                     as their text) instead of the normalized form\n"
+        "  --expose-anonymous-tippers\n"
+        "                     keep the user of anonymous tips (hidden by default, in\n"
+        "                     both forms; a tip is anonymous unless isAnon is false)\n"
         "\n"
+        "A 401/403 is retried 2 times with the backoff before it counts.\n"
         "Exit status: 0 on SIGINT/SIGTERM, 1 runtime error, 2 usage, 3 authentication failed.\n",
         f);
 }
@@ -104,12 +111,13 @@ static int install_signals(void) {
   return sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Prints the events of b; returns 0, or -1 when stdout is gone. */
-static int print_batch(const cbev_batch *b) {
+/* Prints the events of b (flags: CBEV_JSON_*); returns 0, or -1 when
+ * stdout is gone. */
+static int print_batch(const cbev_batch *b, unsigned flags) {
   for (size_t i = 0; i < cbev_batch_count(b); i++) {
     char *json = NULL;
     size_t len = 0;
-    int rc = cbev_event_to_json(cbev_batch_get(b, i), 0, &json, &len);
+    int rc = cbev_event_to_json(cbev_batch_get(b, i), flags, &json, &len);
     if (rc != CBEV_OK) {
       fprintf(stderr, "cbevents-tail: error: cannot serialize event %s: %s\n",
               cbev_event_id(cbev_batch_get(b, i)), cbev_strerror(rc));
@@ -130,6 +138,8 @@ int main(int argc, char **argv) {
       {"timeout", required_argument, NULL, 't'}, {"ca-file", required_argument, NULL, 'C'},
       {"rate", required_argument, NULL, 'r'},  {"retries", required_argument, NULL, 'R'},
       {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
+      {"raw", no_argument, NULL, 'w'},
+      {"expose-anonymous-tippers", no_argument, NULL, 'x'},
       {"version", no_argument, NULL, 'V'},     {NULL, 0, NULL, 0}};
   cbev_logger logger = {log_stderr, NULL, CBEV_LOG_WARN};
   cbev_client_config cfg;
@@ -139,6 +149,7 @@ int main(int argc, char **argv) {
   double rate_s = CBEV_RATELIMIT_DEFAULT_SECONDS;
   char *token = NULL;
   const char *events_url = getenv("CB_EVENTS_URL");
+  unsigned json_flags = 0;
   int status = EXIT_USAGE, c, rc;
   long v;
 
@@ -181,6 +192,12 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cbevents-tail: --log-level: must be error, warn, info or debug\n");
         goto out;
       }
+      break;
+    case 'w':
+      json_flags |= CBEV_JSON_RAW;
+      break;
+    case 'x':
+      json_flags |= CBEV_JSON_EXPOSE_ANON;
       break;
     case 'h':
       usage(stdout);
@@ -253,7 +270,7 @@ int main(int argc, char **argv) {
     rc = cbev_client_poll(client, &b);
     if (rc != CBEV_OK)
       break;
-    if (print_batch(b) != 0) {
+    if (print_batch(b, json_flags) != 0) {
       cbev_batch_free(b);
       rc = CBEV_ECANCELED; /* stdout closed (e.g. `| head`): a normal end */
       break;

@@ -372,7 +372,11 @@ class FakeApi:
     def add_faults(self, name, faults):
         """Queues faults for the next event requests of name (or of any
         broadcaster when name is None). A fault {"pass": true} lets one
-        request through untouched, to interleave faults with good answers."""
+        request through untouched, to interleave faults with good answers.
+        Faults that still serve the request normally: "slow", "next_url",
+        "pad_next_url" (white space around the nextUrl), "timeout_text"
+        (another wording of the 400 "waited too long" answer),
+        "null_next_url", "omit_next_url", "close"."""
         with self._cond:
             q = self._bc[name].faults if name is not None else self._global_faults
             q.extend(dict(f) for f in faults)
@@ -760,6 +764,9 @@ class _Handler(BaseHTTPRequestHandler):
         next_url += "timeout=%d" % timeout
         if fault and "next_url" in fault:
             next_url = fault["next_url"]
+        if fault and "pad_next_url" in fault:
+            # Seen in real captures: white space around the nextUrl.
+            next_url = fault["pad_next_url"] + next_url + fault["pad_next_url"]
         rec["served"] = [format_id(k) for k in keys]
 
         if items and not fault:
@@ -770,7 +777,9 @@ class _Handler(BaseHTTPRequestHandler):
             body = {"events": items, "nextUrl": next_url}
             status = 200
         else:
-            body = {"status": WAITED_TOO_LONG, "nextUrl": next_url}
+            # Peers have seen other wordings: "WAITED TOO LONG", ...
+            body = {"status": (fault or {}).get("timeout_text", WAITED_TOO_LONG),
+                    "nextUrl": next_url}
             status = 400
         if fault and fault.get("null_next_url"):
             body["nextUrl"] = None
@@ -831,9 +840,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
             return True
         if "redirect" in fault:
+            # {"redirect": None}: a 3xx without a Location header.
             rec["status"] = int(fault.get("status", 302))
             self._send(rec["status"], {"status": "moved"},
-                       headers={"Location": fault["redirect"]})
+                       headers=None if fault["redirect"] is None
+                       else {"Location": fault["redirect"]})
             return True
         if "body" in fault:
             rec["status"] = int(fault.get("status", 200))
