@@ -52,7 +52,11 @@ typedef struct bc {
   cb2m_state state;
   unsigned state_changed;  /* CB2M_CHG_* bits not yet published */
   int state_unsaved;
-  char *cursor_url, *cursor_id; /* acknowledged cursor not yet saved */
+  /* The acknowledged cursor: cursor_url (its i= is saved) is set while a
+   * save is due; cursor_id stays the last delivered event id (<ms>-<seq>)
+   * after the save, since an odd id never replaces it. */
+  char *cursor_url, *cursor_id;
+  int cursor_refused; /* a save was refused for its content (logged once) */
   bc_status status;
   int published_available; /* -1 unknown, 0 offline, 1 online */
   unsigned failures;       /* consecutive failed polls */
@@ -290,9 +294,12 @@ static void collect_acked(bridge *b) {
     if (n == 0 || n == (size_t)-1)
       continue;
     free(c->cursor_url);
-    free(c->cursor_id);
     c->cursor_url = url;
-    c->cursor_id = id;
+    /* Only an event id moves the last delivered id (SPEC 3). */
+    if (id) {
+      free(c->cursor_id);
+      c->cursor_id = id;
+    }
     if (was_full && !cb2m_queue_full(&c->queue)) {
       LOG(b, CBEV_LOG_INFO, "%s: queue below %zu again, polling resumes", c->cfg->name,
           c->queue.max_items);
@@ -301,25 +308,47 @@ static void collect_acked(bridge *b) {
   }
 }
 
-/* Writes due cursors and states. A failure to write is fatal: continuing
- * would promise a durability the disk does not give. */
+/* Writes c's due cursor: the i= of its URL and the last delivered id.
+ * Returns 0, or -1 when the disk failed. A cursor refused for its content
+ * (an i= that is not a cursor value) is not the disk's fault: it is
+ * skipped with a warning and the previous cursor stays on disk, which
+ * may fetch some events again but never loses one. */
+static int save_cursor(bridge *b, bc *c) {
+  const char *dir = b->cfg->events.state_dir;
+  char *i = NULL;
+  int rc;
+
+  if (cb2m_cursor_i_of(c->cursor_url, &i) != 0 && errno == ENOMEM) {
+    LOG(b, CBEV_LOG_ERROR, "%s: out of memory while saving the cursor; stopping", c->cfg->name);
+    return -1;
+  }
+  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : 0;
+  free(i);
+  if (rc == CB2M_CURSOR_ERROR) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
+        c->cfg->name, dir, strerror(errno));
+    return -1;
+  }
+  if (rc == CB2M_CURSOR_REFUSED)
+    LOG(b, c->cursor_refused ? CBEV_LOG_DEBUG : CBEV_LOG_WARN,
+        "%s: the feed's cursor is not one the cursor file can hold (an odd i= in nextUrl); "
+        "the previous cursor stays saved", c->cfg->name);
+  c->cursor_refused = rc == CB2M_CURSOR_REFUSED;
+  free(c->cursor_url);
+  c->cursor_url = NULL;
+  return 0;
+}
+
+/* Writes due cursors and states. A failure of the disk is fatal:
+ * continuing would promise a durability the disk does not give. */
 static int save_all(bridge *b) {
   const char *dir = b->cfg->events.state_dir;
   int rc = 0;
 
   for (size_t i = 0; i < b->n; i++) {
     bc *c = &b->bcs[i];
-    if (c->cursor_url) {
-      if (cb2m_cursor_save(dir, c->cfg->name, c->cursor_url, c->cursor_id) != 0) {
-        LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
-            c->cfg->name, dir, strerror(errno));
-        rc = -1;
-      } else {
-        free(c->cursor_url);
-        free(c->cursor_id);
-        c->cursor_url = c->cursor_id = NULL;
-      }
-    }
+    if (c->cursor_url && save_cursor(b, c) != 0)
+      rc = -1;
     if (c->state_unsaved) {
       if (cb2m_state_save(dir, c->cfg->name, &c->state) != 0) {
         LOG(b, CBEV_LOG_ERROR, "%s: cannot write the state file in %s: %s; stopping",
@@ -553,31 +582,69 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
 
 /* ---- setup and teardown */
 
-/* The saved cursor's position (its query, with i=<last id>) applied to the
- * feed URL configured now, so a token rotated since the save is used and
- * the old one is never sent again. Returns a new string or NULL. */
-static char *rebase_cursor(const char *configured, const char *saved) {
-  CURLU *cur = curl_url(), *sv = curl_url();
-  char *query = NULL, *out = NULL, *copy = NULL;
+/* The saved cursor (its i=) applied to the feed URL configured now: a
+ * token rotated since the save is used at once, the old one is never sent
+ * again, and timeout= is the configured one. Returns a new string or NULL
+ * (out of memory, or an i= that is not a cursor value). */
+static char *rebase_cursor(const char *configured, const char *i) {
+  char *url = NULL;
+  return cb2m_cursor_apply(configured, i, &url) == 0 ? url : NULL;
+}
 
-  if (cur && sv && curl_url_set(cur, CURLUPART_URL, configured, 0) == CURLUE_OK &&
-      curl_url_set(sv, CURLUPART_URL, saved, 0) == CURLUE_OK &&
-      curl_url_get(sv, CURLUPART_QUERY, &query, 0) == CURLUE_OK &&
-      curl_url_set(cur, CURLUPART_QUERY, query, 0) == CURLUE_OK &&
-      curl_url_get(cur, CURLUPART_URL, &out, 0) == CURLUE_OK)
-    copy = strdup(out);
-  curl_free(query);
-  curl_free(out);
-  curl_url_cleanup(cur);
-  curl_url_cleanup(sv);
-  return copy;
+/* Restores the saved cursor of c into its session. Returns 0, or -1 when
+ * the cursor file exists but cannot be read: starting from the live feed
+ * then would overwrite it, a silent gap (SPEC 5). */
+static int restore_cursor(bridge *b, bc *c) {
+  const char *dir = b->cfg->events.state_dir;
+  cb2m_cursor cur;
+  char *aside = NULL, *moved = NULL;
+  int rc = cb2m_cursor_load(dir, c->cfg->name, &cur, &aside);
+
+  if (rc == CB2M_CURSOR_ERROR) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot read the cursor file %s/%s.cursor: %s; stopping rather "
+        "than start from the live feed and lose its place", c->cfg->name, dir, c->cfg->name,
+        strerror(errno));
+    goto out;
+  }
+  if (rc == CB2M_CURSOR_CORRUPT)
+    LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt (%s) and was set aside as %s; "
+        "starting from the live feed", c->cfg->name, cur.why, aside ? aside : "(unknown)");
+  if (rc != CB2M_CURSOR_FOUND) {
+    rc = 0;
+    goto out;
+  }
+  if (cur.ignored[0])
+    LOG(b, CBEV_LOG_WARN, "%s: the cursor file holds unknown keys (%s): ignored, and dropped at "
+        "the next save", c->cfg->name, cur.ignored);
+  moved = rebase_cursor(cbev_session_cursor_url(c->session), cur.i);
+  if (moved && cbev_session_set_cursor(c->session, moved, cur.last_id) == CBEV_OK) {
+    LOG(b, CBEV_LOG_INFO, "%s: resuming after event %s", c->cfg->name,
+        cur.last_id ? cur.last_id : "(none delivered yet)");
+    c->cursor_id = cur.last_id;
+    cur.last_id = NULL;
+    /* A version-1 file holds the feed URL and with it the token: the
+     * first save, due at once, writes the new form over it. */
+    if (cur.version != CB2M_CURSOR_VERSION || cur.ignored[0]) {
+      c->cursor_url = moved;
+      moved = NULL;
+    }
+  } else {
+    LOG(b, CBEV_LOG_WARN, "%s: the saved cursor does not match the configured API; "
+        "starting from the live feed", c->cfg->name);
+  }
+  rc = 0;
+out:
+  free(moved);
+  free(aside);
+  cb2m_cursor_cleanup(&cur);
+  return rc;
 }
 
 static int setup_broadcaster(bridge *b, size_t i) {
   const cb2m_config *cfg = b->cfg;
   bc *c = &b->bcs[i];
   cbev_session_config sc;
-  char *url = NULL, *last_id = NULL, *aside = NULL;
+  char *aside = NULL;
   int rc;
 
   c->cfg = &cfg->broadcasters[i];
@@ -612,24 +679,15 @@ static int setup_broadcaster(bridge *b, size_t i) {
         cbev_strerror(rc));
     return -1;
   }
-  rc = cb2m_cursor_load(cfg->events.state_dir, c->cfg->name, &url, &last_id, &aside);
-  if (rc == CB2M_CURSOR_FOUND) {
-    char *moved = rebase_cursor(cbev_session_cursor_url(c->session), url);
-    if (moved && cbev_session_set_cursor(c->session, moved, last_id) == CBEV_OK)
-      LOG(b, CBEV_LOG_INFO, "%s: resuming after event %s", c->cfg->name, last_id);
-    else
-      LOG(b, CBEV_LOG_WARN, "%s: the saved cursor does not match the configured API; "
-          "starting from the live feed", c->cfg->name);
-    free(moved);
-  } else if (rc == CB2M_CURSOR_CORRUPT) {
-    LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt and was set aside as %s; "
-        "starting from the live feed", c->cfg->name, aside ? aside : "(unknown)");
-  }
-  free(url);
-  free(last_id);
-  free(aside);
-  aside = NULL;
+  if (restore_cursor(b, c) != 0)
+    return -1;
   rc = cb2m_state_load(cfg->events.state_dir, c->cfg->name, &c->state, &aside);
+  if (rc == CB2M_STATE_ERROR) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot read the state file %s/%s.state: %s; stopping rather "
+        "than overwrite it", c->cfg->name, cfg->events.state_dir, c->cfg->name, strerror(errno));
+    free(aside);
+    return -1;
+  }
   if (rc == CB2M_STATE_CORRUPT)
     LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
         c->cfg->name, aside ? aside : "(unknown)");
