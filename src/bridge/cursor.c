@@ -70,7 +70,7 @@ static int file_name(char *file, size_t size, const char *name) {
 
 char *cb2m_cursor_format(const char *i, const char *last_id) {
   cJSON *o = NULL;
-  char *text = NULL;
+  char *printed = NULL, *text = NULL;
 
   if ((!i && !last_id) || (i && !cb2m_cursor_i_valid(i)) || (last_id && !id_valid(last_id))) {
     errno = EINVAL;
@@ -80,7 +80,12 @@ char *cb2m_cursor_format(const char *i, const char *last_id) {
   if (o && cJSON_AddNumberToObject(o, "version", CB2M_CURSOR_VERSION) &&
       (!i || cJSON_AddStringToObject(o, "i", i)) &&
       (!last_id || cJSON_AddStringToObject(o, "last_id", last_id)))
-    text = cJSON_PrintUnformatted(o);
+    printed = cJSON_PrintUnformatted(o);
+  /* A copy from malloc, so that the caller's free() matches (cJSON's
+   * allocator is its own business). */
+  if (printed)
+    text = strdup(printed);
+  cJSON_free(printed);
   cJSON_Delete(o);
   if (!text)
     errno = ENOMEM;
@@ -102,12 +107,11 @@ int cb2m_cursor_save(const char *dir, const char *name, const char *i, const cha
     rc = errno == ENOMEM ? CB2M_CURSOR_ERROR : CB2M_CURSOR_REFUSED;
     goto out;
   }
-  /* cJSON's allocator is malloc (the bridge never changes its hooks). */
   rc = cb2m_write_atomic(dir, file, text, strlen(text), 0600) == 0 ? 0 : CB2M_CURSOR_ERROR;
 out:
   if (rc == CB2M_CURSOR_REFUSED)
     errno = EINVAL;
-  cJSON_free(text);
+  free(text);
   return rc;
 }
 
