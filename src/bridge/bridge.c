@@ -52,7 +52,17 @@ typedef struct bc {
   cb2m_state state;
   unsigned state_changed;  /* CB2M_CHG_* bits not yet published */
   int state_unsaved;
-  char *cursor_url, *cursor_id; /* acknowledged cursor not yet saved */
+  /* The acknowledged cursor: cursor_url (its i= is saved) is set while a
+   * save is due; cursor_id stays the last delivered event id (<ms>-<seq>)
+   * after the save, since an odd id never replaces it. */
+  char *cursor_url, *cursor_id;
+  int cursor_refused; /* a save was refused for its content (logged once) */
+  /* After an authentication failure: when the next try is due, and
+   * whether it may run now (its secret was read again). */
+  uint64_t auth_retry_at_ms;
+  int auth_retry;
+  size_t secret_slot; /* index in bridge.secrets of a re-read token; 0: none */
+  char *secret_now;   /* the secret re-read from its file, when it changed (owned) */
   bc_status status;
   int published_available; /* -1 unknown, 0 offline, 1 online */
   unsigned failures;       /* consecutive failed polls */
@@ -83,6 +93,8 @@ typedef struct bridge {
   size_t inflight;
   int stopping;
   int fatal;
+  int any_good;          /* some broadcaster got a good answer (exit 3 is off) */
+  size_t secrets_cap;    /* slots of secrets (bridge.sink.n_secrets used) */
   int discovery_due;     /* HA asked for a re-publish (birth message) */
   uint64_t discovery_at_ms;
   time_t started_at;
@@ -290,9 +302,12 @@ static void collect_acked(bridge *b) {
     if (n == 0 || n == (size_t)-1)
       continue;
     free(c->cursor_url);
-    free(c->cursor_id);
     c->cursor_url = url;
-    c->cursor_id = id;
+    /* Only an event id moves the last delivered id (SPEC 3). */
+    if (id) {
+      free(c->cursor_id);
+      c->cursor_id = id;
+    }
     if (was_full && !cb2m_queue_full(&c->queue)) {
       LOG(b, CBEV_LOG_INFO, "%s: queue below %zu again, polling resumes", c->cfg->name,
           c->queue.max_items);
@@ -301,25 +316,47 @@ static void collect_acked(bridge *b) {
   }
 }
 
-/* Writes due cursors and states. A failure to write is fatal: continuing
- * would promise a durability the disk does not give. */
+/* Writes c's due cursor: the i= of its URL and the last delivered id.
+ * Returns 0, or -1 when the disk failed. A cursor refused for its content
+ * (an i= that is not a cursor value) is not the disk's fault: it is
+ * skipped with a warning and the previous cursor stays on disk, which
+ * may fetch some events again but never loses one. */
+static int save_cursor(bridge *b, bc *c) {
+  const char *dir = b->cfg->events.state_dir;
+  char *i = NULL;
+  int rc;
+
+  if (cb2m_cursor_i_of(c->cursor_url, &i) != 0 && errno == ENOMEM) {
+    LOG(b, CBEV_LOG_ERROR, "%s: out of memory while saving the cursor; stopping", c->cfg->name);
+    return -1;
+  }
+  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : 0;
+  free(i);
+  if (rc == CB2M_CURSOR_ERROR) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
+        c->cfg->name, dir, strerror(errno));
+    return -1;
+  }
+  if (rc == CB2M_CURSOR_REFUSED)
+    LOG(b, c->cursor_refused ? CBEV_LOG_DEBUG : CBEV_LOG_WARN,
+        "%s: the feed's cursor is not one the cursor file can hold (an odd i= in nextUrl); "
+        "the previous cursor stays saved", c->cfg->name);
+  c->cursor_refused = rc == CB2M_CURSOR_REFUSED;
+  free(c->cursor_url);
+  c->cursor_url = NULL;
+  return 0;
+}
+
+/* Writes due cursors and states. A failure of the disk is fatal:
+ * continuing would promise a durability the disk does not give. */
 static int save_all(bridge *b) {
   const char *dir = b->cfg->events.state_dir;
   int rc = 0;
 
   for (size_t i = 0; i < b->n; i++) {
     bc *c = &b->bcs[i];
-    if (c->cursor_url) {
-      if (cb2m_cursor_save(dir, c->cfg->name, c->cursor_url, c->cursor_id) != 0) {
-        LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
-            c->cfg->name, dir, strerror(errno));
-        rc = -1;
-      } else {
-        free(c->cursor_url);
-        free(c->cursor_id);
-        c->cursor_url = c->cursor_id = NULL;
-      }
-    }
+    if (c->cursor_url && save_cursor(b, c) != 0)
+      rc = -1;
     if (c->state_unsaved) {
       if (cb2m_state_save(dir, c->cfg->name, &c->state) != 0) {
         LOG(b, CBEV_LOG_ERROR, "%s: cannot write the state file in %s: %s; stopping",
@@ -420,7 +457,8 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 static int poll_allowed(void *ud, size_t i) {
   bridge *b = ud;
   bc *c = &b->bcs[i];
-  return !b->stopping && c->status != BC_AUTH_FAILED && !cb2m_queue_full(&c->queue);
+  return !b->stopping && (c->status != BC_AUTH_FAILED || c->auth_retry) &&
+         !cb2m_queue_full(&c->queue);
 }
 
 static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *request_url) {
@@ -512,6 +550,8 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
   c->polls++;
   if (rc == CBEV_OK) {
     c->failures = 0;
+    c->auth_retry = 0;
+    b->any_good = 1;
     if (c->status != BC_ONLINE) {
       LOG(b, CBEV_LOG_INFO, "%s: polling the Events API", c->cfg->name);
       set_status(b, c, BC_ONLINE);
@@ -535,9 +575,12 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
   case CBEV_EAUTH:
     LOG(b, CBEV_LOG_ERROR,
         "%s: authentication failed (HTTP %ld): the token is wrong, revoked or lacks the "
-        "Events API scope; this broadcaster stays offline until restart",
-        c->cfg->name, status);
+        "Events API scope; offline, trying again in %d s%s", c->cfg->name, status,
+        b->cfg->events.auth_retry_interval,
+        c->cfg->secret_file ? " (its secret file is read again first)" : "");
     set_status(b, c, BC_AUTH_FAILED);
+    c->auth_retry = 0;
+    c->auth_retry_at_ms = now_ms() + (uint64_t)b->cfg->events.auth_retry_interval * 1000u;
     break;
   case CBEV_EURL:
   case CBEV_EHTTP:
@@ -553,44 +596,78 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
 
 /* ---- setup and teardown */
 
-/* The saved cursor's position (its query, with i=<last id>) applied to the
- * feed URL configured now, so a token rotated since the save is used and
- * the old one is never sent again. Returns a new string or NULL. */
-static char *rebase_cursor(const char *configured, const char *saved) {
-  CURLU *cur = curl_url(), *sv = curl_url();
-  char *query = NULL, *out = NULL, *copy = NULL;
-
-  if (cur && sv && curl_url_set(cur, CURLUPART_URL, configured, 0) == CURLUE_OK &&
-      curl_url_set(sv, CURLUPART_URL, saved, 0) == CURLUE_OK &&
-      curl_url_get(sv, CURLUPART_QUERY, &query, 0) == CURLUE_OK &&
-      curl_url_set(cur, CURLUPART_QUERY, query, 0) == CURLUE_OK &&
-      curl_url_get(cur, CURLUPART_URL, &out, 0) == CURLUE_OK)
-    copy = strdup(out);
-  curl_free(query);
-  curl_free(out);
-  curl_url_cleanup(cur);
-  curl_url_cleanup(sv);
-  return copy;
+/* The saved cursor (its i=) applied to the feed URL configured now: a
+ * token rotated since the save is used at once, the old one is never sent
+ * again, and timeout= is the configured one. Returns a new string or NULL
+ * (out of memory, or an i= that is not a cursor value). */
+static char *rebase_cursor(const char *configured, const char *i) {
+  char *url = NULL;
+  return cb2m_cursor_apply(configured, i, &url) == 0 ? url : NULL;
 }
 
-static int setup_broadcaster(bridge *b, size_t i) {
-  const cb2m_config *cfg = b->cfg;
-  bc *c = &b->bcs[i];
-  cbev_session_config sc;
-  char *url = NULL, *last_id = NULL, *aside = NULL;
-  int rc;
+/* Restores the saved cursor of c into its session. Returns 0, or -1 when
+ * the cursor file exists but cannot be read: starting from the live feed
+ * then would overwrite it, a silent gap (SPEC 5). */
+static int restore_cursor(bridge *b, bc *c) {
+  const char *dir = b->cfg->events.state_dir;
+  cb2m_cursor cur;
+  char *aside = NULL, *moved = NULL;
+  int rc = cb2m_cursor_load(dir, c->cfg->name, &cur, &aside);
 
-  c->cfg = &cfg->broadcasters[i];
-  c->published_available = -1;
-  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != 0)
-    return -1;
+  if (rc == CB2M_CURSOR_ERROR) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot read the cursor file %s/%s.cursor: %s; stopping rather "
+        "than start from the live feed and lose its place", c->cfg->name, dir, c->cfg->name,
+        strerror(errno));
+    goto out;
+  }
+  if (rc == CB2M_CURSOR_CORRUPT)
+    LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt (%s) and was set aside as %s; "
+        "starting from the live feed", c->cfg->name, cur.why, aside ? aside : "(unknown)");
+  if (rc != CB2M_CURSOR_FOUND) {
+    rc = 0;
+    goto out;
+  }
+  if (cur.ignored[0])
+    LOG(b, CBEV_LOG_WARN, "%s: the cursor file holds unknown keys (%s): ignored, and dropped at "
+        "the next save", c->cfg->name, cur.ignored);
+  moved = rebase_cursor(cbev_session_cursor_url(c->session), cur.i);
+  if (moved && cbev_session_set_cursor(c->session, moved, cur.last_id) == CBEV_OK) {
+    LOG(b, CBEV_LOG_INFO, "%s: resuming after event %s", c->cfg->name,
+        cur.last_id ? cur.last_id : "(none delivered yet)");
+    c->cursor_id = cur.last_id;
+    cur.last_id = NULL;
+    /* A version-1 file holds the feed URL and with it the token: the
+     * first save, due at once, writes the new form over it. */
+    if (cur.version != CB2M_CURSOR_VERSION || cur.ignored[0]) {
+      c->cursor_url = moved;
+      moved = NULL;
+    }
+  } else {
+    LOG(b, CBEV_LOG_WARN, "%s: the saved cursor does not match the configured API; "
+        "starting from the live feed", c->cfg->name);
+  }
+  rc = 0;
+out:
+  free(moved);
+  free(aside);
+  cb2m_cursor_cleanup(&cur);
+  return rc;
+}
+
+/* A session for c with the secret given (exactly one of token and url),
+ * the settings of the start and c's rate limiter. Returns a cbev_ code. */
+static int open_session(bridge *b, bc *c, const char *token, const char *url,
+                        cbev_session **out) {
+  const cb2m_config *cfg = b->cfg;
+  cbev_session_config sc;
+
   cbev_session_config_init(&sc);
-  if (c->cfg->url) {
-    sc.events_url = c->cfg->url;
+  if (url) {
+    sc.events_url = url;
   } else {
     sc.base_url = cfg->events.api_base;
     sc.username = c->cfg->name;
-    sc.token = c->cfg->token;
+    sc.token = token;
   }
   sc.timeout_s = cfg->events.timeout;
   sc.retry_attempts = 0; /* the daemon retries forever */
@@ -598,38 +675,124 @@ static int setup_broadcaster(bridge *b, size_t i) {
   sc.retry_factor = cfg->events.retry_factor;
   sc.retry_max_delay_s = cfg->events.retry_max_delay;
   sc.logger = &b->logger;
-  if (b->shared_limiter) {
-    sc.limiter = b->shared_limiter;
-  } else {
-    if (cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
-        CBEV_OK)
-      return -1;
-    sc.limiter = c->own_limiter;
+  sc.limiter = b->shared_limiter ? b->shared_limiter : c->own_limiter;
+  return cbev_session_new(&sc, out);
+}
+
+/* Before a try after an authentication failure: reads c's secret file
+ * again, and when it changed, moves c to a session with the new secret
+ * that resumes where the old one stood (its i= and last id), so nothing
+ * is lost or fetched twice and the old token is never sent again. The new
+ * token joins the log masking list first. A secret that cannot be read or
+ * is refused is logged and the old session tries again. */
+static void reread_secret(bridge *b, size_t i) {
+  bc *c = &b->bcs[i];
+  const cb2m_broadcaster_config *cfg = c->cfg;
+  cbev_session *fresh = NULL;
+  char err[CB2M_PATH_MAX + 128], *secret = NULL, *i_value = NULL, *moved = NULL;
+  const char *old;
+  int rc;
+
+  if (!cfg->secret_file)
+    return; /* given directly: only a restart (or reload) changes it */
+  if (cb2m_config_reread_secret(cfg, &secret, err, sizeof err) != 0) {
+    LOG(b, CBEV_LOG_WARN, "%s: %s; trying the old secret", cfg->name, err);
+    return;
   }
-  rc = cbev_session_new(&sc, &c->session);
+  old = cfg->url ? cfg->url : cfg->token;
+  if (c->secret_now)
+    old = c->secret_now;
+  if (strcmp(secret, old) == 0)
+    goto out;
+  rc = open_session(b, c, cfg->url ? NULL : secret, cfg->url ? secret : NULL, &fresh);
+  if (rc != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "%s: the new secret in %s is not usable (%s); trying the old one",
+        cfg->name, cfg->secret_file, cbev_strerror(rc));
+    goto out;
+  }
+  /* Masked before the new session could log anything with it. */
+  if (!c->secret_slot && b->sink.n_secrets < b->secrets_cap)
+    c->secret_slot = b->sink.n_secrets++;
+  if (c->secret_slot)
+    b->secrets[c->secret_slot] = cbev_session_token(fresh);
+  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
+      !(moved = rebase_cursor(cbev_session_cursor_url(fresh), i_value)) ||
+      cbev_session_set_cursor(fresh, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret; trying the old "
+        "one", cfg->name);
+    if (c->secret_slot)
+      b->secrets[c->secret_slot] = cbev_session_token(c->session);
+    goto out;
+  }
+  LOG(b, CBEV_LOG_INFO, "%s: %s changed; trying the new secret", cfg->name, cfg->secret_file);
+  cb2m_poller_set_session(b->poller, i, fresh);
+  cbev_session_free(c->session);
+  c->session = fresh;
+  fresh = NULL;
+  cb2m_config_secret_free(c->secret_now);
+  c->secret_now = secret;
+  secret = NULL;
+out:
+  cbev_session_free(fresh);
+  cb2m_config_secret_free(secret);
+  free(i_value);
+  cb2m_config_secret_free(moved);
+}
+
+/* With start set, starts the tries that are due after authentication
+ * failures (SPEC 5: every auth_retry_interval seconds, forever). Returns
+ * the time of the next one not started (UINT64_MAX: none), so the loop
+ * wakes for it. */
+static uint64_t retry_auth_due(bridge *b, uint64_t now, int start) {
+  uint64_t next = UINT64_MAX;
+
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    if (c->status != BC_AUTH_FAILED || c->auth_retry || b->stopping)
+      continue;
+    if (now < c->auth_retry_at_ms || !start) {
+      if (c->auth_retry_at_ms < next)
+        next = c->auth_retry_at_ms;
+      continue;
+    }
+    LOG(b, CBEV_LOG_INFO, "%s: trying the Events API again after the authentication failure",
+        c->cfg->name);
+    reread_secret(b, i);
+    c->auth_retry = 1;
+    cb2m_poller_kick(b->poller, i);
+  }
+  return next;
+}
+
+static int setup_broadcaster(bridge *b, size_t i) {
+  const cb2m_config *cfg = b->cfg;
+  bc *c = &b->bcs[i];
+  char *aside = NULL;
+  int rc;
+
+  c->cfg = &cfg->broadcasters[i];
+  c->published_available = -1;
+  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != 0)
+    return -1;
+  if (!b->shared_limiter &&
+      cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
+          CBEV_OK)
+    return -1;
+  rc = open_session(b, c, c->cfg->token, c->cfg->url, &c->session);
   if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot set up the Events API session: %s", c->cfg->name,
         cbev_strerror(rc));
     return -1;
   }
-  rc = cb2m_cursor_load(cfg->events.state_dir, c->cfg->name, &url, &last_id, &aside);
-  if (rc == CB2M_CURSOR_FOUND) {
-    char *moved = rebase_cursor(cbev_session_cursor_url(c->session), url);
-    if (moved && cbev_session_set_cursor(c->session, moved, last_id) == CBEV_OK)
-      LOG(b, CBEV_LOG_INFO, "%s: resuming after event %s", c->cfg->name, last_id);
-    else
-      LOG(b, CBEV_LOG_WARN, "%s: the saved cursor does not match the configured API; "
-          "starting from the live feed", c->cfg->name);
-    free(moved);
-  } else if (rc == CB2M_CURSOR_CORRUPT) {
-    LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt and was set aside as %s; "
-        "starting from the live feed", c->cfg->name, aside ? aside : "(unknown)");
-  }
-  free(url);
-  free(last_id);
-  free(aside);
-  aside = NULL;
+  if (restore_cursor(b, c) != 0)
+    return -1;
   rc = cb2m_state_load(cfg->events.state_dir, c->cfg->name, &c->state, &aside);
+  if (rc == CB2M_STATE_ERROR) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot read the state file %s/%s.state: %s; stopping rather "
+        "than overwrite it", c->cfg->name, cfg->events.state_dir, c->cfg->name, strerror(errno));
+    free(aside);
+    return -1;
+  }
   if (rc == CB2M_STATE_CORRUPT)
     LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
         c->cfg->name, aside ? aside : "(unknown)");
@@ -650,6 +813,7 @@ static void teardown(bridge *b) {
   for (size_t i = 0; b->bcs && i < b->n; i++) {
     cbev_session_free(b->bcs[i].session);
     cbev_ratelimit_free(b->bcs[i].own_limiter);
+    cb2m_config_secret_free(b->bcs[i].secret_now);
   }
   cb2m_mqtt_free(b->mqtt);
   cbev_ratelimit_free(b->shared_limiter);
@@ -667,7 +831,9 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   b->n = cfg->n_broadcasters;
   b->started_at = time(NULL);
   b->started_ms = now_ms();
-  b->secrets = calloc(b->n + 2, sizeof *b->secrets);
+  /* Room for a re-read token per broadcaster too (reread_secret()). */
+  b->secrets_cap = 2 * b->n + 2;
+  b->secrets = calloc(b->secrets_cap, sizeof *b->secrets);
   b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
   if (!b->secrets || !b->bcs)
     return -1;
@@ -717,7 +883,11 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   return cb2m_mqtt_new(&mo, &cbs, &b->mqtt) == 0 ? 0 : -1;
 }
 
+/* Exit 3 (SPEC 5): at start only, when every broadcaster failed
+ * authentication before any of them got a good answer. */
 static int all_auth_failed(const bridge *b) {
+  if (b->any_good)
+    return 0;
   for (size_t i = 0; i < b->n; i++)
     if (b->bcs[i].status != BC_AUTH_FAILED)
       return 0;
@@ -740,6 +910,8 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
   int mfd = cb2m_mqtt_fd(b->mqtt), mqtt_slot = -1;
 
   next = b->stopping ? now + max_wait_ms : cb2m_poller_start_due(b->poller, now);
+  if (retry_auth_due(b, now, 0) < next)
+    next = retry_auth_due(b, now, 0);
   if (cb2m_mqtt_next_ms(b->mqtt, now) < next)
     next = cb2m_mqtt_next_ms(b->mqtt, now);
   if (!b->stopping) {
@@ -794,6 +966,7 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
 static void timers(bridge *b) {
   uint64_t now = now_ms();
 
+  retry_auth_due(b, now, 1);
   if (now >= b->next_save_ms) {
     if (save_all(b) != 0)
       b->fatal = 1;

@@ -153,6 +153,10 @@ static const key_def KEYS[] = {
      NO_AUX, NO_AUX, NULL, NULL, NULL, "cursors and state survive restarts here"},
     {"events", "max_queued", T_INT, "10000", 1, 1000000, 0, OFF(events.max_queued), NO_AUX, NO_AUX,
      NULL, NULL, NULL, "events held per broadcaster while the broker is away"},
+    {"events", "auth_retry_interval", T_INT, "300", 10, 86400, 0, OFF(events.auth_retry_interval),
+     NO_AUX, NO_AUX, NULL, NULL, NULL,
+     "seconds between tries of a refused token, forever; its token_file, url_file or credential "
+     "is read again before each try"},
 
     {"homeassistant", "discovery", T_BOOL, "true", 0, 1, 0, OFF(homeassistant.discovery), NO_AUX,
      NO_AUX, NULL, NULL, NULL, "Home Assistant MQTT discovery"},
@@ -232,13 +236,14 @@ static int fail(loader *ld, const char *fmt, ...) {
   return 0;
 }
 
-/* Frees a string that may hold a secret, wiping it first. */
-static void free_secret(char *s) {
+void cb2m_config_secret_free(char *s) {
   if (s) {
     explicit_bzero(s, strlen(s));
     free(s);
   }
 }
+
+static void free_secret(char *s) { cb2m_config_secret_free(s); }
 
 static int replace_text(loader *ld, char **slot, const char *v) {
   char *copy = strdup(v);
@@ -695,19 +700,21 @@ static int load_env(loader *ld, char **envp) {
 /* ---- conversion and checks ------------------------------------------------ */
 
 /* Reads a secret from path: at most 64 KiB, one trailing newline (LF or
- * CRLF) dropped, then non-empty and free of control characters. what names
- * the key in errors; the content is never quoted. */
-static char *read_secret(loader *ld, const char *what, const char *path) {
+ * CRLF) dropped, then non-empty and free of control characters. Returns
+ * the secret (free_secret() it), or NULL with the reason in why (names
+ * the path, never quotes the content). The one secret-file reader: start,
+ * and the re-read after an authentication failure. */
+static char *read_secret_file(const char *path, char *why, size_t whylen) {
   char *text = NULL;
   size_t len = 0;
 
   if (!path || !*path) {
-    fail(ld, "config: %s: empty file name", what);
+    snprintf(why, whylen, "empty file name");
     return NULL;
   }
   if (cb2m_read_file(path, CB2M_SECRET_FILE_MAX, &text, &len) != 0) {
-    fail(ld, "config: %s: cannot read %s: %s", what, path,
-         errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+    snprintf(why, whylen, "cannot read %s: %s", path,
+             errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
     return NULL;
   }
   if (len && text[len - 1] == '\n') {
@@ -719,16 +726,43 @@ static char *read_secret(loader *ld, const char *what, const char *path) {
     unsigned char c = (unsigned char)text[i];
     if (c < 0x20 || c == 0x7f) {
       free_secret(text);
-      fail(ld, "config: %s: %s holds a control character or more than one line", what, path);
+      snprintf(why, whylen, "%s holds a control character or more than one line", path);
       return NULL;
     }
   }
   if (!len) {
     free(text);
-    fail(ld, "config: %s: %s is empty", what, path);
+    snprintf(why, whylen, "%s is empty", path);
     return NULL;
   }
   return text;
+}
+
+/* read_secret_file() for the loader: what names the key in errors. */
+static char *read_secret(loader *ld, const char *what, const char *path) {
+  char why[CB2M_PATH_MAX + 64];
+  char *text = read_secret_file(path, why, sizeof why);
+
+  if (!text)
+    fail(ld, "config: %s: %s", what, why);
+  return text;
+}
+
+int cb2m_config_reread_secret(const cb2m_broadcaster_config *b, char **secret, char *err,
+                              size_t errlen) {
+  char why[CB2M_PATH_MAX + 64];
+
+  *secret = NULL;
+  if (!b || !b->secret_file) {
+    snprintf(err, errlen, "no secret file to read again");
+    return -1;
+  }
+  *secret = read_secret_file(b->secret_file, why, sizeof why);
+  if (!*secret) {
+    snprintf(err, errlen, "broadcaster:%s: %s", b->name, why);
+    return -1;
+  }
+  return 0;
 }
 
 static int parse_bool(const char *v, int *out) {
@@ -1123,12 +1157,12 @@ static int resolve_bc(loader *ld, const cb2m_config *cfg, bc_raw *b, cb2m_broadc
     o->url = strdup(b->value);
     break;
   case BF_TOKEN_FILE:
-    if (!(o->token = read_secret(ld, what, b->value)))
-      return 0;
+    if (!(o->token = read_secret(ld, what, b->value)) || !(o->secret_file = strdup(b->value)))
+      return fail(ld, "config: out of memory");
     break;
   case BF_URL_FILE:
-    if (!(o->url = read_secret(ld, what, b->value)))
-      return 0;
+    if (!(o->url = read_secret(ld, what, b->value)) || !(o->secret_file = strdup(b->value)))
+      return fail(ld, "config: out of memory");
     break;
   default: {
     char path[CB2M_PATH_MAX];
@@ -1145,8 +1179,8 @@ static int resolve_bc(loader *ld, const cb2m_config *cfg, bc_raw *b, cb2m_broadc
       return fail(ld, "config: broadcaster:%s: no token: set token, token_file, url or url_file, "
                       "or provide the credential cb_token_%s", b->name, b->name);
     snprintf(what, sizeof what, "broadcaster:%s.token (%s)", b->name, org);
-    if (!(o->token = read_secret(ld, what, path)))
-      return 0;
+    if (!(o->token = read_secret(ld, what, path)) || !(o->secret_file = strdup(path)))
+      return fail(ld, "config: out of memory");
   }
   }
   if (!o->token && !o->url)
@@ -1316,6 +1350,7 @@ void cb2m_config_free(cb2m_config *cfg) {
     free(cfg->broadcasters[i].name);
     free_secret(cfg->broadcasters[i].token);
     free_secret(cfg->broadcasters[i].url);
+    free(cfg->broadcasters[i].secret_file);
   }
   for (size_t i = 0; cfg->broadcaster_origins && i < cfg->n_broadcasters; i++)
     free(cfg->broadcaster_origins[i]);

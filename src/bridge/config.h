@@ -51,6 +51,11 @@ typedef struct cb2m_broadcaster_config {
   char *name;  /* validated: [A-Za-z0-9_-]{1,64}, not "bridge" */
   char *token; /* a secret; NULL when url is set */
   char *url;   /* the whole feed URL (a secret); NULL when token is set */
+  /* The file the secret was read from (token_file, url_file, or a systemd
+   * credential), read again before each try after an authentication
+   * failure; it holds a token when token is set, else a feed URL. NULL
+   * when the secret was given directly (token, url, CB_EVENTS_URL). */
+  char *secret_file;
 } cb2m_broadcaster_config;
 
 typedef struct cb2m_config {
@@ -87,6 +92,7 @@ typedef struct cb2m_config {
     int expose_anonymous_tippers;
     char *state_dir;
     int max_queued;
+    int auth_retry_interval; /* seconds between tries of a refused token */
   } events;
   struct {
     int discovery;
@@ -121,6 +127,17 @@ typedef struct cb2m_config {
  * always initialised, on error too, and must be freed. */
 int cb2m_config_load(cb2m_config *cfg, int argc, char **argv, char **envp, char *err,
                      size_t errlen);
+/* Reads b's secret_file again, with the rules of the start (at most 64
+ * KiB, one trailing newline dropped, not empty, no control characters).
+ * Returns 0 with *secret a new string (a token when b->token is set, else
+ * a feed URL; the caller wipes and frees it), or -1 with err holding one
+ * line naming the broadcaster and the file (never the content), *secret
+ * NULL; also -1 when b has no secret_file. The secret is not validated
+ * beyond that: the caller's session judges it as at start. */
+int cb2m_config_reread_secret(const cb2m_broadcaster_config *b, char **secret, char *err,
+                              size_t errlen);
+/* Wipes the string s (a secret) and frees it; NULL is fine. */
+void cb2m_config_secret_free(char *s);
 /* Frees and wipes everything cfg owns; NULL is fine. cfg is zeroed. */
 void cb2m_config_free(cb2m_config *cfg);
 

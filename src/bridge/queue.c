@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cbevents/error.h"
+#include "cbevents/event.h"
 #include "queue.h"
 
 #define QUEUE_MIN_CAP 8u
@@ -157,8 +159,20 @@ size_t cb2m_queue_pop_done(cb2m_queue *q, char **resume_url, char **last_id) {
     return 0;
   last = at(q, n - 1);
   url = strdup(last->last_in_fetch ? last->fetch->next_url : last->fetch->request_url);
-  id = strdup(last->id);
-  if (!url || !id) {
+  id = NULL;
+  for (size_t k = n; k-- > 0;) {
+    cbev_id parsed;
+    const char *text = at(q, k)->id;
+    if (text && cbev_id_parse(text, &parsed) == CBEV_OK) {
+      id = strdup(text);
+      if (!id) {
+        free(url);
+        return (size_t)-1;
+      }
+      break;
+    }
+  }
+  if (!url) {
     free(url);
     free(id);
     return (size_t)-1;

@@ -83,6 +83,9 @@ void cb2m_queue_unsend_all(cb2m_queue *q);
 
 /* Removes the DONE prefix. Returns how many left; when > 0, *resume_url
  * and *last_id (newly allocated, caller frees) are the cursor to save.
+ * *last_id is the newest popped id that is an event id (<ms>-<seq>), or
+ * NULL when none of them is: an odd id is delivered but never becomes the
+ * last delivered id (SPEC 3), so the caller keeps the one it had.
  * Returns (size_t)-1 on ENOMEM (nothing removed). */
 size_t cb2m_queue_pop_done(cb2m_queue *q, char **resume_url, char **last_id);
 

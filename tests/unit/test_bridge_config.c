@@ -169,6 +169,7 @@ static void test_defaults(void **state) {
   assert_int_equal(c->events.expose_anonymous_tippers, 0);
   assert_string_equal(c->events.state_dir, "/var/lib/cb2mqtt");
   assert_int_equal(c->events.max_queued, 10000);
+  assert_int_equal(c->events.auth_retry_interval, 300);
   assert_int_equal(c->homeassistant.discovery, 1);
   assert_string_equal(c->homeassistant.prefix, "homeassistant");
   assert_string_equal(c->log.level_name, "info");
@@ -237,6 +238,10 @@ static void test_bounds(void **state) {
       {"CB2MQTT_EVENTS_MAX_QUEUED=1000001", "config: events.max_queued:"},
       {"CB2MQTT_EVENTS_MAX_QUEUED=1", NULL},
       {"CB2MQTT_EVENTS_MAX_QUEUED=1000000", NULL},
+      {"CB2MQTT_EVENTS_AUTH_RETRY_INTERVAL=9", "config: events.auth_retry_interval: must be a whole number from 10 to 86400"},
+      {"CB2MQTT_EVENTS_AUTH_RETRY_INTERVAL=86401", "config: events.auth_retry_interval:"},
+      {"CB2MQTT_EVENTS_AUTH_RETRY_INTERVAL=10", NULL},
+      {"CB2MQTT_EVENTS_AUTH_RETRY_INTERVAL=86400", NULL},
       {"CB2MQTT_EVENTS_STATE_DIR=", "config: events.state_dir: must not be empty"},
       {"CB2MQTT_EVENTS_PAYLOAD=json", "config: events.payload: must be one of normalized,raw"},
       {"CB2MQTT_EVENTS_PUBLISH=tip,bogus", "config: events.publish: unknown event type \"bogus\""},
@@ -757,6 +762,73 @@ static void test_credentials(void **state) {
 
 /* ---- INI errors ------------------------------------------------------------------- */
 
+/* After an authentication failure the bridge reads the secret's file
+ * again (SPEC 5): each source remembers its file, or none when the secret
+ * was given directly. */
+static void test_reread_secret(void **state) {
+  fixture *t = *state;
+  cb2m_config *c = &t->cfg;
+  char ini[600], creds[300], dir[200], err[512], *secret = (char *)"x";
+  const char *tok = put(t, "tok", "old-tok\n", (size_t)-1);
+  const char *url = put(t, "url", "http://127.0.0.1:9/events/alice/old-tok/\n", (size_t)-1);
+
+  snprintf(ini, sizeof ini, "[broadcaster:alice]\ntoken_file = %s\n[broadcaster:bob]\nurl_file = %s\n"
+           "[broadcaster:carol]\ntoken = direct\n", tok, url);
+  expect_ok(t, load(t, ini, NULL));
+  assert_string_equal(c->broadcasters[0].secret_file, tok);
+  assert_string_equal(c->broadcasters[1].secret_file, url);
+  assert_null(c->broadcasters[2].secret_file);
+  put(t, "tok", "new-tok\r\n", (size_t)-1);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), 0);
+  assert_string_equal(secret, "new-tok");
+  cb2m_config_secret_free(secret);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[1], &secret, err, sizeof err), 0);
+  assert_string_equal(secret, "http://127.0.0.1:9/events/alice/old-tok/");
+  cb2m_config_secret_free(secret);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[2], &secret, err, sizeof err), -1);
+  assert_null(secret);
+  /* The rules of the start; the message names the file, never the content. */
+  put(t, "tok", "two\nlines-secret\n", (size_t)-1);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), -1);
+  assert_null(secret);
+  assert_non_null(strstr(err, "broadcaster:alice:"));
+  assert_non_null(strstr(err, tok));
+  assert_null(strstr(err, "lines-secret"));
+  put(t, "tok", "", 0);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), -1);
+  assert_non_null(strstr(err, "is empty"));
+  assert_int_equal(remove(tok), 0);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), -1);
+  assert_non_null(strstr(err, "No such file"));
+  /* A systemd credential and CB_TOKEN_FILE are files too; CB_TOKEN is not. */
+  snprintf(dir, sizeof dir, "%s/creds", t->dir);
+  assert_int_equal(mkdir(dir, 0700), 0);
+  put(t, "creds/cb_token_alice", "cred-tok\n", (size_t)-1);
+  snprintf(creds, sizeof creds, "CREDENTIALS_DIRECTORY=%s", dir);
+  {
+    char *env[] = {creds, NULL};
+    expect_ok(t, load(t, "[broadcaster:alice]\n", env));
+    assert_non_null(strstr(c->broadcasters[0].secret_file, "/creds/cb_token_alice"));
+    put(t, "creds/cb_token_alice", "cred-tok-2\n", (size_t)-1);
+    assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), 0);
+    assert_string_equal(secret, "cred-tok-2");
+    cb2m_config_secret_free(secret);
+  }
+  {
+    const char *f = put(t, "tok2", "env-tok\n", (size_t)-1);
+    char var[300];
+    char *env[] = {"CB_USERNAME=alice", var, NULL};
+    snprintf(var, sizeof var, "CB_TOKEN_FILE=%s", f);
+    expect_ok(t, load(t, "", env));
+    assert_string_equal(c->broadcasters[0].secret_file, f);
+  }
+  {
+    char *env[] = {"CB_USERNAME=alice", "CB_TOKEN=plain", NULL};
+    expect_ok(t, load(t, "", env));
+    assert_null(c->broadcasters[0].secret_file);
+  }
+}
+
 static void test_ini_errors(void **state) {
   fixture *t = *state;
   char want[512], *line;
@@ -925,7 +997,7 @@ static void test_command_line(void **state) {
     assert_int_equal(c->check_config, 1);
     assert_int_equal(c->print_config, 1);
     assert_int_equal(c->log.json, 1);
-    assert_int_equal(c->origin[29].layer, CB2M_FROM_FLAG); /* log.format, the last key */
+    assert_int_equal(c->origin[30].layer, CB2M_FROM_FLAG); /* log.format, the last key */
   }
   /* Unknown CB2MQTT_ variables are errors; other variables are not ours. */
   expect_err(t, load_with(t, "CB2MQTT_MQTT_URI=mqtt://x"), "config: CB2MQTT_MQTT_URI: unknown variable");
@@ -1142,6 +1214,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_env_broadcasters, setup, teardown),
       cmocka_unit_test_setup_teardown(test_shortcuts, setup, teardown),
       cmocka_unit_test_setup_teardown(test_credentials, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_reread_secret, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ini_errors, setup, teardown),
       cmocka_unit_test_setup_teardown(test_ini_forms, setup, teardown),
       cmocka_unit_test_setup_teardown(test_command_line, setup, teardown),

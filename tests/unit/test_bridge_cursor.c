@@ -288,87 +288,221 @@ static void test_set_aside(void **state) {
 
 /* ---- cursor -------------------------------------------------------------- */
 
+#define ID "1755376889458-0"
+
+static void load_ok(const char *dir, const char *name, cb2m_cursor *c) {
+  char *aside = (char *)"x";
+  int rc = cb2m_cursor_load(dir, name, c, &aside);
+  if (rc != CB2M_CURSOR_FOUND)
+    fail_msg("cursor of %s loaded as %d (%s)", name, rc, c->why);
+  assert_null(aside);
+}
+
 static void test_cursor_round_trip(void **state) {
   const char *dir = *state;
   char path[512], only[256];
-  char *url = NULL, *id = NULL, *aside = (char *)"x", *text;
+  char *aside = (char *)"x", *text;
+  cb2m_cursor c;
 
-  assert_int_equal(cb2m_cursor_load(dir, "alice", &url, &id, &aside), CB2M_CURSOR_NOT_FOUND);
-  assert_null(url);
-  assert_null(id);
+  assert_int_equal(cb2m_cursor_load(dir, "alice", &c, &aside), CB2M_CURSOR_NOT_FOUND);
+  assert_null(c.i);
+  assert_null(c.last_id);
   assert_null(aside);
-  assert_int_equal(cb2m_cursor_save(dir, "alice", URL, "1755376889458-0"), 0);
+  cb2m_cursor_cleanup(&c);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, ID), 0);
   path_of(path, sizeof path, dir, "alice.cursor");
-  assert_int_equal(mode_of(path), 0600); /* the URL holds the token */
+  assert_int_equal(mode_of(path), 0600);
+  /* The new form: the cursor and the last id, no URL, host or token. */
   text = slurp(path, NULL);
-  assert_string_equal(text, "{\"version\":1,\"url\":\"" URL "\",\"last_id\":\"1755376889458-0\"}");
+  assert_string_equal(text, "{\"version\":2,\"i\":\"" ID "\",\"last_id\":\"" ID "\"}");
   free(text);
-  assert_int_equal(cb2m_cursor_load(dir, "alice", &url, &id, NULL), CB2M_CURSOR_FOUND);
-  assert_string_equal(url, URL);
-  assert_string_equal(id, "1755376889458-0");
-  free(url);
-  free(id);
-  /* A newer save replaces it; other broadcasters have their own file. */
-  assert_int_equal(cb2m_cursor_save(dir, "alice", "https://h/e/a/t/?i=2-1", "2-1"), 0);
-  assert_int_equal(cb2m_cursor_save(dir, "bob_2", "https://h/e/b/t/?i=7-0", "7-0"), 0);
-  assert_int_equal(cb2m_cursor_load(dir, "alice", &url, &id, NULL), CB2M_CURSOR_FOUND);
-  assert_string_equal(url, "https://h/e/a/t/?i=2-1");
-  assert_string_equal(id, "2-1");
-  free(url);
-  free(id);
-  assert_int_equal(cb2m_cursor_load(dir, "bob_2", &url, &id, NULL), CB2M_CURSOR_FOUND);
-  assert_string_equal(id, "7-0");
-  free(url);
-  free(id);
+  load_ok(dir, "alice", &c);
+  assert_int_equal(c.version, CB2M_CURSOR_VERSION);
+  assert_string_equal(c.i, ID);
+  assert_string_equal(c.last_id, ID);
+  assert_string_equal(c.ignored, "");
+  cb2m_cursor_cleanup(&c);
+  /* Either part alone is a cursor: i without a delivered id (only odd
+   * ids so far), or an id without i (a prefix of the first batch). */
+  assert_int_equal(cb2m_cursor_save(dir, "alice", "2-1", NULL), 0);
+  load_ok(dir, "alice", &c);
+  assert_string_equal(c.i, "2-1");
+  assert_null(c.last_id);
+  cb2m_cursor_cleanup(&c);
+  assert_int_equal(cb2m_cursor_save(dir, "bob_2", NULL, "7-0"), 0);
+  text = slurp(strcat(strcpy(path, dir), "/bob_2.cursor"), NULL);
+  assert_string_equal(text, "{\"version\":2,\"last_id\":\"7-0\"}");
+  free(text);
+  load_ok(dir, "bob_2", &c);
+  assert_null(c.i);
+  assert_string_equal(c.last_id, "7-0");
+  cb2m_cursor_cleanup(&c);
+  /* A percent-escape is kept as sent. */
+  assert_int_equal(cb2m_cursor_save(dir, "alice", "a%2Fb.c~d_e", ID), 0);
+  load_ok(dir, "alice", &c);
+  assert_string_equal(c.i, "a%2Fb.c~d_e");
+  cb2m_cursor_cleanup(&c);
   assert_int_equal(count_entries(dir, only, sizeof only), 2);
 }
 
-static void test_cursor_save_refuses_bad_input(void **state) {
+static void test_cursor_save_refuses_bad_content(void **state) {
   const char *dir = *state;
-  char *url = NULL, *id = NULL;
+  static const char *const bad_i[] = {"", "a&b", "a=b", "a/b", "a b", "%", "%2", "%zz",
+                                      "\xc3\xa9", "a#b", "a?b"};
+  char longest[CB2M_CURSOR_I_MAX + 2];
+  cb2m_cursor c;
 
   errno = 0;
-  assert_int_equal(cb2m_cursor_save(dir, "alice", URL, "not-an-id"), -1);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, "not-an-id"), CB2M_CURSOR_REFUSED);
   assert_int_equal(errno, EINVAL);
-  assert_int_equal(cb2m_cursor_save(dir, "alice", URL, NULL), -1);
-  assert_int_equal(cb2m_cursor_save(dir, "alice", "", "1-0"), -1);
-  assert_int_equal(cb2m_cursor_save(dir, "alice", NULL, "1-0"), -1);
-  assert_int_equal(cb2m_cursor_save(dir, "../alice", URL, "1-0"), -1);
-  assert_int_equal(cb2m_cursor_save(dir, "bridge", URL, "1-0"), -1);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", NULL, NULL), CB2M_CURSOR_REFUSED);
+  for (size_t k = 0; k < sizeof bad_i / sizeof *bad_i; k++) {
+    errno = 0;
+    if (cb2m_cursor_save(dir, "alice", bad_i[k], ID) != CB2M_CURSOR_REFUSED)
+      fail_msg("i \"%s\" was not refused", bad_i[k]);
+    assert_int_equal(errno, EINVAL);
+  }
+  memset(longest, '1', sizeof longest);
+  longest[CB2M_CURSOR_I_MAX] = '\0';
+  assert_true(cb2m_cursor_i_valid(longest));
+  longest[CB2M_CURSOR_I_MAX] = '1';
+  longest[CB2M_CURSOR_I_MAX + 1] = '\0';
+  assert_false(cb2m_cursor_i_valid(longest));
+  assert_int_equal(cb2m_cursor_save(dir, "alice", longest, ID), CB2M_CURSOR_REFUSED);
+  assert_int_equal(cb2m_cursor_save(dir, "../alice", ID, ID), CB2M_CURSOR_REFUSED);
+  assert_int_equal(cb2m_cursor_save(dir, "bridge", ID, ID), CB2M_CURSOR_REFUSED);
   assert_int_equal(count_entries(dir, NULL, 0), 0);
   errno = 0;
-  assert_int_equal(cb2m_cursor_load(dir, "a/b", &url, &id, NULL), CB2M_CURSOR_ERROR);
+  assert_int_equal(cb2m_cursor_load(dir, "a/b", &c, NULL), CB2M_CURSOR_ERROR);
   assert_int_equal(errno, EINVAL);
-  assert_null(url);
-  assert_null(id);
+  assert_null(c.i);
+  assert_null(c.last_id);
 }
 
-/* Each body must be refused, set aside byte for byte, and reported. */
+static void test_cursor_save_disk_failure_is_error(void **state) {
+  const char *dir = *state;
+  char path[512];
+
+  /* A folder where the file goes: the disk's failure, not the content's. */
+  path_of(path, sizeof path, dir, "alice.cursor");
+  assert_int_equal(mkdir(path, 0700), 0);
+  errno = 0;
+  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, ID), CB2M_CURSOR_ERROR);
+  assert_int_equal(errno, EISDIR);
+  path_of(path, sizeof path, dir, "missing");
+  assert_int_equal(cb2m_cursor_save(path, "alice", ID, ID), CB2M_CURSOR_ERROR);
+  assert_int_equal(errno, ENOENT);
+}
+
+static void test_cursor_migrates_version_1(void **state) {
+  const char *dir = *state;
+  static const char v1[] = "{\"version\":1,\"url\":\"" URL "\",\"last_id\":\"" ID "\"}";
+  static const char v1_no_i[] =
+      "{\"version\":1,\"url\":\"https://eventsapi.chaturbate.com/events/alice/SECRETTOKEN/"
+      "?timeout=30\",\"last_id\":\"1-0\"}";
+  char path[512];
+  char *text;
+  cb2m_cursor c;
+
+  put_file(dir, "alice.cursor", v1, sizeof v1 - 1);
+  load_ok(dir, "alice", &c);
+  assert_int_equal(c.version, 1); /* the caller rewrites it at once */
+  assert_string_equal(c.i, ID);   /* only the i= of the URL carries over */
+  assert_string_equal(c.last_id, ID);
+  assert_string_equal(c.ignored, "");
+  /* The first save writes the new form: the token is gone from disk. */
+  assert_int_equal(cb2m_cursor_save(dir, "alice", c.i, c.last_id), 0);
+  cb2m_cursor_cleanup(&c);
+  path_of(path, sizeof path, dir, "alice.cursor");
+  text = slurp(path, NULL);
+  assert_null(strstr(text, "SECRETTOKEN"));
+  assert_null(strstr(text, "url"));
+  assert_string_equal(text, "{\"version\":2,\"i\":\"" ID "\",\"last_id\":\"" ID "\"}");
+  free(text);
+  load_ok(dir, "alice", &c);
+  assert_int_equal(c.version, 2);
+  cb2m_cursor_cleanup(&c);
+  /* A version-1 URL without i=: the last id alone resumes. */
+  put_file(dir, "alice.cursor", v1_no_i, sizeof v1_no_i - 1);
+  load_ok(dir, "alice", &c);
+  assert_null(c.i);
+  assert_string_equal(c.last_id, "1-0");
+  cb2m_cursor_cleanup(&c);
+}
+
+static void test_cursor_extra_keys_reported_not_trusted(void **state) {
+  const char *dir = *state;
+  static const char body[] = "{\"version\":2,\"url\":\"" URL "\",\"i\":\"5-0\",\"last_id\":\"5-0\","
+                             "\"x\\u0001y\":1,\"timeout\":30}";
+  cb2m_cursor c;
+
+  put_file(dir, "alice.cursor", body, sizeof body - 1);
+  load_ok(dir, "alice", &c);
+  assert_string_equal(c.i, "5-0");
+  assert_string_equal(c.last_id, "5-0");
+  /* Named safely, for the log; their values are never used. */
+  assert_string_equal(c.ignored, "url,x?y,timeout");
+  cb2m_cursor_cleanup(&c);
+}
+
+/* The copy a corrupt file is set aside as: body with URL paths masked. */
+static const char *expected_aside(const char *body, size_t len, size_t *out_len) {
+  static char buf[1 << 17];
+  size_t o = 0;
+
+  for (size_t k = 0; k < len;) {
+    if (k + 3 <= len && memcmp(body + k, "://", 3) == 0) {
+      memcpy(buf + o, "://", 3);
+      o += 3;
+      k += 3;
+      while (k < len && body[k] != '/' && body[k] != '"' && body[k] != '?')
+        buf[o++] = body[k++];
+      if (k < len && (body[k] == '/' || body[k] == '?')) {
+        while (k < len && body[k] != '"')
+          k++;
+        memcpy(buf + o, "/***", 4);
+        o += 4;
+      }
+      continue;
+    }
+    buf[o++] = body[k++];
+  }
+  *out_len = o;
+  return buf;
+}
+
+/* Each body must be refused, set aside without URL paths, and reported. */
 static void expect_corrupt(const char *dir, const char *body, size_t len) {
   char path[512], prefix[600];
-  char *url = (char *)"x", *id = (char *)"x", *aside = NULL, *text;
-  size_t got = 0;
+  char *aside = NULL, *text;
+  size_t got = 0, want_len = 0;
+  const char *want = expected_aside(body, len, &want_len);
+  cb2m_cursor c;
   int rc;
 
   put_file(dir, "carol.cursor", body, len);
   path_of(path, sizeof path, dir, "carol.cursor");
   snprintf(prefix, sizeof prefix, "%s.corrupt-", path);
-  rc = cb2m_cursor_load(dir, "carol", &url, &id, &aside);
+  rc = cb2m_cursor_load(dir, "carol", &c, &aside);
   if (rc != CB2M_CURSOR_CORRUPT)
     fail_msg("body '%.60s' loaded as %d, not corrupt", body, rc);
-  assert_null(url);
-  assert_null(id);
+  assert_null(c.i);
+  assert_null(c.last_id);
+  assert_true(c.why[0] != '\0');
   assert_non_null(aside);
   assert_memory_equal(aside, prefix, strlen(prefix));
   assert_int_equal(access(path, F_OK), -1);
   assert_int_equal(cb2m_read_file(aside, 1 << 20, &text, &got), 0);
-  assert_int_equal(got, len);
-  assert_memory_equal(text, body, len);
+  if (len <= CB2M_CURSOR_MAX_BYTES) {
+    assert_int_equal(got, want_len);
+    assert_memory_equal(text, want, want_len);
+  }
+  assert_null(strstr(text, "SECRETTOKEN"));
   free(text);
   assert_int_equal(remove(aside), 0);
   free(aside);
   /* Nothing is trusted afterwards: the next start has no cursor. */
-  assert_int_equal(cb2m_cursor_load(dir, "carol", &url, &id, NULL), CB2M_CURSOR_NOT_FOUND);
+  assert_int_equal(cb2m_cursor_load(dir, "carol", &c, NULL), CB2M_CURSOR_NOT_FOUND);
 }
 
 static void test_cursor_corrupt_files(void **state) {
@@ -376,29 +510,43 @@ static void test_cursor_corrupt_files(void **state) {
   static const char *const bodies[] = {
       "",
       "garbage",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-",    /* truncated */
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"", /* no } */
-      "[\"https://h/e/c/t/\",\"1-0\"]",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"1-",   /* truncated */
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"1-0\"", /* no } */
+      "[\"1-0\",\"1-0\"]",
       "null",
-      "{\"version\":2,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"}",
-      "{\"version\":\"1\",\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"}",
-      "{\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"}",
+      "{\"version\":3,\"i\":\"1-0\",\"last_id\":\"1-0\"}",
+      "{\"version\":0,\"i\":\"1-0\",\"last_id\":\"1-0\"}",
+      "{\"version\":2.5,\"i\":\"1-0\",\"last_id\":\"1-0\"}",
+      "{\"version\":\"2\",\"i\":\"1-0\",\"last_id\":\"1-0\"}",
+      "{\"i\":\"1-0\",\"last_id\":\"1-0\"}",
+      "{\"version\":2}",
+      "{\"version\":2,\"i\":42,\"last_id\":\"1-0\"}",
+      "{\"version\":2,\"i\":\"\",\"last_id\":\"1-0\"}",
+      "{\"version\":2,\"i\":\"1-0&timeout=90\",\"last_id\":\"1-0\"}",
+      "{\"version\":2,\"i\":null}",
+      "{\"version\":2,\"i\":\"1-0\",\"i\":\"9-0\"}",
+      "{\"version\":2,\"last_id\":\"1-0\",\"last_id\":\"2-0\"}",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":1}",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":null}",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"abc\"}",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"-1-0\"}",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"99999999999999999999-0\"}",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"1-0\"} trailing",
+      "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"1-0\"}{}",
+      /* Version 1: only what it held then. */
       "{\"version\":1,\"url\":42,\"last_id\":\"1-0\"}",
       "{\"version\":1,\"url\":\"\",\"last_id\":\"1-0\"}",
       "{\"version\":1,\"last_id\":\"1-0\"}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":1}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":null}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\"}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"abc\"}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"-1-0\"}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"99999999999999999999-0\"}",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"} trailing",
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"}{}",
+      "{\"version\":1,\"url\":\"https://h/e/c/SECRETTOKEN/\"}",
+      "{\"version\":1,\"url\":\"https://h/e/c/SECRETTOKEN/\",\"last_id\":\"abc\"}",
+      "{\"version\":1,\"url\":\"https://h/e/c/SECRETTOKEN/?i=a%zz\",\"last_id\":\"1-0\"}",
+      "{\"version\":1,\"url\":\"not a url\",\"last_id\":\"1-0\"}",
+      "{\"version\":1,\"url\":\"https://h/e/c/SECRETTOKEN/?i=1-0",
   };
-  static const char nul_inside[] =
-      "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"}\0garbage";
+  static const char nul_inside[] = "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"1-0\"}\0garbage";
   size_t big_len = CB2M_CURSOR_MAX_BYTES + 1;
   char *big = malloc(big_len);
+  cb2m_cursor c;
 
   for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++)
     expect_corrupt(dir, bodies[i], strlen(bodies[i]));
@@ -406,33 +554,127 @@ static void test_cursor_corrupt_files(void **state) {
   /* Too big: a valid object padded with spaces past the cap. */
   assert_non_null(big);
   memset(big, ' ', big_len);
-  memcpy(big, "{\"version\":1,\"url\":\"u\",\"last_id\":\"1-0\"}", 39);
+  memcpy(big, "{\"version\":2,\"i\":\"1-0\"}", 23);
   expect_corrupt(dir, big, big_len);
   free(big);
   /* Trailing whitespace (an editor's newline) is still a good cursor. */
   {
-    char *url = NULL, *id = NULL;
-    const char *ok = "{\"version\":1,\"url\":\"https://h/e/c/t/\",\"last_id\":\"1-0\"}\n";
+    const char *ok = "{\"version\":2,\"i\":\"1-0\",\"last_id\":\"1-0\"}\n";
     put_file(dir, "carol.cursor", ok, strlen(ok));
-    assert_int_equal(cb2m_cursor_load(dir, "carol", &url, &id, NULL), CB2M_CURSOR_FOUND);
-    assert_string_equal(id, "1-0");
-    free(url);
-    free(id);
+    load_ok(dir, "carol", &c);
+    assert_string_equal(c.last_id, "1-0");
+    cb2m_cursor_cleanup(&c);
   }
 }
 
 static void test_cursor_unreadable_is_error_not_corrupt(void **state) {
   const char *dir = *state;
   char path[512];
-  char *url = NULL, *id = NULL, *aside = NULL;
+  char *aside = NULL;
+  cb2m_cursor c;
 
   /* A folder in place of the file cannot be read: reported, not moved. */
   path_of(path, sizeof path, dir, "dave.cursor");
   assert_int_equal(mkdir(path, 0700), 0);
-  assert_int_equal(cb2m_cursor_load(dir, "dave", &url, &id, &aside), CB2M_CURSOR_ERROR);
+  errno = 0;
+  assert_int_equal(cb2m_cursor_load(dir, "dave", &c, &aside), CB2M_CURSOR_ERROR);
   assert_int_equal(errno, EISDIR);
   assert_null(aside);
+  assert_null(c.i);
   assert_int_equal(access(path, F_OK), 0);
+}
+
+static void test_cursor_i_of(void **state) {
+  static const struct {
+    const char *url, *i;
+  } cases[] = {
+      {URL, ID},
+      {"https://h/e/a/t/?timeout=10&i=5-1", "5-1"},
+      {"https://h/e/a/t/?i=5-1&i=6-0", "5-1"},
+      {"https://h/e/a/t/?timeout=10", NULL},
+      {"https://h/e/a/t/", NULL},
+      {"https://h/e/a/t/?i=&timeout=1", NULL},
+      {"https://h/e/a/t/?ix=3&xi=4", NULL},
+      {"https://h/e/a/t/?i=a%2Fb", "a%2Fb"},
+  };
+  char *i = (char *)"x";
+
+  (void)state;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    assert_int_equal(cb2m_cursor_i_of(cases[k].url, &i), 0);
+    if (cases[k].i)
+      assert_string_equal(i, cases[k].i);
+    else
+      assert_null(i);
+    free(i);
+  }
+  errno = 0;
+  assert_int_equal(cb2m_cursor_i_of("no url", &i), -1);
+  assert_int_equal(errno, EINVAL);
+  assert_null(i);
+}
+
+static void test_cursor_applied_to_changed_token(void **state) {
+  char *out = NULL;
+
+  (void)state;
+  /* Saved under the old token at timeout=30, configured now with a new
+   * token and timeout=3: only i= carries over. */
+  assert_int_equal(cb2m_cursor_apply("https://eventsapi.chaturbate.com/events/alice/NEWTOKEN/"
+                                     "?timeout=3", ID, &out), 0);
+  assert_string_equal(out, "https://eventsapi.chaturbate.com/events/alice/NEWTOKEN/?i=" ID
+                           "&timeout=3");
+  assert_null(strstr(out, "SECRETTOKEN"));
+  free(out);
+  /* An i= already in the configured URL (a pasted nextUrl) is replaced;
+   * other parameters stay in their order. */
+  assert_int_equal(cb2m_cursor_apply("http://127.0.0.1:8/events/a/t%2Fk/?x=1&i=1-0&timeout=5&i",
+                                     "9-9", &out), 0);
+  assert_string_equal(out, "http://127.0.0.1:8/events/a/t%2Fk/?i=9-9&x=1&timeout=5");
+  free(out);
+  assert_int_equal(cb2m_cursor_apply("https://h/events/a/t/", "9-9", &out), 0);
+  assert_string_equal(out, "https://h/events/a/t/?i=9-9");
+  free(out);
+  /* No i: the configured URL as it is. */
+  assert_int_equal(cb2m_cursor_apply("https://h/events/a/t/?timeout=3", NULL, &out), 0);
+  assert_string_equal(out, "https://h/events/a/t/?timeout=3");
+  free(out);
+  errno = 0;
+  assert_int_equal(cb2m_cursor_apply("https://h/events/a/t/", "1&timeout=90", &out), -1);
+  assert_int_equal(errno, EINVAL);
+  assert_null(out);
+  assert_int_equal(cb2m_cursor_apply("::", "1-0", &out), -1);
+  assert_int_equal(errno, EINVAL);
+}
+
+static void test_cursor_scrub(void **state) {
+  static const struct {
+    const char *in, *out;
+  } cases[] = {
+      {"{\"url\":\"" URL "\"}", "{\"url\":\"https://eventsapi.chaturbate.com/***\"}"},
+      {"http://127.0.0.1:9/events/a/TOKEN/", "http://127.0.0.1:9/***"},
+      {"a https://h?x=TOKEN b", "a https://h/*** b"},
+      {"https://h", "https://h"},
+      {"no url here", "no url here"},
+      {"x://", "x://"},
+      {"https://h/TOK\\nEN", "https://h/***\\nEN"},
+  };
+  size_t n = 0;
+  char *out;
+
+  (void)state;
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    out = cb2m_cursor_scrub(cases[k].in, strlen(cases[k].in), &n);
+    assert_non_null(out);
+    assert_string_equal(out, cases[k].out);
+    assert_int_equal(n, strlen(cases[k].out));
+    free(out);
+  }
+  /* NUL bytes are kept: the copy is evidence. */
+  out = cb2m_cursor_scrub("a\0https://h/T", 13, &n);
+  assert_int_equal(n, 15);
+  assert_memory_equal(out, "a\0https://h/***", 16);
+  free(out);
 }
 
 int main(void) {
@@ -446,10 +688,18 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_ensure_dir_removes_dead_temps, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_set_aside, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_cursor_round_trip, setup_dir, teardown_dir),
-      cmocka_unit_test_setup_teardown(test_cursor_save_refuses_bad_input, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_cursor_save_refuses_bad_content, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_cursor_save_disk_failure_is_error, setup_dir,
+                                      teardown_dir),
+      cmocka_unit_test_setup_teardown(test_cursor_migrates_version_1, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_cursor_extra_keys_reported_not_trusted, setup_dir,
+                                      teardown_dir),
       cmocka_unit_test_setup_teardown(test_cursor_corrupt_files, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_cursor_unreadable_is_error_not_corrupt, setup_dir,
                                       teardown_dir),
+      cmocka_unit_test(test_cursor_i_of),
+      cmocka_unit_test(test_cursor_applied_to_changed_token),
+      cmocka_unit_test(test_cursor_scrub),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

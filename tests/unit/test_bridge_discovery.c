@@ -910,7 +910,7 @@ static void test_publish_bad_inputs(void **state) {
 static void test_publish_all_not_connected(void **state) {
   tmp_state *t = *state;
   char name[] = "alice", base[] = "cb", prefix[] = "ha", host[] = "127.0.0.1";
-  cb2m_broadcaster_config bc = {name, NULL, NULL};
+  cb2m_broadcaster_config bc = {name, NULL, NULL, NULL};
   cb2m_config cfg;
   cb2m_mqtt_opts o;
   cb2m_mqtt *m = NULL;

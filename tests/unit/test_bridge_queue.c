@@ -153,9 +153,46 @@ static void test_growth_beyond_max_keeps_everything(void **state) {
   cb2m_queue_cleanup(&q);
 }
 
+/* An id that is not <ms>-<seq> is delivered but never becomes the last
+ * delivered id (SPEC 3): the newest event id of the prefix does, or none. */
+static void test_odd_id_never_becomes_last_id(void **state) {
+  cb2m_queue q;
+  cb2m_fetch *f = cb2m_fetch_new("http://h/e/a/t/", "http://h/e/a/t/?i=5-0");
+  cb2m_item *it;
+  char *u = NULL, *id = (char *)"x";
+  int mid = 1;
+  (void)state;
+
+  assert_int_equal(cb2m_queue_init(&q, 10), 0);
+  push(&q, f, "weird", 1, 0);
+  push(&q, f, "4-0", 1, 0);
+  push(&q, f, "also-odd", 1, 0);
+  push(&q, f, "", 1, 1);
+  while ((it = cb2m_queue_next_unsent(&q)) != NULL)
+    cb2m_queue_mark_sent(&q, mid++);
+  assert_int_equal(cb2m_queue_ack(&q, 1), 1);
+  /* Only the odd one: delivered, no id to save. */
+  assert_int_equal(cb2m_queue_pop_done(&q, &u, &id), 1);
+  assert_string_equal(u, "http://h/e/a/t/");
+  assert_null(id);
+  free(u);
+  assert_int_equal(cb2m_queue_ack(&q, 2), 1);
+  assert_int_equal(cb2m_queue_ack(&q, 3), 1);
+  assert_int_equal(cb2m_queue_ack(&q, 4), 1);
+  /* "4-0" then two odd ones: the cursor's id stays "4-0". */
+  assert_int_equal(cb2m_queue_pop_done(&q, &u, &id), 3);
+  assert_string_equal(u, "http://h/e/a/t/?i=5-0");
+  assert_string_equal(id, "4-0");
+  free(u);
+  free(id);
+  cb2m_fetch_unref(f);
+  cb2m_queue_cleanup(&q);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_in_order_and_cursor_rule),
+      cmocka_unit_test(test_odd_id_never_becomes_last_id),
       cmocka_unit_test(test_mid_batch_prefix_resumes_from_request_url),
       cmocka_unit_test(test_unsend_all_after_disconnect),
       cmocka_unit_test(test_growth_beyond_max_keeps_everything),
