@@ -7,8 +7,11 @@
  * Configuration is copied at creation and cannot change afterwards.
  *
  * Transfers: connect timeout 10 s, total timeout = long-poll timeout + 10 s,
- * gzip accepted, bodies capped (8 MiB), redirects never followed, a
- * User-Agent "cbevents/<version>". One client is for one thread.
+ * gzip accepted, bodies capped (8 MiB), redirects never followed (the
+ * Location is handed to the session, which logs only its origin), a
+ * User-Agent "cbevents/<version>". One client is for one thread. A saved
+ * cursor is restored with cbev_session_set_cursor(cbev_client_session(c),
+ * ...): only its i= is kept, the configured timeout always applies.
  */
 #ifndef CBEVENTS_CLIENT_H
 #define CBEVENTS_CLIENT_H
@@ -37,7 +40,8 @@ typedef struct cbev_client_config {
 } cbev_client_config;
 
 /* Defaults of cb-events: timeout 10 s, 8 attempts, backoff 1.0 s, factor
- * 2.0, max delay 30 s; production base. */
+ * 2.0, max delay 30 s; production base; a 401/403 retried
+ * session.auth_retries = 2 times (CBEV_DEFAULT_AUTH_RETRIES). */
 void cbev_client_config_init(cbev_client_config *cfg);
 
 typedef struct cbev_client cbev_client;
@@ -48,7 +52,9 @@ int cbev_client_new(const cbev_client_config *cfg, cbev_client **out);
 void cbev_client_free(cbev_client *c); /* NULL is fine */
 
 /* Performs long-polls until one yields a batch or a final error. On CBEV_OK
- * *batch (possibly empty) is the caller's. Returns CBEV_EAUTH, CBEV_EHTTP,
+ * *batch (possibly empty) is the caller's. Returns CBEV_EAUTH (a 401/403
+ * still after session.auth_retries retries, each waited out with the
+ * backoff), CBEV_EHTTP,
  * CBEV_EURL (refused nextUrl; the cursor is kept), CBEV_ERETRIES,
  * CBEV_ECANCELED, CBEV_ENOMEM. cbev_client_session() tells the details. */
 int cbev_client_poll(cbev_client *c, cbev_batch **batch);

@@ -25,10 +25,15 @@ extern "C" {
  * string (cbev_free() it) of *len_out bytes (len_out may be NULL), without a
  * trailing newline. Keys are compact (no spaces) and in the SPEC's order:
  * id, event_type, broadcaster, timestamp, user, then "tip", "message",
- * "media", "subject" or, for an unknown method, "raw" (upstream `object`).
- * A part the type has but upstream lacked is null. With CBEV_JSON_RAW the
- * upstream event object is written back instead, except that the user of
- * an anonymous tip is null there too unless CBEV_JSON_EXPOSE_ANON is set.
+ * "media", "subject" or, for an unknown method, "raw" (upstream `object`
+ * of any JSON type, null when absent). "message" holds text, color,
+ * bg_color, font, orig, from_user, to_user. A part the type has but
+ * upstream lacked is null. With CBEV_JSON_RAW the upstream event object is
+ * written back instead, every number as its original text (an integer
+ * past 2^53 is not rounded), except that the user of an anonymous tip
+ * (cbev_event_is_anonymous: fail closed) is null there too unless
+ * CBEV_JSON_EXPOSE_ANON is set; the normalized form hides it the same way
+ * and says "is_anon": true.
  * Returns CBEV_EINVAL for NULL arguments (*json_out is then untouched;
  * otherwise it is NULL on failure), CBEV_ENOMEM, CBEV_ETOOBIG when the
  * output would pass 64 MiB. */

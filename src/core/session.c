@@ -428,10 +428,11 @@ static void out_of_memory(cbev_session *s, const cbev_response *resp) {
 /* Whether status (a 400's) is the long poll's "waited too long" answer:
  * the words anywhere, in any case (ASCII). */
 static int is_waited_too_long(const char *status) {
-  size_t n = sizeof waited_too_long - 1;
+  size_t n = sizeof waited_too_long - 1, len = status ? strlen(status) : 0;
 
-  for (const char *p = status; p && strlen(p) >= n; p++)
-    if (strncasecmp(p, waited_too_long, n) == 0)
+  /* The length once: a hostile status may be megabytes long. */
+  for (size_t i = 0; i + n <= len; i++)
+    if (strncasecmp(status + i, waited_too_long, n) == 0)
       return 1;
   return 0;
 }

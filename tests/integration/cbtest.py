@@ -973,7 +973,7 @@ def assert_normalized(out, upstream, expose_anon=False):
     if method in ("chatMessage", "privateMessage"):
         m, up = out.get("message"), obj["message"]
         want = {"text": up["message"], "color": up.get("color"), "bg_color": up.get("bgColor"),
-                "font": up.get("font"), "from_user": up.get("fromUser"),
+                "font": up.get("font"), "orig": up.get("orig"), "from_user": up.get("fromUser"),
                 "to_user": up.get("toUser")}
         assert m == want, "%s: message %r, want %r" % (where, m, want)
     if method == "mediaPurchase":

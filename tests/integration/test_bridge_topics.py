@@ -145,7 +145,8 @@ def test_every_topic_and_payload():
     assert tips[1]["user"] is None, "anonymous tipper exposed"
     chat = by_topic["cb/alice/chat_message"][0].json()
     assert chat["message"] == {"text": "hello", "color": "#fff", "bg_color": None,
-                               "font": "default", "from_user": None, "to_user": None}
+                               "font": "default", "orig": "hello", "from_user": None,
+                               "to_user": None}
     pm = by_topic["cb/alice/private_message"][0].json()
     assert pm["message"]["from_user"] == "bob" and pm["message"]["to_user"] == "alice"
     media = by_topic["cb/alice/media_purchase"][0].json()

@@ -285,6 +285,44 @@ static void test_origin_for_logs(void **state) {
 }
 
 
+/* A redirect's target, relative ones resolved against the URL requested. */
+static void test_target_origin(void **state) {
+  char buf[128];
+  (void)state;
+  cbev_url_target_origin(FEED, "https://x.example:8443/p?tok123", "tok123", buf, sizeof buf);
+  assert_string_equal(buf, "https://x.example:8443");
+  cbev_url_target_origin(FEED, "/login?next=tok123", "tok123", buf, sizeof buf);
+  assert_string_equal(buf, "https://eventsapi.chaturbate.com:443");
+  cbev_url_target_origin(FEED, "//other.example/", NULL, buf, sizeof buf);
+  assert_string_equal(buf, "https://other.example:443");
+  cbev_url_target_origin(FEED, "has space", NULL, buf, sizeof buf);
+  assert_string_equal(buf, "(unparsable)");
+  cbev_url_target_origin(NULL, "/x", NULL, buf, sizeof buf);
+  assert_string_equal(buf, "(unparsable)");
+}
+
+/* Only i= of a saved cursor lands on the feed URL (issue 15 defect 3). */
+static void test_with_cursor(void **state) {
+  char *out = NULL;
+  (void)state;
+  assert_int_equal(cbev_url_with_cursor(FEED "?timeout=3", FEED "?timeout=30&i=5-0", &out),
+                   CBEV_OK);
+  assert_string_equal(out, FEED "?i=5-0&timeout=3");
+  cbev_free(out);
+  assert_int_equal(cbev_url_with_cursor(FEED "?i=1-0&timeout=3&x=y",
+                                        PROD "/alice/old/?i=2-0&i=3-0", &out), CBEV_OK);
+  assert_string_equal(out, FEED "?i=3-0&timeout=3&x=y"); /* the last i= of the saved */
+  cbev_free(out);
+  assert_int_equal(cbev_url_with_cursor(FEED "?timeout=3", FEED "?ii=1&xi=2", &out), CBEV_OK);
+  assert_string_equal(out, FEED "?timeout=3");
+  cbev_free(out);
+  assert_int_equal(cbev_url_with_cursor(FEED, FEED "?i=7-1", &out), CBEV_OK);
+  assert_string_equal(out, FEED "?i=7-1");
+  cbev_free(out);
+  assert_int_equal(cbev_url_with_cursor(FEED, "not a url", &out), CBEV_EURL);
+  assert_null(out);
+}
+
 /* The Nth allocation of each URL helper fails, for every N: the result is
  * CBEV_ENOMEM (never a wrong verdict such as CBEV_EURL for a good URL),
  * nothing is returned, nothing leaks (ASan). libcurl's own allocations are
@@ -336,6 +374,20 @@ static void test_allocation_failures(void **state) {
     cbev_url_origin("https://tok123.evil.example:8443/x", "tok123", origin, sizeof origin);
     assert_null(strstr(origin, "tok123"));
     ok &= strcmp(origin, "https://***.evil.example:8443") == 0;
+
+    cbev_url_target_origin(FEED, "//tok123.evil.example/x", "tok123", origin, sizeof origin);
+    assert_null(strstr(origin, "tok123"));
+    ok &= strcmp(origin, "https://***.evil.example:443") == 0;
+
+    out = NULL;
+    rc = cbev_url_with_cursor(FEED "?timeout=3", FEED "?i=9-9&timeout=30", &out);
+    assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
+    if (rc == CBEV_OK)
+      assert_string_equal(out, FEED "?i=9-9&timeout=3");
+    else
+      assert_null(out);
+    ok &= rc == CBEV_OK;
+    cbev_free(out);
     done = ok;
   }
   cbev_set_allocator(NULL);
@@ -349,6 +401,7 @@ int main(void) {
       cmocka_unit_test(test_resolve_relative),   cmocka_unit_test(test_long_url),
       cmocka_unit_test(test_encode_decode),      cmocka_unit_test(test_feed_url),
       cmocka_unit_test(test_origin_for_logs),   cmocka_unit_test(test_allocation_failures),
+      cmocka_unit_test(test_target_origin),     cmocka_unit_test(test_with_cursor),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
