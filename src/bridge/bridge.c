@@ -61,7 +61,7 @@ typedef struct bc {
    * whether it may run now (its secret was read again). */
   uint64_t auth_retry_at_ms;
   int auth_retry;
-  size_t secret_slot; /* index in bridge.secrets of a re-read token; 0: none */
+  size_t secret_slot; /* 1 + index in bridge.secrets of a re-read token; 0: none */
   char *secret_now;   /* the secret re-read from its file, when it changed (owned) */
   bc_status status;
   int published_available; /* -1 unknown, 0 offline, 1 online */
@@ -712,16 +712,16 @@ static void reread_secret(bridge *b, size_t i) {
   }
   /* Masked before the new session could log anything with it. */
   if (!c->secret_slot && b->sink.n_secrets < b->secrets_cap)
-    c->secret_slot = b->sink.n_secrets++;
+    c->secret_slot = 1 + b->sink.n_secrets++;
   if (c->secret_slot)
-    b->secrets[c->secret_slot] = cbev_session_token(fresh);
+    b->secrets[c->secret_slot - 1] = cbev_session_token(fresh);
   if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
       !(moved = rebase_cursor(cbev_session_cursor_url(fresh), i_value)) ||
       cbev_session_set_cursor(fresh, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret; trying the old "
         "one", cfg->name);
     if (c->secret_slot)
-      b->secrets[c->secret_slot] = cbev_session_token(c->session);
+      b->secrets[c->secret_slot - 1] = cbev_session_token(c->session);
     goto out;
   }
   LOG(b, CBEV_LOG_INFO, "%s: %s changed; trying the new secret", cfg->name, cfg->secret_file);

@@ -11,7 +11,7 @@
  * to the feed URL configured now (cb2m_cursor_apply()), so a rotated
  * token is used at once and the long-poll timeout is always the
  * configured one. A version-1 file ({"version":1,"url":...,"last_id":...},
- * written before 0.2) is still read: its URL's i= is taken, the rest of
+ * written by earlier builds) is still read: its URL's i= is taken, the rest of
  * the URL is dropped, and the next save writes version 2.
  *
  * Files are written atomically (fsutil.h), mode 0600. A file that does not

@@ -6,9 +6,10 @@ the fake Events API, a real mosquitto and the bridge:
   bridge survives both and delivers what follows;
 - a token revoked at the API while the bridge runs: the broadcaster goes
   offline (availability, and the health message shows the auth error), the
-  bridge keeps running; writing the new token into its token_file brings it
-  back within events.auth_retry_interval (10 s here) with nothing lost, the
-  new token used from then on, and no token in any log line or message;
+  bridge keeps running; writing the new token into its token_file, url_file
+  or systemd credential brings it back within events.auth_retry_interval
+  (10 s here) with nothing lost, the new token used from then on, and no
+  token in any log line or message;
 - exit 3 only at start, when the only broadcaster's token is refused before
   any good answer.
 """
@@ -31,7 +32,11 @@ def tip(tokens):
 
 
 class Rig:
-    def __init__(self):
+    """way: where the secret lives, "token_file", "url_file" (the feed URL)
+    or "credential" (systemd's $CREDENTIALS_DIRECTORY/cb_token_alice)."""
+
+    def __init__(self, way="token_file"):
+        self.way = way
         self.api = cbtest.fake_api({NAME: OLD}, max_wait=0.5)
         self.broker = cbtest.Mosquitto().start()
         cbtest.on_cleanup(self.broker.stop)
@@ -39,23 +44,30 @@ class Rig:
         cbtest.on_cleanup(self.sub.stop)
         self.state_dir = cbtest.tempdir("cbtest-state-")
         self.conf_dir = cbtest.tempdir("cbtest-conf-")
-        self.token_file = os.path.join(self.conf_dir, "token")
+        if way == "credential":
+            os.mkdir(os.path.join(self.conf_dir, "creds"))
+            self.token_file = os.path.join(self.conf_dir, "creds", "cb_token_" + NAME)
+        else:
+            self.token_file = os.path.join(self.conf_dir, "secret")
         self.write_token(OLD)
         self.bridge = None
 
     def write_token(self, token):
         tmp = self.token_file + ".tmp"
         with open(tmp, "w") as f:
-            f.write(token + "\n")
+            f.write((self.api.feed_url(NAME, token) if self.way == "url_file" else token) + "\n")
         os.replace(tmp, self.token_file)
 
     def start(self, **extra):
         env = cbtest.bridge_env(self.broker.url, self.api.base_url, self.state_dir, [], {
             "CB2MQTT_BROADCASTERS": NAME,
-            "CB2MQTT_BROADCASTER_ALICE_TOKEN_FILE": self.token_file,
             "CB2MQTT_EVENTS_AUTH_RETRY_INTERVAL": str(RETRY_S),
             "CB2MQTT_MQTT_HEALTH_INTERVAL": "5",
         })
+        if self.way == "credential":
+            env["CREDENTIALS_DIRECTORY"] = os.path.dirname(self.token_file)
+        else:
+            env["CB2MQTT_BROADCASTER_ALICE_%s" % self.way.upper()] = self.token_file
         env.update(extra)
         self.bridge = cbtest.start_bridge(env)
         return self.bridge
@@ -97,8 +109,8 @@ def test_survives_401_and_403():
     rig.assert_no_token_anywhere()
 
 
-def test_revoked_token_then_rotated_in_token_file():
-    rig = Rig()
+def revoked_then_rotated(way):
+    rig = Rig(way)
     first = rig.api.add_events(NAME, [tip(1), tip(2)])
     bridge = rig.start()
     rig.wait_delivered(first)
@@ -155,6 +167,14 @@ def test_exit_3_only_at_start():
     assert "every broadcaster failed authentication" in bridge.stderr_text()
 
 
+def rotation_test(way):
+    def test():
+        revoked_then_rotated(way)
+    test.__name__ = "test_revoked_token_then_rotated_in_" + way
+    return test
+
+
 if __name__ == "__main__":
-    cbtest.run([test_survives_401_and_403, test_revoked_token_then_rotated_in_token_file,
-                test_exit_3_only_at_start])
+    cbtest.run([test_survives_401_and_403] +
+               [rotation_test(w) for w in ("token_file", "url_file", "credential")] +
+               [test_exit_3_only_at_start])

@@ -113,7 +113,7 @@ def test_saved_timeout_never_carries_over():
     cbtest.wait_until(lambda: ids[0] in rig.event_ids(), 15, what="the first event")
     cbtest.wait_until(lambda: os.path.exists(rig.cursor_path()), 10, what="a saved cursor")
     assert bridge.stop() == 0, bridge.describe()
-    # A cursor written before 0.2 held the whole nextUrl, timeout=30 in it.
+    # A cursor written by earlier builds held the whole nextUrl, timeout=30 in it.
     with open(rig.cursor_path(), "w") as f:
         json.dump({"version": 1, "last_id": ids[0],
                    "url": rig.api.feed_url(NAME) + "?i=%s&timeout=30" % ids[0]}, f)

@@ -198,7 +198,7 @@ def test_version_1_cursor_migrates():
     before = api.add_events(NAME, [tip(1), tip(2)])
     after = api.add_events(NAME, [tip(3), tip(4)])
     os.makedirs(rig.state_dir, exist_ok=True)
-    # What a bridge before 0.2 wrote: the whole nextUrl, token included.
+    # What earlier builds wrote: the whole nextUrl, token included.
     v1 = {"version": 1, "url": api.feed_url(NAME, OLD) + "?i=%s&timeout=10" % before[-1],
           "last_id": before[-1]}
     with open(os.path.join(rig.state_dir, NAME + ".cursor"), "w") as f:

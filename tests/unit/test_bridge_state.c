@@ -524,6 +524,26 @@ static void test_file_corrupt(void **state) {
   cb2m_state_cleanup(&st);
 }
 
+/* A state file that exists but cannot be read is an error, not "none"
+ * and not corrupt: the bridge stops rather than overwrite it (SPEC 5). */
+static void test_file_unreadable_is_error(void **state) {
+  const char *dir = *state;
+  char path[512];
+  char *aside = NULL;
+  cb2m_state st;
+
+  cb2m_state_init(&st);
+  snprintf(path, sizeof path, "%s/erin.state", dir);
+  assert_int_equal(mkdir(path, 0700), 0);
+  errno = 0;
+  assert_int_equal(cb2m_state_load(dir, "erin", &st, &aside), CB2M_STATE_ERROR);
+  assert_int_equal(errno, EISDIR);
+  assert_null(aside);
+  assert_int_equal(access(path, F_OK), 0);
+  assert_int_equal(cb2m_state_load(dir, "frank", &st, &aside), CB2M_STATE_NOT_FOUND);
+  cb2m_state_cleanup(&st);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_empty_state),
@@ -540,6 +560,7 @@ int main(void) {
       cmocka_unit_test(test_topic_levels),
       cmocka_unit_test_setup_teardown(test_file_round_trip, setup_dir, teardown_dir),
       cmocka_unit_test_setup_teardown(test_file_corrupt, setup_dir, teardown_dir),
+      cmocka_unit_test_setup_teardown(test_file_unreadable_is_error, setup_dir, teardown_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
