@@ -393,7 +393,10 @@ def main():
                                                    broadcasters, broker, owner)
         ini = build_ini(opts, settings, broadcasters, broker, token_files, password_file)
         prepare_state_dir(os.path.join(settings["data"], "cb2mqtt"), owner)
-        os.makedirs(os.path.dirname(settings["ini"]) or ".", mode=0o755, exist_ok=True)
+        ini_dir = os.path.dirname(settings["ini"]) or "."
+        os.makedirs(ini_dir, exist_ok=True)
+        # Readable by the bridge's user despite our umask: no secret inside.
+        os.chmod(ini_dir, 0o755)
         tmp = settings["ini"] + ".tmp"
         write_private(tmp, ini, None)
         os.chmod(tmp, 0o644)  # no secret inside; the healthcheck reads it

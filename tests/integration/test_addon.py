@@ -227,6 +227,7 @@ def test_broker_set_by_hand_skips_the_supervisor():
     assert "url = mqtt://10.0.0.2:1884" in ini and "[metrics]" not in ini, ini
     # The INI holds no secret, so the healthcheck (root) and anyone may read it.
     assert_mode(addon.ini, 0o644)
+    assert_mode(os.path.dirname(addon.ini), 0o755)
 
 
 def test_missing_broker_is_a_clear_error():
