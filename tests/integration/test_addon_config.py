@@ -399,6 +399,16 @@ def test_translations_label_every_option():
             assert isinstance(v.get("name"), str) and v["name"], "%s: %s has no name" % (name, k)
             assert isinstance(v.get("description"), str), "%s: %s has no description" % (name, k)
             assert set(v) <= {"name", "description", "fields"}, (name, k, v)
+            sub = cfg["schema"][k]
+            sub = sub[0] if isinstance(sub, list) else sub
+            if isinstance(sub, dict):
+                # SCHEMA_TRANSLATION_CONFIGURATION: fields label the keys of
+                # a nested option, each with a name.
+                fields = v.get("fields", {})
+                assert set(fields) == set(sub), "%s: %s fields %s vs %s" % (
+                    name, k, sorted(fields), sorted(sub))
+                for fk, fv in fields.items():
+                    assert isinstance(fv.get("name"), str) and fv["name"], (name, k, fk)
 
 
 def test_build_yaml_and_dockerfile():
