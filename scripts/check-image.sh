@@ -11,7 +11,16 @@
 # event, that --healthcheck passes, and that SIGTERM stops it with exit 0
 # and a retained "offline".
 #
-#   scripts/check-image.sh [--build-dir DIR] [CB2MQTT_BINARY]
+# With --addon it checks the Home Assistant add-on's final stage
+# (cb2mqtt/Dockerfile) instead: the same tree plus cb2mqtt/runtime-packages.txt
+# (cached as a second layer), the entrypoint installed as cb2mqtt-addon, a
+# root-owned /data with options.json as the Supervisor leaves it, and a fake
+# Supervisor (tests/integration/fake_supervisor.py) serving the broker. The
+# entrypoint runs as root, as the Supervisor starts it, and must drop to
+# uid 10001 before the bridge runs; --healthcheck runs as root with no
+# settings but the INI the entrypoint wrote, as the image's HEALTHCHECK does.
+#
+#   scripts/check-image.sh [--addon] [--build-dir DIR] [CB2MQTT_BINARY]
 #
 # The Debian mirror is the one this machine's apt uses, read from its
 # sources at run time. The debootstrapped tree is cached under
@@ -32,9 +41,11 @@ EVENT_TYPES="tip fanclub_join media_purchase chat_message private_message
 root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${CBEV_BUILD_DIR:-$root/build-image}
 binary=""
+addon=""
 while [ $# -gt 0 ]; do
   case $1 in
     --build-dir) build_dir=$2; shift 2 ;;
+    --addon) addon=--addon; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "check-image: unknown option $1" >&2; exit 2 ;;
     *) binary=$1; shift ;;
@@ -50,7 +61,7 @@ fail() { say "FAIL: $*"; exit 1; }
 # debootstrap, mount and chroot need root.
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    exec sudo -E "$0" --build-dir "$build_dir" ${binary:+"$binary"}
+    exec sudo -E "$0" $addon --build-dir "$build_dir" ${binary:+"$binary"}
   fi
   fail "needs root (debootstrap, mount, chroot) and sudo is not available"
 fi
@@ -59,7 +70,7 @@ fi
 # kernel drops our mounts when the last process of the namespace exits.
 if [ -z "${CBEV_CHECK_IMAGE_NS:-}" ] && unshare --mount --propagation private true 2>/dev/null; then
   exec env CBEV_CHECK_IMAGE_NS=1 unshare --mount --propagation private \
-    "$0" --build-dir "$build_dir" ${binary:+"$binary"}
+    "$0" $addon --build-dir "$build_dir" ${binary:+"$binary"}
 fi
 
 # The package list, with the same filter as the Dockerfile.
@@ -81,6 +92,29 @@ for want in "COPY docker/runtime-packages.txt /tmp/runtime-packages.txt" \
             "USER 10001:10001"; do
   grep -qF -- "$want" "$dockerfile" || fail "docker/Dockerfile no longer has: $want (update this script too)"
 done
+addon_pkg_list=$root/cb2mqtt/runtime-packages.txt
+addon_dockerfile=$root/cb2mqtt/Dockerfile
+addon_packages=""
+if [ -n "$addon" ]; then
+  addon_packages=$(sed -e 's/#.*//' "$addon_pkg_list" | xargs)
+  [ -n "$addon_packages" ] || fail "$addon_pkg_list names no package"
+  # What this script does for the add-on's final stage is what its
+  # Dockerfile does (in the Supervisor's build context, cb2mqtt/).
+  for want in "COPY --from=build /out/runtime-packages.txt /tmp/runtime-packages.txt" \
+              "COPY runtime-packages.txt /tmp/addon-packages.txt" \
+              "sed -e 's/#.*//' /tmp/runtime-packages.txt /tmp/addon-packages.txt" \
+              "xargs apt-get install -y --no-install-recommends" \
+              "install -m 0644 /src/docker/runtime-packages.txt /out/runtime-packages.txt" \
+              "/src/docker/build-binary.sh /src /build /out/cb2mqtt" \
+              "useradd --uid 10001 --gid 10001" \
+              "COPY --from=build /out/cb2mqtt /usr/local/bin/cb2mqtt" \
+              "COPY entrypoint.py /usr/local/bin/cb2mqtt-addon" \
+              'ENTRYPOINT ["/usr/local/bin/cb2mqtt-addon"]' \
+              'CMD ["cb2mqtt", "--healthcheck"]'; do
+    grep -qF -- "$want" "$addon_dockerfile" || fail "cb2mqtt/Dockerfile no longer has: $want (update this script too)"
+  done
+  ! grep -q '^USER ' "$addon_dockerfile" || fail "cb2mqtt/Dockerfile sets USER: the entrypoint must start as root"
+fi
 
 # "URI SUITE" for each Debian source of apt that serves our suite, its
 # updates or its security suite (one-line and deb822 formats).
@@ -231,6 +265,37 @@ for p in $packages; do
     fail "package $p is not installed in the cached tree"
 done
 
+# 1b. The add-on's layer on top of it, cached beside it.
+if [ -n "$addon" ]; then
+  akey=$(printf '%s\n' "$key" "$addon_packages" | sha256sum | cut -c1-16)
+  acache=$build_dir/image-cache/addon-rootfs-$akey
+  if [ ! -f "$acache/.cbev-complete" ]; then
+    rm -rf --one-file-system "$build_dir"/image-cache/addon-rootfs-* "$build_dir/image-cache/tmp-addon"
+    tmp=$build_dir/image-cache/tmp-addon
+    cp -a "$cache" "$tmp"
+    work=$tmp
+    mount_runtime "$tmp"
+    say "installing the add-on's packages into a copy of the tree: $addon_packages"
+    # shellcheck disable=SC2086
+    if ! { chroot "$tmp" apt-get update -qq &&
+           DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -qq --no-install-recommends $addon_packages &&
+           chroot "$tmp" apt-get clean; } >"$build_dir/image-cache/apt-addon.log" 2>&1; then
+      tail -20 "$build_dir/image-cache/apt-addon.log" >&2
+      fail "apt-get install of the add-on's packages in the chroot failed"
+    fi
+    umount_runtime
+    rm -rf "$tmp/var/lib/apt/lists/"*
+    work=""
+    echo "$packages $addon_packages" >"$tmp/.cbev-complete"
+    mv "$tmp" "$acache"
+  fi
+  for p in $addon_packages; do
+    chroot "$acache" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      fail "package $p is not installed in the cached add-on tree"
+  done
+  cache=$acache
+fi
+
 # 2. The binary, built the way the Dockerfile's build stage builds it.
 if [ -z "$binary" ]; then
   say "building the release binary (docker/build-binary.sh)"
@@ -249,13 +314,24 @@ rm -f "$rootfs/.cbev-complete"
 chroot "$rootfs" groupadd --gid 10001 cb2mqtt
 chroot "$rootfs" useradd --uid 10001 --gid 10001 --no-log-init --no-create-home \
   --home-dir /nonexistent --shell /usr/sbin/nologin cb2mqtt
-chroot "$rootfs" install -d -o 10001 -g 10001 -m 0700 /data
 install -m 0755 -o 0 -g 0 "$binary" "$rootfs/usr/local/bin/cb2mqtt"
-# What `secrets: [cb_token]` gives the container.
-install -d -m 0755 "$rootfs/run/secrets"
-printf '%s\n' "$TOKEN" >"$rootfs/run/secrets/cb_token"
-chown 10001:10001 "$rootfs/run/secrets/cb_token"
-chmod 0400 "$rootfs/run/secrets/cb_token"
+if [ -z "$addon" ]; then
+  chroot "$rootfs" install -d -o 10001 -g 10001 -m 0700 /data
+  # What `secrets: [cb_token]` gives the container.
+  install -d -m 0755 "$rootfs/run/secrets"
+  printf '%s\n' "$TOKEN" >"$rootfs/run/secrets/cb_token"
+  chown 10001:10001 "$rootfs/run/secrets/cb_token"
+  chmod 0400 "$rootfs/run/secrets/cb_token"
+else
+  install -m 0755 -o 0 -g 0 "$root/cb2mqtt/entrypoint.py" "$rootfs/usr/local/bin/cb2mqtt-addon"
+  # The Supervisor's /data: root's, with the options it validated.
+  install -d -o 0 -g 0 -m 0755 "$rootfs/data"
+  python3 -c 'import json,sys; json.dump({"broadcasters": [{"name": "alice", "token": sys.argv[1]}],
+    "publish": [], "payload": "normalized", "expose_anonymous_tippers": False, "base_topic": "cb",
+    "discovery": True, "discovery_prefix": "homeassistant", "log_level": "debug"}, sys.stdout)' \
+    "$TOKEN" >"$rootfs/data/options.json"
+  chmod 0600 "$rootfs/data/options.json"
+fi
 mount_runtime "$rootfs"
 
 # 4. Every library the binary needs is in the tree.
@@ -298,15 +374,38 @@ pids+=($sub_pid)
 sleep 0.5 # let the subscription settle before the first event can exist
 
 # 6. The bridge, in a container-like environment, as uid 10001.
-bridge_env=(env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-  HOSTNAME=check-image HOME=/nonexistent
-  CB2MQTT_EVENTS_STATE_DIR=/data
-  CB_USERNAME=alice CB_TOKEN_FILE=/run/secrets/cb_token
-  CB2MQTT_MQTT_URL="mqtt://127.0.0.1:$mqtt_port"
-  CB2MQTT_EVENTS_API="http://127.0.0.1:$api_port/events"
-  CB2MQTT_EVENTS_TIMEOUT=1)
-"${bridge_env[@]}" chroot --userspec=$UID_GID "$rootfs" /usr/local/bin/cb2mqtt \
-  --log-level debug >"$work/bridge.log" 2>&1 &
+path_env=PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+if [ -z "$addon" ]; then
+  bridge_env=(env -i "$path_env" HOSTNAME=check-image HOME=/nonexistent
+    CB2MQTT_EVENTS_STATE_DIR=/data
+    CB_USERNAME=alice CB_TOKEN_FILE=/run/secrets/cb_token
+    CB2MQTT_MQTT_URL="mqtt://127.0.0.1:$mqtt_port"
+    CB2MQTT_EVENTS_API="http://127.0.0.1:$api_port/events"
+    CB2MQTT_EVENTS_TIMEOUT=1)
+  health_env=("${bridge_env[@]}")
+  health_user=(--userspec=$UID_GID)
+  "${bridge_env[@]}" chroot --userspec=$UID_GID "$rootfs" /usr/local/bin/cb2mqtt \
+    --log-level debug >"$work/bridge.log" 2>&1 &
+else
+  # The add-on: the Supervisor with the broker's service, the entrypoint
+  # started as root with the environment the Supervisor gives (plus the
+  # fake API's address and a short long-poll, the bridge's own variables).
+  sup_token=check-image-supervisor-5b2f
+  python3 "$root/tests/integration/fake_supervisor.py" --port-file "$work/sup.port" \
+    --token "$sup_token" \
+    --mqtt "{\"host\": \"127.0.0.1\", \"port\": $mqtt_port, \"ssl\": false, \"addon\": \"core_mosquitto\"}" \
+    >"$work/sup.log" 2>&1 &
+  pids+=($!)
+  wait_for 15 test -s "$work/sup.port" || fail "the fake Supervisor did not start: $(cat "$work/sup.log")"
+  bridge_env=(env -i "$path_env" HOSTNAME=check-image TZ=UTC
+    SUPERVISOR_TOKEN="$sup_token" CBADDON_SUPERVISOR_URL="http://127.0.0.1:$(cat "$work/sup.port")"
+    CB2MQTT_EVENTS_API="http://127.0.0.1:$api_port/events"
+    CB2MQTT_EVENTS_TIMEOUT=1)
+  # The image's HEALTHCHECK: root, the image's environment only.
+  health_env=(env -i "$path_env")
+  health_user=()
+  "${bridge_env[@]}" chroot "$rootfs" /usr/local/bin/cb2mqtt-addon >"$work/bridge.log" 2>&1 &
+fi
 bridge_pid=$!
 pids+=($bridge_pid)
 
@@ -320,9 +419,29 @@ python3 -c 'import json,sys; e=json.loads(sys.argv[1]); assert e["broadcaster"]=
   fail "the event on $topic is not a normalized event: $payload"
 say "published: $topic"
 
-healthy() { "${bridge_env[@]}" chroot --userspec=$UID_GID "$rootfs" /usr/local/bin/cb2mqtt --healthcheck >/dev/null 2>&1; }
+healthy() { "${health_env[@]}" chroot "${health_user[@]}" "$rootfs" /usr/local/bin/cb2mqtt --healthcheck >/dev/null 2>&1; }
 wait_for 15 healthy || { dump; fail "cb2mqtt --healthcheck does not report healthy"; }
 say "healthcheck: healthy"
+
+if [ -n "$addon" ]; then
+  # The entrypoint exec'd the bridge (same pid) after dropping root.
+  comm=$(cat "/proc/$bridge_pid/comm")
+  [ "$comm" = cb2mqtt ] || fail "pid $bridge_pid is '$comm', not the bridge: the entrypoint did not exec"
+  uids=$(awk '/^Uid:/ { print $2, $3, $4, $5 }' "/proc/$bridge_pid/status")
+  [ "$uids" = "10001 10001 10001 10001" ] || fail "the bridge runs with uids '$uids' (want 10001 only)"
+  groups=$(awk '/^Groups:/ { $1 = ""; print }' "/proc/$bridge_pid/status" | xargs)
+  [ -z "$groups" ] || fail "the bridge kept supplementary groups: $groups"
+  if tr '\0' '\n' <"/proc/$bridge_pid/environ" | grep -q SUPERVISOR_TOKEN; then
+    fail "the bridge inherited SUPERVISOR_TOKEN"
+  fi
+  for f in "$rootfs"/run/cb2mqtt/secrets/*; do
+    [ "$(stat -c '%a %u' "$f")" = "600 10001" ] || fail "$f: $(stat -c '%a %u' "$f") (want 600 10001)"
+  done
+  [ "$(stat -c '%a %u' "$rootfs/run/cb2mqtt/secrets")" = "700 10001" ] ||
+    fail "the secrets directory is $(stat -c '%a %u' "$rootfs/run/cb2mqtt/secrets")"
+  grep -qF "$TOKEN" "$rootfs/etc/cb2mqtt/cb2mqtt.ini" && fail "the token is in the INI"
+  say "add-on: the entrypoint dropped to uid 10001 and exec'd the bridge; secrets 0600"
+fi
 
 kill -0 "$bridge_pid" 2>/dev/null || { dump; fail "the bridge died"; }
 kill -TERM "$bridge_pid"
