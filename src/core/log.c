@@ -57,14 +57,25 @@ static size_t match_secret(const char *text, const char *secret) {
   const char *t = text;
 
   for (const char *s = secret; *s; s++) {
-    if (*t == *s) {
-      t++;
-    } else if (t[0] == '%' && hexval(t[1]) >= 0 && hexval(t[2]) >= 0 &&
-               (hexval(t[1]) << 4 | hexval(t[2])) == (unsigned char)*s) {
-      t += 3;
-    } else {
-      return 0;
+    int encoded = t[0] == '%' && hexval(t[1]) >= 0 && hexval(t[2]) >= 0 &&
+                  (hexval(t[1]) << 4 | hexval(t[2])) == (unsigned char)*s;
+    if (*t == *s && encoded) {
+      /* A '%' of the secret met "%25": it may be the '%' itself or its
+       * encoding. Try the literal reading first, then the encoded one, so
+       * neither form of a token holding '%' escapes the mask. Only a '%'
+       * of the secret branches, so the depth is its count of '%'. */
+      size_t m = match_secret(t + 1, s + 1);
+      if (m || !s[1])
+        return (size_t)(t + 1 - text) + m;
+      m = match_secret(t + 3, s + 1);
+      return m ? (size_t)(t + 3 - text) + m : 0;
     }
+    if (*t == *s)
+      t++;
+    else if (encoded)
+      t += 3;
+    else
+      return 0;
   }
   return (size_t)(t - text);
 }

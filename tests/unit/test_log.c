@@ -46,6 +46,14 @@ static void test_mask_forms(void **state) {
   check_mask("/x/tok%2fen%2b1/", "tok/en+1", "/x/***/");
   check_mask("/x/tok/en%2B1/", "tok/en+1", "/x/***/");
   check_mask("/x/%74%6F%6B/", "tok", "/x/***/");
+  /* A secret holding '%': its raw form, its encoded form ("%25" for the
+   * '%'), and a text where "%25" is the literal start of the secret. */
+  check_mask("/x/ab%x/", "ab%x", "/x/***/");
+  check_mask("/x/ab%25x/", "ab%x", "/x/***/");
+  check_mask("/x/ab%2525/", "ab%25", "/x/***/");
+  check_mask("/x/ab%25/", "ab%25", "/x/***/");
+  check_mask("/x/%25%25%25/", "%%%", "/x/***/");
+  check_mask("/x/ab%2y/", "ab%x", "/x/ab%2y/");
   check_mask("", "abc", "");
   check_mask("text", NULL, "text");
   check_mask("text", "", "text");
