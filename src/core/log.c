@@ -61,14 +61,16 @@ static size_t match_secret(const char *text, const char *secret) {
                   (hexval(t[1]) << 4 | hexval(t[2])) == (unsigned char)*s;
     if (*t == *s && encoded) {
       /* A '%' of the secret met "%25": it may be the '%' itself or its
-       * encoding. Try the literal reading first, then the encoded one, so
-       * neither form of a token holding '%' escapes the mask. Only a '%'
-       * of the secret branches, so the depth is its count of '%'. */
-      size_t m = match_secret(t + 1, s + 1);
-      if (m || !s[1])
-        return (size_t)(t + 1 - text) + m;
-      m = match_secret(t + 3, s + 1);
-      return m ? (size_t)(t + 3 - text) + m : 0;
+       * encoding. Both readings are tried and the longer match is masked,
+       * so neither form of a token holding '%' escapes the mask. Only a
+       * '%' of the secret branches: the depth is its count of '%'. */
+      size_t base = (size_t)(t - text), lit, enc;
+      if (!s[1])
+        return base + 3;
+      lit = match_secret(t + 1, s + 1);
+      enc = match_secret(t + 3, s + 1);
+      size_t as_lit = lit ? base + 1 + lit : 0, as_enc = enc ? base + 3 + enc : 0;
+      return as_enc > as_lit ? as_enc : as_lit;
     }
     if (*t == *s)
       t++;
