@@ -58,7 +58,8 @@ if ! (cd "$src" && dpkg-checkbuilddeps) 2>/dev/null; then
 fi
 
 say "dpkg-buildpackage -b -us -uc in $src"
-export DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} parallel=$(nproc)"
+DEB_BUILD_OPTIONS="${DEB_BUILD_OPTIONS:-} parallel=$(nproc)"
+export DEB_BUILD_OPTIONS
 if ! (cd "$src" && dpkg-buildpackage -b -us -uc) >"$out/build.log" 2>&1; then
   tail -40 "$out/build.log" >&2
   fail "dpkg-buildpackage failed (log: $out/build.log)"
