@@ -20,7 +20,11 @@
 # uid 10001 before the bridge runs; --healthcheck runs as root with no
 # settings but the INI the entrypoint wrote, as the image's HEALTHCHECK does.
 #
-#   scripts/check-image.sh [--addon] [--build-dir DIR] [CB2MQTT_BINARY]
+#   scripts/check-image.sh [--addon] [--build-dir DIR] [--rootfs-only] [CB2MQTT_BINARY]
+#
+# --rootfs-only builds (or checks) the cached tree, prints its path and
+# exits: tests/integration/test_deb.py installs the Debian packages on top
+# of it.
 #
 # The Debian mirror is the one this machine's apt uses, read from its
 # sources at run time. The debootstrapped tree is cached under
@@ -42,10 +46,12 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 build_dir=${CBEV_BUILD_DIR:-$root/build-image}
 binary=""
 addon=""
+rootfs_only=""
 while [ $# -gt 0 ]; do
   case $1 in
     --build-dir) build_dir=$2; shift 2 ;;
     --addon) addon=--addon; shift ;;
+    --rootfs-only) rootfs_only=--rootfs-only; shift ;;
     -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     -*) echo "check-image: unknown option $1" >&2; exit 2 ;;
     *) binary=$1; shift ;;
@@ -61,7 +67,7 @@ fail() { say "FAIL: $*"; exit 1; }
 # debootstrap, mount and chroot need root.
 if [ "$(id -u)" -ne 0 ]; then
   if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-    exec sudo -E "$0" $addon --build-dir "$build_dir" ${binary:+"$binary"}
+    exec sudo -E "$0" $addon --build-dir "$build_dir" $rootfs_only ${binary:+"$binary"}
   fi
   fail "needs root (debootstrap, mount, chroot) and sudo is not available"
 fi
@@ -70,7 +76,7 @@ fi
 # kernel drops our mounts when the last process of the namespace exits.
 if [ -z "${CBEV_CHECK_IMAGE_NS:-}" ] && unshare --mount --propagation private true 2>/dev/null; then
   exec env CBEV_CHECK_IMAGE_NS=1 unshare --mount --propagation private \
-    "$0" $addon --build-dir "$build_dir" ${binary:+"$binary"}
+    "$0" $addon --build-dir "$build_dir" $rootfs_only ${binary:+"$binary"}
 fi
 
 # The package list, with the same filter as the Dockerfile.
@@ -264,6 +270,10 @@ for p in $packages; do
   chroot "$cache" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
     fail "package $p is not installed in the cached tree"
 done
+if [ -n "$rootfs_only" ]; then
+  echo "$cache"
+  exit 0
+fi
 
 # 1b. The add-on's layer on top of it, cached beside it.
 if [ -n "$addon" ]; then

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs every build and test dependency that is missing, from Debian 12's
 # packages. Runs apt-get directly as root, through sudo otherwise.
+#   scripts/deps.sh [EXTRA_PACKAGE...]   also installs these (build-deb.sh
+#                                        adds the packaging tools)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang
       libcurl4-openssl-dev libcjson-dev libinih-dev libmosquitto-dev
       libcmocka-dev mosquitto mosquitto-clients openssl python3 valgrind
-      ca-certificates curl procps)
+      ca-certificates curl procps "$@")
 
 missing=()
 for p in "${pkgs[@]}"; do
