@@ -7,6 +7,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang
       libcurl4-openssl-dev libcjson-dev libinih-dev libmosquitto-dev
+      libmicrohttpd-dev prometheus
       libcmocka-dev mosquitto mosquitto-clients openssl python3 valgrind
       ca-certificates curl procps "$@")
 
