@@ -29,6 +29,7 @@
 #include "mqtt.h"
 #include "poller.h"
 #include "queue.h"
+#include "route.h"
 #include "state.h"
 #include "topics.h"
 
@@ -423,12 +424,17 @@ static int poll_allowed(void *ud, size_t i) {
   return !b->stopping && c->status != BC_AUTH_FAILED && !cb2m_queue_full(&c->queue);
 }
 
+/* Queues a batch's events, after the derived state and the counters saw
+ * each one (filtered events too). Returns CBEV_OK, or the cbev_error code
+ * of an event that could not be queued (logged here, naming its cause);
+ * what was queued before it stays queued. */
 static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *request_url) {
   size_t n = cbev_batch_count(batch);
-  unsigned flags = (b->cfg->events.payload_raw ? CBEV_JSON_RAW : 0) |
-                   (b->cfg->events.expose_anonymous_tippers ? CBEV_JSON_EXPOSE_ANON : 0);
+  cb2m_route route = {b->cfg->mqtt.base_topic, c->cfg->name, b->cfg->events.publish_mask,
+                      (b->cfg->events.payload_raw ? CBEV_JSON_RAW : 0) |
+                          (b->cfg->events.expose_anonymous_tippers ? CBEV_JSON_EXPOSE_ANON : 0)};
   cb2m_fetch *fetch;
-  int rc = -1;
+  int rc = CBEV_ENOMEM;
 
   if (n == 0) {
     /* An empty batch moves the cursor; save it once nothing is pending. */
@@ -439,17 +445,17 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
       c->cursor_url = strdup(cbev_session_cursor_url(c->session));
       c->cursor_id = strdup(cbev_session_last_id(c->session));
     }
-    return 0;
+    return CBEV_OK;
   }
   fetch = cb2m_fetch_new(request_url, cbev_batch_next_url(batch));
-  if (!fetch)
-    return -1;
+  if (!fetch) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot queue a batch of %zu events: %s", c->cfg->name, n,
+        cbev_strerror(rc));
+    return rc;
+  }
   for (size_t i = 0; i < n; i++) {
     const cbev_event *ev = cbev_batch_get(batch, i);
     cbev_event_type type = cbev_event_get_type(ev);
-    char topic[TOPIC_MAX];
-    char *payload = NULL, *topic_copy = NULL, *id = NULL, *suffix = NULL;
-    size_t len = 0;
     unsigned changed = 0;
 
     if (cb2m_state_apply(&c->state, ev, b->cfg->events.expose_anonymous_tippers, &changed) == 0 &&
@@ -464,36 +470,14 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
     }
     c->events_by_type[type]++;
     c->last_event_ms = now_ms();
-    if (cbev_event_to_json(ev, flags, &payload, &len) != CBEV_OK)
-      goto out;
-    if (b->cfg->events.publish_mask & (1u << type)) {
-      suffix = type == CBEV_EVENT_UNKNOWN ? cbev_snake_case(cbev_event_method(ev))
-                                          : cbev_strdup(cbev_event_type_name(type));
-      if (!suffix || topic_for(b, topic, c->cfg->name, suffix) != 0 ||
-          !(topic_copy = strdup(topic))) {
-        cbev_free(suffix);
-        cbev_free(payload);
-        goto out;
-      }
-      cbev_free(suffix);
-    }
-    id = strdup(cbev_event_id(ev));
-    /* The queue stores plain heap strings: copy the library's buffer at
-     * its exact size. Keeping the writer's buffer (its slack included)
-     * held 5 MiB more in a soak, and shrinking it with realloc left the
-     * heap creeping; a copy keeps memory flat. */
-    char *copy = id ? malloc(len + 1) : NULL;
-    if (copy)
-      memcpy(copy, payload, len + 1);
-    cbev_free(payload);
-    if (!copy || cb2m_queue_push(&c->queue, id, topic_copy, copy, len, fetch, i + 1 == n) != 0) {
-      free(id);
-      free(topic_copy);
-      free(copy);
+    rc = cb2m_route_push(&route, ev, &c->queue, fetch, i + 1 == n);
+    if (rc != CBEV_OK) {
+      LOG(b, CBEV_LOG_ERROR, "%s: cannot queue event %s: %s", c->cfg->name, cbev_event_id(ev),
+          cbev_strerror(rc));
       goto out;
     }
   }
-  rc = 0;
+  rc = CBEV_OK;
 out:
   cb2m_fetch_unref(fetch);
   return rc;
@@ -516,10 +500,12 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
       LOG(b, CBEV_LOG_INFO, "%s: polling the Events API", c->cfg->name);
       set_status(b, c, BC_ONLINE);
     }
-    if (enqueue_batch(b, c, batch, request_url) != 0) {
-      /* Out of memory: the cursor file still points before this batch,
-       * so a restart fetches it again. Stop rather than lose it. */
-      LOG(b, CBEV_LOG_ERROR, "%s: out of memory while queueing events; stopping", c->cfg->name);
+    if (enqueue_batch(b, c, batch, request_url) != CBEV_OK) {
+      /* Only memory or settings can fail it (route.h), never an event's
+       * content. The cursor file still points before this batch, so a
+       * restart fetches it again: stop rather than lose it. */
+      LOG(b, CBEV_LOG_ERROR, "%s: stopping; the next start fetches the batch again",
+          c->cfg->name);
       b->fatal = 1;
     }
     cbev_batch_free(batch);
