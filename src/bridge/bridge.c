@@ -26,6 +26,7 @@
 #include "fsutil.h"
 #include "heartbeat.h"
 #include "logsink.h"
+#include "midmap.h"
 #include "mqtt.h"
 #include "poller.h"
 #include "queue.h"
@@ -37,7 +38,9 @@
 /* Messages handed to libmosquitto and not yet acknowledged, across all
  * broadcasters: bounds the memory libmosquitto holds for us. */
 #define MAX_INFLIGHT 256u
-#define MIDMAP_SLOTS 1024u /* power of two, >= 4 * MAX_INFLIGHT */
+_Static_assert(MAX_INFLIGHT * 4 <= CB2M_MIDMAP_SLOTS, "midmap probe runs stay short");
+/* A broadcaster's refused publishes are logged at most this often. */
+#define REFUSAL_LOG_INTERVAL_MS 60000u
 #define SAVE_INTERVAL_MS 1000u
 #define HEARTBEAT_INTERVAL_MS 10000u
 /* Consecutive failed polls after which a broadcaster is shown offline. */
@@ -63,12 +66,10 @@ typedef struct bc {
   uint64_t last_event_ms;
   int last_error_rc;
   long last_error_status;
+  /* Refused publishes: when the last was logged, how many since. */
+  uint64_t refusal_logged_ms;
+  unsigned long refusals_unlogged;
 } bc;
-
-typedef struct midmap_entry {
-  int mid; /* 0: empty */
-  uint32_t bc;
-} midmap_entry;
 
 typedef struct bridge {
   const cb2m_config *cfg;
@@ -80,8 +81,8 @@ typedef struct bridge {
   cbev_ratelimit *shared_limiter;
   bc *bcs;
   size_t n;
-  midmap_entry midmap[MIDMAP_SLOTS];
-  size_t inflight;
+  cb2m_midmap midmap; /* event publishes in flight */
+  size_t next_pump;   /* the broadcaster pump() serves first */
   int stopping;
   int fatal;
   int discovery_due;     /* HA asked for a re-publish (birth message) */
@@ -100,37 +101,6 @@ static uint64_t now_ms(void) {
 }
 
 #define LOG(b, lvl, ...) cbev_log(&(b)->logger, NULL, lvl, __VA_ARGS__)
-
-/* ---- message id -> broadcaster (open addressing, backward-shift delete) */
-
-static size_t mid_slot(int mid) { return ((size_t)(unsigned)mid * 2654435761u) & (MIDMAP_SLOTS - 1); }
-
-static void midmap_put(bridge *b, int mid, uint32_t bc_index) {
-  size_t i = mid_slot(mid);
-  while (b->midmap[i].mid != 0 && b->midmap[i].mid != mid)
-    i = (i + 1) & (MIDMAP_SLOTS - 1);
-  b->midmap[i] = (midmap_entry){mid, bc_index};
-}
-
-static int midmap_take(bridge *b, int mid, uint32_t *bc_index) {
-  size_t i = mid_slot(mid), j;
-  while (b->midmap[i].mid != mid) {
-    if (b->midmap[i].mid == 0)
-      return 0;
-    i = (i + 1) & (MIDMAP_SLOTS - 1);
-  }
-  *bc_index = b->midmap[i].bc;
-  /* Shift later entries of the probe run back into the hole. */
-  for (j = (i + 1) & (MIDMAP_SLOTS - 1); b->midmap[j].mid != 0; j = (j + 1) & (MIDMAP_SLOTS - 1)) {
-    size_t home = mid_slot(b->midmap[j].mid);
-    if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-      b->midmap[i] = b->midmap[j];
-      i = j;
-    }
-  }
-  b->midmap[i].mid = 0;
-  return 1;
-}
 
 /* ---- publishing helpers */
 
@@ -247,37 +217,92 @@ static void publish_health(bridge *b, uint64_t now) {
   cJSON_Delete(root);
 }
 
-/* Hands queued events to MQTT, oldest first, while the connection, the
- * in-flight budget and the socket allow: once the socket is full each
- * publish would retry the write in vain (half the write calls of a fast
- * run failed with EAGAIN), so the rest waits for the socket to drain. */
-static void pump(bridge *b) {
-  if (!cb2m_mqtt_connected(b->mqtt))
+/* Holds broadcaster i's queue for its refused item seq (queue.h: re-sent
+ * after the backoff, later events wait behind it) and logs the refusal,
+ * at most once a minute per broadcaster. why names the cause: the
+ * broker's reason code, or the MQTT module's error. */
+static void refused(bridge *b, uint32_t i, uint64_t seq, const char *why, uint64_t now) {
+  bc *c = &b->bcs[i];
+  cb2m_item *it = cb2m_queue_refuse(&c->queue, seq, now);
+  char more[64] = "";
+
+  if (!it)
+    return; /* an earlier refusal or a reconnect took it back already */
+  if (c->refusal_logged_ms && now - c->refusal_logged_ms < REFUSAL_LOG_INTERVAL_MS) {
+    c->refusals_unlogged++;
     return;
-  for (size_t i = 0; i < b->n && b->inflight < MAX_INFLIGHT; i++) {
-    bc *c = &b->bcs[i];
-    cb2m_item *it;
-    while (b->inflight < MAX_INFLIGHT && !cb2m_mqtt_backlogged(b->mqtt) &&
-           (it = cb2m_queue_next_unsent(&c->queue)) != NULL) {
-      int mid = 0, rc;
-      if (!it->topic) {
-        cb2m_queue_mark_sent(&c->queue, -1);
-        continue;
-      }
-      rc = cb2m_mqtt_publish(b->mqtt, it->topic, it->payload, it->len, b->cfg->mqtt.qos, 0, &mid);
-      if (rc != 0) {
-        /* Not connected any more (or out of memory): the item stays
-         * queued and goes out after the next connect. */
-        if (rc != CBEV_EAGAIN)
-          LOG(b, CBEV_LOG_WARN, "%s: publish of event %s failed (%s); will retry",
-              c->cfg->name, it->id, cbev_strerror(rc));
-        return;
-      }
-      cb2m_queue_mark_sent(&c->queue, mid);
-      midmap_put(b, mid, (uint32_t)i);
-      b->inflight++;
-    }
   }
+  if (c->refusals_unlogged)
+    snprintf(more, sizeof more, " (%lu more refusals since the last message)",
+             c->refusals_unlogged);
+  LOG(b, CBEV_LOG_ERROR,
+      "%s: publish of event %s to %s refused: %s; sending it again in %.0f s, later events of "
+      "%s wait behind it%s",
+      c->cfg->name, it->id, it->topic, why,
+      (double)cb2m_queue_retry_delay_ms(c->queue.refusals) / 1000.0, c->cfg->name, more);
+  c->refusal_logged_ms = now;
+  c->refusals_unlogged = 0;
+}
+
+/* Hands the next event of broadcaster i that may go out now to MQTT.
+ * Returns 1 when one was published, 0 when i has none ready, -1 when MQTT
+ * takes nothing now (not connected any more): the item stays queued and
+ * goes out after the next connect. */
+static int pump_one(bridge *b, uint32_t i, uint64_t now) {
+  bc *c = &b->bcs[i];
+  cb2m_item *it;
+  uint64_t seq;
+  int mid = 0, rc;
+
+  while ((it = cb2m_queue_next_unsent(&c->queue, now)) != NULL && !it->topic)
+    cb2m_queue_mark_sent(&c->queue); /* filtered out: passes as done */
+  if (!it)
+    return 0;
+  rc = cb2m_mqtt_publish(b->mqtt, it->topic, it->payload, it->len, b->cfg->mqtt.qos, 0, &mid);
+  if (rc == CBEV_EAGAIN)
+    return -1;
+  seq = cb2m_queue_mark_sent(&c->queue);
+  if (rc == CBEV_OK && cb2m_midmap_put(&b->midmap, mid, i, seq) == 0)
+    return 1;
+  /* Refused before reaching the broker (a payload over the broker's
+   * packet size, out of memory; or an id the map cannot hold): retried
+   * like a broker's refusal, so nothing is dropped and order holds. */
+  refused(b, i, seq, rc == CBEV_OK ? "its message id cannot be tracked" : cbev_strerror(rc), now);
+  return 0;
+}
+
+/* Hands queued events to MQTT while the connection, the in-flight budget
+ * and the socket allow, one event per broadcaster in turn, so that after
+ * an outage one broadcaster's backlog never holds back the others. Once
+ * the socket is full each publish would retry the write in vain (half the
+ * write calls of a fast run failed with EAGAIN), so the rest waits for the
+ * socket to drain. */
+static void pump(bridge *b) {
+  uint64_t now = now_ms();
+  size_t idle = 0; /* broadcasters in a row with nothing ready */
+
+  if (!cb2m_mqtt_connected(b->mqtt) || b->n == 0)
+    return;
+  while (idle < b->n && b->midmap.count < MAX_INFLIGHT && !cb2m_mqtt_backlogged(b->mqtt)) {
+    uint32_t i = (uint32_t)b->next_pump;
+    int r = pump_one(b, i, now);
+    if (r < 0)
+      return; /* i keeps its turn */
+    b->next_pump = (i + 1) % b->n;
+    idle = r ? 0 : idle + 1;
+  }
+}
+
+/* The earliest time a refused publish is due again; UINT64_MAX for none. */
+static uint64_t retry_due_ms(const bridge *b) {
+  uint64_t due = UINT64_MAX;
+
+  for (size_t i = 0; i < b->n; i++) {
+    uint64_t t = cb2m_queue_retry_ms(&b->bcs[i].queue);
+    if (t < due)
+      due = t;
+  }
+  return due;
 }
 
 /* Moves acknowledged prefixes out of the queues; their cursors become due
@@ -383,25 +408,33 @@ static void on_disconnect(void *ud) {
    * they go out again, in order, after the next connect. */
   for (size_t i = 0; i < b->n; i++)
     cb2m_queue_unsend_all(&b->bcs[i].queue);
-  memset(b->midmap, 0, sizeof b->midmap);
-  b->inflight = 0;
+  cb2m_midmap_clear(&b->midmap);
 }
 
-static void on_ack(void *ud, int mid, int ok) {
+static void on_ack(void *ud, int mid, int reason) {
   bridge *b = ud;
   uint32_t i;
+  uint64_t seq;
+  bc *c;
 
-  if (!midmap_take(b, mid, &i))
+  if (!cb2m_midmap_take(&b->midmap, mid, &i, &seq))
     return; /* a retained state message */
-  b->inflight--;
-  if (!ok) {
-    /* The broker refused it (v5 reason code); keep it and send it again
-     * after the next connect rather than lose it. */
-    LOG(b, CBEV_LOG_WARN, "%s: broker refused an event publish; it will be retried",
-        b->bcs[i].cfg->name);
+  c = &b->bcs[i];
+  if (reason >= 0x80) {
+    char why[96];
+    snprintf(why, sizeof why, "reason code 0x%02x (%s)", (unsigned)reason,
+             mosquitto_reason_string(reason));
+    refused(b, i, seq, why, now_ms());
     return;
   }
-  cb2m_queue_ack(&b->bcs[i].queue, mid);
+  if (seq == c->queue.held_seq) {
+    unsigned tries = c->queue.refusals;
+    if (cb2m_queue_ack(&c->queue, seq))
+      LOG(b, CBEV_LOG_INFO, "%s: the refused publish was accepted after %u refusal(s); the "
+          "events behind it follow", c->cfg->name, tries);
+    return;
+  }
+  cb2m_queue_ack(&c->queue, seq);
 }
 
 static void on_message(void *ud, const char *topic, const void *payload, size_t len) {
@@ -739,6 +772,8 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
       next = b->next_health_ms;
     if (cb2m_mqtt_connected(b->mqtt) && b->discovery_due && b->discovery_at_ms < next)
       next = b->discovery_at_ms;
+    if (cb2m_mqtt_connected(b->mqtt) && retry_due_ms(b) < next)
+      next = retry_due_ms(b);
   }
   wait = next > now ? next - now : 0;
   if (wait > max_wait_ms)

@@ -126,7 +126,7 @@ static void test_push_published_and_filtered(void **state) {
 
   assert_int_equal(cb2m_queue_init(&q, 10), 0);
   assert_int_equal(cb2m_route_push(&r, cbev_batch_get(odd, 0), &q, f, 0), CBEV_OK);
-  it = cb2m_queue_next_unsent(&q);
+  it = cb2m_queue_next_unsent(&q, 0);
   assert_string_equal(it->topic, "cb/alice/unknown");
   assert_string_equal(it->id, "1-0");
   /* The payload is the library's bytes, the method kept in it. */
@@ -135,27 +135,27 @@ static void test_push_published_and_filtered(void **state) {
   assert_memory_equal(it->payload, want, want_len + 1);
   assert_non_null(strstr(it->payload, "\"event_type\":\"a_b\""));
   cbev_free(want);
-  cb2m_queue_mark_sent(&q, 1);
+  uint64_t s1 = cb2m_queue_mark_sent(&q);
 
   /* Raw payloads keep the method as upstream sent it. */
   r.json_flags = CBEV_JSON_RAW;
   assert_int_equal(cb2m_route_push(&r, cbev_batch_get(odd, 0), &q, f, 0), CBEV_OK);
-  it = cb2m_queue_next_unsent(&q);
+  it = cb2m_queue_next_unsent(&q, 0);
   assert_non_null(strstr(it->payload, "\"method\":\"a/b\""));
-  cb2m_queue_mark_sent(&q, 2);
+  uint64_t s2 = cb2m_queue_mark_sent(&q);
 
   /* Filtered out: a placeholder, nothing serialized, passed as done. */
   r.publish_mask = 1u << CBEV_EVENT_FOLLOW;
   assert_int_equal(cb2m_route_push(&r, cbev_batch_get(tip, 0), &q, f, 1), CBEV_OK);
-  it = cb2m_queue_next_unsent(&q);
+  it = cb2m_queue_next_unsent(&q, 0);
   assert_null(it->topic);
   assert_null(it->payload);
   assert_int_equal(it->len, 0);
   assert_int_equal(it->last_in_fetch, 1);
-  cb2m_queue_mark_sent(&q, -1);
+  assert_int_equal(cb2m_queue_mark_sent(&q), 0);
   assert_int_equal(q.count, 3);
-  assert_int_equal(cb2m_queue_ack(&q, 1), 1);
-  assert_int_equal(cb2m_queue_ack(&q, 2), 1);
+  assert_int_equal(cb2m_queue_ack(&q, s1), 1);
+  assert_int_equal(cb2m_queue_ack(&q, s2), 1);
   {
     char *url = NULL, *id = NULL;
     assert_int_equal(cb2m_queue_pop_done(&q, &url, &id), 3);
