@@ -75,7 +75,7 @@ typedef struct bridge {
   const cb2m_config *cfg;
   cb2m_logsink sink;
   cbev_logger logger;
-  const char **secrets;
+  cb2m_secrets secrets; /* masked out of every log line */
   cb2m_mqtt *mqtt;
   cb2m_poller *poller;
   cbev_ratelimit *shared_limiter;
@@ -673,30 +673,24 @@ static void teardown(bridge *b) {
   cb2m_mqtt_free(b->mqtt);
   cbev_ratelimit_free(b->shared_limiter);
   free(b->bcs);
-  free(b->secrets);
+  cb2m_secrets_cleanup(&b->secrets);
 }
 
 static int setup(bridge *b, const cb2m_config *cfg) {
   cb2m_poller_opts po = {0};
   cb2m_mqtt_opts mo = {0};
   cb2m_mqtt_cbs cbs = {on_connect, on_disconnect, on_ack, on_message, b};
-  size_t k = 0;
 
   b->cfg = cfg;
   b->n = cfg->n_broadcasters;
   b->started_at = time(NULL);
   b->started_ms = now_ms();
-  b->secrets = calloc(b->n + 2, sizeof *b->secrets);
   b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
-  if (!b->secrets || !b->bcs)
+  /* Every secret the bridge knows is masked out of every log line, the
+   * token inside a configured feed URL included. */
+  if (!b->bcs || cb2m_secrets_collect(cfg, &b->secrets) != 0)
     return -1;
-  /* Every secret the bridge knows is masked out of every log line. */
-  for (size_t i = 0; i < b->n && k < CB2M_LOGSINK_MAX_SECRETS; i++)
-    if (cfg->broadcasters[i].token)
-      b->secrets[k++] = cfg->broadcasters[i].token;
-  if (cfg->mqtt.password)
-    b->secrets[k++] = cfg->mqtt.password;
-  b->sink = (cb2m_logsink){stderr, cfg->log.json, b->secrets, k};
+  b->sink = (cb2m_logsink){stderr, cfg->log.json, (const char **)b->secrets.v, b->secrets.n};
   b->logger = (cbev_logger){cb2m_logsink_write, &b->sink, cfg->log.level};
 
   if (topic_for(b, b->topic_status, "bridge", "status") != 0 ||
