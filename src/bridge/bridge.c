@@ -26,9 +26,11 @@
 #include "fsutil.h"
 #include "heartbeat.h"
 #include "logsink.h"
+#include "midmap.h"
 #include "mqtt.h"
 #include "poller.h"
 #include "queue.h"
+#include "route.h"
 #include "state.h"
 #include "topics.h"
 
@@ -36,7 +38,9 @@
 /* Messages handed to libmosquitto and not yet acknowledged, across all
  * broadcasters: bounds the memory libmosquitto holds for us. */
 #define MAX_INFLIGHT 256u
-#define MIDMAP_SLOTS 1024u /* power of two, >= 4 * MAX_INFLIGHT */
+_Static_assert(MAX_INFLIGHT * 4 <= CB2M_MIDMAP_SLOTS, "midmap probe runs stay short");
+/* A broadcaster's refused publishes are logged at most this often. */
+#define REFUSAL_LOG_INTERVAL_MS 60000u
 #define SAVE_INTERVAL_MS 1000u
 #define HEARTBEAT_INTERVAL_MS 10000u
 /* Consecutive failed polls after which a broadcaster is shown offline. */
@@ -61,7 +65,7 @@ typedef struct bc {
    * whether it may run now (its secret was read again). */
   uint64_t auth_retry_at_ms;
   int auth_retry;
-  size_t secret_slot; /* 1 + index in bridge.secrets of a re-read token; 0: none */
+  size_t secret_slot; /* 1 + index in bridge.mask of a re-read token; 0: none */
   char *secret_now;   /* the secret re-read from its file, when it changed (owned) */
   bc_status status;
   int published_available; /* -1 unknown, 0 offline, 1 online */
@@ -72,29 +76,30 @@ typedef struct bc {
   uint64_t last_event_ms;
   int last_error_rc;
   long last_error_status;
+  /* Refused publishes: when the last was logged, how many since. */
+  uint64_t refusal_logged_ms;
+  unsigned long refusals_unlogged;
 } bc;
-
-typedef struct midmap_entry {
-  int mid; /* 0: empty */
-  uint32_t bc;
-} midmap_entry;
 
 typedef struct bridge {
   const cb2m_config *cfg;
   cb2m_logsink sink;
   cbev_logger logger;
-  const char **secrets;
+  cb2m_secrets secrets; /* masked out of every log line */
   cb2m_mqtt *mqtt;
   cb2m_poller *poller;
   cbev_ratelimit *shared_limiter;
   bc *bcs;
   size_t n;
-  midmap_entry midmap[MIDMAP_SLOTS];
-  size_t inflight;
+  cb2m_midmap midmap; /* event publishes in flight */
+  size_t next_pump;   /* the broadcaster pump() serves first */
   int stopping;
   int fatal;
   int any_good;          /* some broadcaster got a good answer (exit 3 is off) */
-  size_t secrets_cap;    /* slots of secrets (bridge.sink.n_secrets used) */
+  /* What the log sink masks: the collected secrets, then one slot per
+   * broadcaster for a token re-read after an auth failure. */
+  const char **mask;
+  size_t mask_cap;
   int discovery_due;     /* HA asked for a re-publish (birth message) */
   uint64_t discovery_at_ms;
   time_t started_at;
@@ -111,37 +116,6 @@ static uint64_t now_ms(void) {
 }
 
 #define LOG(b, lvl, ...) cbev_log(&(b)->logger, NULL, lvl, __VA_ARGS__)
-
-/* ---- message id -> broadcaster (open addressing, backward-shift delete) */
-
-static size_t mid_slot(int mid) { return ((size_t)(unsigned)mid * 2654435761u) & (MIDMAP_SLOTS - 1); }
-
-static void midmap_put(bridge *b, int mid, uint32_t bc_index) {
-  size_t i = mid_slot(mid);
-  while (b->midmap[i].mid != 0 && b->midmap[i].mid != mid)
-    i = (i + 1) & (MIDMAP_SLOTS - 1);
-  b->midmap[i] = (midmap_entry){mid, bc_index};
-}
-
-static int midmap_take(bridge *b, int mid, uint32_t *bc_index) {
-  size_t i = mid_slot(mid), j;
-  while (b->midmap[i].mid != mid) {
-    if (b->midmap[i].mid == 0)
-      return 0;
-    i = (i + 1) & (MIDMAP_SLOTS - 1);
-  }
-  *bc_index = b->midmap[i].bc;
-  /* Shift later entries of the probe run back into the hole. */
-  for (j = (i + 1) & (MIDMAP_SLOTS - 1); b->midmap[j].mid != 0; j = (j + 1) & (MIDMAP_SLOTS - 1)) {
-    size_t home = mid_slot(b->midmap[j].mid);
-    if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-      b->midmap[i] = b->midmap[j];
-      i = j;
-    }
-  }
-  b->midmap[i].mid = 0;
-  return 1;
-}
 
 /* ---- publishing helpers */
 
@@ -258,37 +232,92 @@ static void publish_health(bridge *b, uint64_t now) {
   cJSON_Delete(root);
 }
 
-/* Hands queued events to MQTT, oldest first, while the connection, the
- * in-flight budget and the socket allow: once the socket is full each
- * publish would retry the write in vain (half the write calls of a fast
- * run failed with EAGAIN), so the rest waits for the socket to drain. */
-static void pump(bridge *b) {
-  if (!cb2m_mqtt_connected(b->mqtt))
+/* Holds broadcaster i's queue for its refused item seq (queue.h: re-sent
+ * after the backoff, later events wait behind it) and logs the refusal,
+ * at most once a minute per broadcaster. why names the cause: the
+ * broker's reason code, or the MQTT module's error. */
+static void refused(bridge *b, uint32_t i, uint64_t seq, const char *why, uint64_t now) {
+  bc *c = &b->bcs[i];
+  cb2m_item *it = cb2m_queue_refuse(&c->queue, seq, now);
+  char more[64] = "";
+
+  if (!it)
+    return; /* an earlier refusal or a reconnect took it back already */
+  if (c->refusal_logged_ms && now - c->refusal_logged_ms < REFUSAL_LOG_INTERVAL_MS) {
+    c->refusals_unlogged++;
     return;
-  for (size_t i = 0; i < b->n && b->inflight < MAX_INFLIGHT; i++) {
-    bc *c = &b->bcs[i];
-    cb2m_item *it;
-    while (b->inflight < MAX_INFLIGHT && !cb2m_mqtt_backlogged(b->mqtt) &&
-           (it = cb2m_queue_next_unsent(&c->queue)) != NULL) {
-      int mid = 0, rc;
-      if (!it->topic) {
-        cb2m_queue_mark_sent(&c->queue, -1);
-        continue;
-      }
-      rc = cb2m_mqtt_publish(b->mqtt, it->topic, it->payload, it->len, b->cfg->mqtt.qos, 0, &mid);
-      if (rc != 0) {
-        /* Not connected any more (or out of memory): the item stays
-         * queued and goes out after the next connect. */
-        if (rc != CBEV_EAGAIN)
-          LOG(b, CBEV_LOG_WARN, "%s: publish of event %s failed (%s); will retry",
-              c->cfg->name, it->id, cbev_strerror(rc));
-        return;
-      }
-      cb2m_queue_mark_sent(&c->queue, mid);
-      midmap_put(b, mid, (uint32_t)i);
-      b->inflight++;
-    }
   }
+  if (c->refusals_unlogged)
+    snprintf(more, sizeof more, " (%lu more refusals since the last message)",
+             c->refusals_unlogged);
+  LOG(b, CBEV_LOG_ERROR,
+      "%s: publish of event %s to %s refused: %s; sending it again in %.0f s, later events of "
+      "%s wait behind it%s",
+      c->cfg->name, it->id, it->topic, why,
+      (double)cb2m_queue_retry_delay_ms(c->queue.refusals) / 1000.0, c->cfg->name, more);
+  c->refusal_logged_ms = now;
+  c->refusals_unlogged = 0;
+}
+
+/* Hands the next event of broadcaster i that may go out now to MQTT.
+ * Returns 1 when one was published, 0 when i has none ready, -1 when MQTT
+ * takes nothing now (not connected any more): the item stays queued and
+ * goes out after the next connect. */
+static int pump_one(bridge *b, uint32_t i, uint64_t now) {
+  bc *c = &b->bcs[i];
+  cb2m_item *it;
+  uint64_t seq;
+  int mid = 0, rc;
+
+  while ((it = cb2m_queue_next_unsent(&c->queue, now)) != NULL && !it->topic)
+    cb2m_queue_mark_sent(&c->queue); /* filtered out: passes as done */
+  if (!it)
+    return 0;
+  rc = cb2m_mqtt_publish(b->mqtt, it->topic, it->payload, it->len, b->cfg->mqtt.qos, 0, &mid);
+  if (rc == CBEV_EAGAIN)
+    return -1;
+  seq = cb2m_queue_mark_sent(&c->queue);
+  if (rc == CBEV_OK && cb2m_midmap_put(&b->midmap, mid, i, seq) == 0)
+    return 1;
+  /* Refused before reaching the broker (a payload over the broker's
+   * packet size, out of memory; or an id the map cannot hold): retried
+   * like a broker's refusal, so nothing is dropped and order holds. */
+  refused(b, i, seq, rc == CBEV_OK ? "its message id cannot be tracked" : cbev_strerror(rc), now);
+  return 0;
+}
+
+/* Hands queued events to MQTT while the connection, the in-flight budget
+ * and the socket allow, one event per broadcaster in turn, so that after
+ * an outage one broadcaster's backlog never holds back the others. Once
+ * the socket is full each publish would retry the write in vain (half the
+ * write calls of a fast run failed with EAGAIN), so the rest waits for the
+ * socket to drain. */
+static void pump(bridge *b) {
+  uint64_t now = now_ms();
+  size_t idle = 0; /* broadcasters in a row with nothing ready */
+
+  if (!cb2m_mqtt_connected(b->mqtt) || b->n == 0)
+    return;
+  while (idle < b->n && b->midmap.count < MAX_INFLIGHT && !cb2m_mqtt_backlogged(b->mqtt)) {
+    uint32_t i = (uint32_t)b->next_pump;
+    int r = pump_one(b, i, now);
+    if (r < 0)
+      return; /* i keeps its turn */
+    b->next_pump = (i + 1) % b->n;
+    idle = r ? 0 : idle + 1;
+  }
+}
+
+/* The earliest time a refused publish is due again; UINT64_MAX for none. */
+static uint64_t retry_due_ms(const bridge *b) {
+  uint64_t due = UINT64_MAX;
+
+  for (size_t i = 0; i < b->n; i++) {
+    uint64_t t = cb2m_queue_retry_ms(&b->bcs[i].queue);
+    if (t < due)
+      due = t;
+  }
+  return due;
 }
 
 /* Moves acknowledged prefixes out of the queues; their cursors become due
@@ -419,25 +448,33 @@ static void on_disconnect(void *ud) {
    * they go out again, in order, after the next connect. */
   for (size_t i = 0; i < b->n; i++)
     cb2m_queue_unsend_all(&b->bcs[i].queue);
-  memset(b->midmap, 0, sizeof b->midmap);
-  b->inflight = 0;
+  cb2m_midmap_clear(&b->midmap);
 }
 
-static void on_ack(void *ud, int mid, int ok) {
+static void on_ack(void *ud, int mid, int reason) {
   bridge *b = ud;
   uint32_t i;
+  uint64_t seq;
+  bc *c;
 
-  if (!midmap_take(b, mid, &i))
+  if (!cb2m_midmap_take(&b->midmap, mid, &i, &seq))
     return; /* a retained state message */
-  b->inflight--;
-  if (!ok) {
-    /* The broker refused it (v5 reason code); keep it and send it again
-     * after the next connect rather than lose it. */
-    LOG(b, CBEV_LOG_WARN, "%s: broker refused an event publish; it will be retried",
-        b->bcs[i].cfg->name);
+  c = &b->bcs[i];
+  if (reason >= 0x80) {
+    char why[96];
+    snprintf(why, sizeof why, "reason code 0x%02x (%s)", (unsigned)reason,
+             mosquitto_reason_string(reason));
+    refused(b, i, seq, why, now_ms());
     return;
   }
-  cb2m_queue_ack(&b->bcs[i].queue, mid);
+  if (seq == c->queue.held_seq) {
+    unsigned tries = c->queue.refusals;
+    if (cb2m_queue_ack(&c->queue, seq))
+      LOG(b, CBEV_LOG_INFO, "%s: the refused publish was accepted after %u refusal(s); the "
+          "events behind it follow", c->cfg->name, tries);
+    return;
+  }
+  cb2m_queue_ack(&c->queue, seq);
 }
 
 static void on_message(void *ud, const char *topic, const void *payload, size_t len) {
@@ -461,12 +498,17 @@ static int poll_allowed(void *ud, size_t i) {
          !cb2m_queue_full(&c->queue);
 }
 
+/* Queues a batch's events, after the derived state and the counters saw
+ * each one (filtered events too). Returns CBEV_OK, or the cbev_error code
+ * of an event that could not be queued (logged here, naming its cause);
+ * what was queued before it stays queued. */
 static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *request_url) {
   size_t n = cbev_batch_count(batch);
-  unsigned flags = (b->cfg->events.payload_raw ? CBEV_JSON_RAW : 0) |
-                   (b->cfg->events.expose_anonymous_tippers ? CBEV_JSON_EXPOSE_ANON : 0);
+  cb2m_route route = {b->cfg->mqtt.base_topic, c->cfg->name, b->cfg->events.publish_mask,
+                      (b->cfg->events.payload_raw ? CBEV_JSON_RAW : 0) |
+                          (b->cfg->events.expose_anonymous_tippers ? CBEV_JSON_EXPOSE_ANON : 0)};
   cb2m_fetch *fetch;
-  int rc = -1;
+  int rc = CBEV_ENOMEM;
 
   if (n == 0) {
     /* An empty batch moves the cursor; save it once nothing is pending. */
@@ -477,17 +519,17 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
       c->cursor_url = strdup(cbev_session_cursor_url(c->session));
       c->cursor_id = strdup(cbev_session_last_id(c->session));
     }
-    return 0;
+    return CBEV_OK;
   }
   fetch = cb2m_fetch_new(request_url, cbev_batch_next_url(batch));
-  if (!fetch)
-    return -1;
+  if (!fetch) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot queue a batch of %zu events: %s", c->cfg->name, n,
+        cbev_strerror(rc));
+    return rc;
+  }
   for (size_t i = 0; i < n; i++) {
     const cbev_event *ev = cbev_batch_get(batch, i);
     cbev_event_type type = cbev_event_get_type(ev);
-    char topic[TOPIC_MAX];
-    char *payload = NULL, *topic_copy = NULL, *id = NULL, *suffix = NULL;
-    size_t len = 0;
     unsigned changed = 0;
 
     if (cb2m_state_apply(&c->state, ev, b->cfg->events.expose_anonymous_tippers, &changed) == 0 &&
@@ -502,36 +544,14 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
     }
     c->events_by_type[type]++;
     c->last_event_ms = now_ms();
-    if (cbev_event_to_json(ev, flags, &payload, &len) != CBEV_OK)
-      goto out;
-    if (b->cfg->events.publish_mask & (1u << type)) {
-      suffix = type == CBEV_EVENT_UNKNOWN ? cbev_snake_case(cbev_event_method(ev))
-                                          : cbev_strdup(cbev_event_type_name(type));
-      if (!suffix || topic_for(b, topic, c->cfg->name, suffix) != 0 ||
-          !(topic_copy = strdup(topic))) {
-        cbev_free(suffix);
-        cbev_free(payload);
-        goto out;
-      }
-      cbev_free(suffix);
-    }
-    id = strdup(cbev_event_id(ev));
-    /* The queue stores plain heap strings: copy the library's buffer at
-     * its exact size. Keeping the writer's buffer (its slack included)
-     * held 5 MiB more in a soak, and shrinking it with realloc left the
-     * heap creeping; a copy keeps memory flat. */
-    char *copy = id ? malloc(len + 1) : NULL;
-    if (copy)
-      memcpy(copy, payload, len + 1);
-    cbev_free(payload);
-    if (!copy || cb2m_queue_push(&c->queue, id, topic_copy, copy, len, fetch, i + 1 == n) != 0) {
-      free(id);
-      free(topic_copy);
-      free(copy);
+    rc = cb2m_route_push(&route, ev, &c->queue, fetch, i + 1 == n);
+    if (rc != CBEV_OK) {
+      LOG(b, CBEV_LOG_ERROR, "%s: cannot queue event %s: %s", c->cfg->name, cbev_event_id(ev),
+          cbev_strerror(rc));
       goto out;
     }
   }
-  rc = 0;
+  rc = CBEV_OK;
 out:
   cb2m_fetch_unref(fetch);
   return rc;
@@ -556,10 +576,12 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
       LOG(b, CBEV_LOG_INFO, "%s: polling the Events API", c->cfg->name);
       set_status(b, c, BC_ONLINE);
     }
-    if (enqueue_batch(b, c, batch, request_url) != 0) {
-      /* Out of memory: the cursor file still points before this batch,
-       * so a restart fetches it again. Stop rather than lose it. */
-      LOG(b, CBEV_LOG_ERROR, "%s: out of memory while queueing events; stopping", c->cfg->name);
+    if (enqueue_batch(b, c, batch, request_url) != CBEV_OK) {
+      /* Only memory or settings can fail it (route.h), never an event's
+       * content. The cursor file still points before this batch, so a
+       * restart fetches it again: stop rather than lose it. */
+      LOG(b, CBEV_LOG_ERROR, "%s: stopping; the next start fetches the batch again",
+          c->cfg->name);
       b->fatal = 1;
     }
     cbev_batch_free(batch);
@@ -711,17 +733,17 @@ static void reread_secret(bridge *b, size_t i) {
     goto out;
   }
   /* Masked before the new session could log anything with it. */
-  if (!c->secret_slot && b->sink.n_secrets < b->secrets_cap)
+  if (!c->secret_slot && b->sink.n_secrets < b->mask_cap)
     c->secret_slot = 1 + b->sink.n_secrets++;
   if (c->secret_slot)
-    b->secrets[c->secret_slot - 1] = cbev_session_token(fresh);
+    b->mask[c->secret_slot - 1] = cbev_session_token(fresh);
   if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
       !(moved = rebase_cursor(cbev_session_cursor_url(fresh), i_value)) ||
       cbev_session_set_cursor(fresh, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret; trying the old "
         "one", cfg->name);
     if (c->secret_slot)
-      b->secrets[c->secret_slot - 1] = cbev_session_token(c->session);
+      b->mask[c->secret_slot - 1] = cbev_session_token(c->session);
     goto out;
   }
   LOG(b, CBEV_LOG_INFO, "%s: %s changed; trying the new secret", cfg->name, cfg->secret_file);
@@ -818,32 +840,31 @@ static void teardown(bridge *b) {
   cb2m_mqtt_free(b->mqtt);
   cbev_ratelimit_free(b->shared_limiter);
   free(b->bcs);
-  free(b->secrets);
+  cb2m_secrets_cleanup(&b->secrets);
+  free(b->mask);
 }
 
 static int setup(bridge *b, const cb2m_config *cfg) {
   cb2m_poller_opts po = {0};
   cb2m_mqtt_opts mo = {0};
   cb2m_mqtt_cbs cbs = {on_connect, on_disconnect, on_ack, on_message, b};
-  size_t k = 0;
 
   b->cfg = cfg;
   b->n = cfg->n_broadcasters;
   b->started_at = time(NULL);
   b->started_ms = now_ms();
-  /* Room for a re-read token per broadcaster too (reread_secret()). */
-  b->secrets_cap = 2 * b->n + 2;
-  b->secrets = calloc(b->secrets_cap, sizeof *b->secrets);
   b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
-  if (!b->secrets || !b->bcs)
+  /* Every secret the bridge knows is masked out of every log line, the
+   * token inside a configured feed URL included. */
+  if (!b->bcs || cb2m_secrets_collect(cfg, &b->secrets) != 0)
     return -1;
-  /* Every secret the bridge knows is masked out of every log line. */
-  for (size_t i = 0; i < b->n && k < CB2M_LOGSINK_MAX_SECRETS; i++)
-    if (cfg->broadcasters[i].token)
-      b->secrets[k++] = cfg->broadcasters[i].token;
-  if (cfg->mqtt.password)
-    b->secrets[k++] = cfg->mqtt.password;
-  b->sink = (cb2m_logsink){stderr, cfg->log.json, b->secrets, k};
+  b->mask_cap = b->secrets.n + b->n;
+  b->mask = calloc(b->mask_cap ? b->mask_cap : 1, sizeof *b->mask);
+  if (!b->mask)
+    return -1;
+  for (size_t i = 0; i < b->secrets.n; i++)
+    b->mask[i] = b->secrets.v[i];
+  b->sink = (cb2m_logsink){stderr, cfg->log.json, b->mask, b->secrets.n};
   b->logger = (cbev_logger){cb2m_logsink_write, &b->sink, cfg->log.level};
 
   if (topic_for(b, b->topic_status, "bridge", "status") != 0 ||
@@ -925,6 +946,8 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
       next = b->next_health_ms;
     if (cb2m_mqtt_connected(b->mqtt) && b->discovery_due && b->discovery_at_ms < next)
       next = b->discovery_at_ms;
+    if (cb2m_mqtt_connected(b->mqtt) && retry_due_ms(b) < next)
+      next = retry_due_ms(b);
   }
   wait = next > now ? next - now : 0;
   if (wait > max_wait_ms)

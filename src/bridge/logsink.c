@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "cbevents/alloc.h"
+#include "cbevents/error.h"
+#include "cbevents/session.h"
 #include "logsink.h"
 
 static void timestamp(char *buf, size_t size) {
@@ -66,4 +68,60 @@ void cb2m_logsink_write(void *userdata, cbev_log_level level, const char *msg) {
   }
   fflush(sink->out);
   cbev_free(masked);
+}
+
+/* The token inside a feed URL, read by the library's own rule (a session
+ * built only to split the URL; it sends nothing). NULL when the URL does
+ * not parse or on ENOMEM (*oom set). */
+static char *url_token(const char *url, int *oom) {
+  cbev_session_config sc;
+  cbev_session *s = NULL;
+  char *tok = NULL;
+  int rc;
+
+  cbev_session_config_init(&sc);
+  sc.events_url = url;
+  rc = cbev_session_new(&sc, &s);
+  if (rc == CBEV_OK && !(tok = strdup(cbev_session_token(s))))
+    *oom = 1;
+  if (rc == CBEV_ENOMEM)
+    *oom = 1;
+  cbev_session_free(s);
+  return tok;
+}
+
+int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out) {
+  size_t cap = cfg->n_broadcasters + 1;
+  int oom = 0;
+
+  out->n = 0;
+  if (cap > CB2M_LOGSINK_MAX_SECRETS)
+    cap = CB2M_LOGSINK_MAX_SECRETS;
+  if (!(out->v = calloc(cap, sizeof *out->v)))
+    return -1;
+  for (size_t i = 0; i < cfg->n_broadcasters && out->n < cap && !oom; i++) {
+    const cb2m_broadcaster_config *bc = &cfg->broadcasters[i];
+    char *tok = NULL;
+    if (bc->token && !(tok = strdup(bc->token)))
+      oom = 1;
+    else if (!bc->token && bc->url)
+      tok = url_token(bc->url, &oom);
+    if (tok)
+      out->v[out->n++] = tok;
+  }
+  if (!oom && cfg->mqtt.password && out->n < cap && !(out->v[out->n++] = strdup(cfg->mqtt.password)))
+    oom = 1;
+  if (oom) {
+    cb2m_secrets_cleanup(out);
+    return -1;
+  }
+  return 0;
+}
+
+void cb2m_secrets_cleanup(cb2m_secrets *s) {
+  for (size_t i = 0; s->v && i < s->n; i++)
+    free(s->v[i]);
+  free(s->v);
+  s->v = NULL;
+  s->n = 0;
 }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "cbevents/log.h"
+#include "config.h"
 
 #define CB2M_LOGSINK_MAX_SECRETS 4096
 
@@ -21,6 +22,23 @@ typedef struct cb2m_logsink {
   const char **secrets; /* borrowed, n_secrets of them */
   size_t n_secrets;
 } cb2m_logsink;
+
+/* The secrets of a configuration, as owned copies: every broadcaster's
+ * token, however it was configured (token, token_file, credentials, or
+ * taken out of url, url_file or CB_EVENTS_URL, percent-decoded the way the
+ * session reads it), and the MQTT password. The sink masks each in raw and
+ * percent-encoded form. */
+typedef struct cb2m_secrets {
+  char **v;
+  size_t n;
+} cb2m_secrets;
+
+/* Fills out from cfg (at most CB2M_LOGSINK_MAX_SECRETS). Returns 0, or -1
+ * on ENOMEM with out empty. A feed URL that does not parse adds nothing:
+ * the session refuses it at start. */
+int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out);
+/* Frees the copies; s may be empty or zeroed. */
+void cb2m_secrets_cleanup(cb2m_secrets *s);
 
 /* A cbev_log_fn; userdata is a cb2m_logsink. */
 void cb2m_logsink_write(void *userdata, cbev_log_level level, const char *msg);

@@ -46,7 +46,7 @@ typedef enum conn_state {
 
 typedef struct held_ack {
   int mid;
-  int ok;
+  int reason; /* MQTT v5 reason code; >= 0x80: refused */
 } held_ack;
 
 typedef struct sub_entry {
@@ -161,9 +161,9 @@ static void reset_inflight(cb2m_mqtt *m) {
   memset(m->inflight_bits, 0, sizeof m->inflight_bits);
 }
 
-static void deliver_ack(cb2m_mqtt *m, int mid, int ok) {
+static void deliver_ack(cb2m_mqtt *m, int mid, int reason) {
   if (m->cbs.on_ack)
-    m->cbs.on_ack(m->cbs.ud, mid, ok);
+    m->cbs.on_ack(m->cbs.ud, mid, reason);
 }
 
 /* --- libmosquitto callbacks: record, never destroy ---------------------- */
@@ -225,14 +225,13 @@ static void on_disconnect_cb(struct mosquitto *mosq, void *ud, int rc,
 static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason_code,
                           const mosquitto_property *props) {
   cb2m_mqtt *m = ud;
-  int ok = reason_code < 0x80;
 
   (void)mosq;
   (void)props;
   if (mid > 0 && mid < 65536 && inflight_test_clear(m, (unsigned)mid))
     m->inflight--;
   if (m->in_api == 0) {
-    deliver_ack(m, mid, ok);
+    deliver_ack(m, mid, reason_code);
     return;
   }
   /* Inside publish(): the caller does not know this mid yet, so it is held.
@@ -244,14 +243,14 @@ static void on_publish_cb(struct mosquitto *mosq, void *ud, int mid, int reason_
     held_ack *p = cbev_realloc(m->held, cap * sizeof *p);
     if (!p) {
       /* Out of memory: deliver now rather than lose it. */
-      deliver_ack(m, mid, ok);
+      deliver_ack(m, mid, reason_code);
       return;
     }
     m->held = p;
     m->cap_held = cap;
   }
   m->held[m->n_held].mid = mid;
-  m->held[m->n_held].ok = ok;
+  m->held[m->n_held].reason = reason_code;
   m->n_held++;
 }
 
@@ -407,7 +406,7 @@ static void teardown(cb2m_mqtt *m, uint64_t now_ms) {
 static void deliver_held(cb2m_mqtt *m) {
   /* Index-based: an on_ack() may publish and append more. */
   for (size_t i = 0; i < m->n_held; i++)
-    deliver_ack(m, m->held[i].mid, m->held[i].ok);
+    deliver_ack(m, m->held[i].mid, m->held[i].reason);
   m->n_held = 0;
 }
 

@@ -14,10 +14,12 @@
  *
  * Delivery contract (at least once is the caller's job, not this module's):
  *  - cb2m_mqtt_publish() hands a message to the current connection and
- *    returns its mid. on_ack(mid, ok) reports the end of its delivery on
- *    THAT connection: for QoS 1/2 when PUBACK/PUBCOMP arrives (ok = 0 when
- *    the broker answered with an MQTT v5 reason code >= 0x80), for QoS 0
- *    when the PUBLISH was written to the socket.
+ *    returns its mid. on_ack(mid, reason) reports the end of its delivery
+ *    on THAT connection: for QoS 1/2 when PUBACK/PUBCOMP arrives, with the
+ *    broker's MQTT v5 reason code (>= 0x80: refused, e.g. 0x87 not
+ *    authorized; 0 from a 3.1.1 broker), for QoS 0 when the PUBLISH was
+ *    written to the socket (reason 0). The mid says which message only
+ *    until it is acked: libmosquitto reuses ids after 65535 publishes.
  *  - When a connection is lost, every message of it that was not acked is
  *    FORGOTTEN: on_disconnect() is called, and no on_ack() ever arrives for
  *    a mid of that connection (each connection attempt uses a fresh
@@ -78,7 +80,7 @@ typedef struct cb2m_mqtt_opts {
 typedef struct cb2m_mqtt_cbs {
   void (*on_connect)(void *ud);    /* CONNACK success; subscriptions resent */
   void (*on_disconnect)(void *ud); /* an established connection was lost */
-  void (*on_ack)(void *ud, int mid, int ok);
+  void (*on_ack)(void *ud, int mid, int reason); /* reason >= 0x80: refused */
   /* payload is only valid during the call; it is not NUL-terminated. */
   void (*on_message)(void *ud, const char *topic, const void *payload, size_t len);
   void *ud;

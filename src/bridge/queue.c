@@ -16,6 +16,7 @@ int cb2m_queue_init(cb2m_queue *q, size_t max_items) {
   if (max_items == 0)
     return -1;
   q->max_items = max_items;
+  q->next_seq = 1;
   return 0;
 }
 
@@ -86,14 +87,21 @@ int cb2m_queue_push(cb2m_queue *q, char *id, char *topic, char *payload, size_t 
   if (q->count == q->cap && grow(q) != 0)
     return -1;
   it = at(q, q->count);
-  *it = (cb2m_item){id, topic, payload, len, 0, CB2M_ITEM_QUEUED, last_in_fetch, fetch};
+  *it = (cb2m_item){id, topic, payload, len, q->next_seq++, CB2M_ITEM_QUEUED, last_in_fetch,
+                    fetch};
   fetch->refs++;
   q->count++;
   return 0;
 }
 
-cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q) {
-  return q->sent < q->count ? at(q, q->sent) : NULL;
+cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q, uint64_t now_ms) {
+  cb2m_item *it = q->sent < q->count ? at(q, q->sent) : NULL;
+
+  /* Held: the refused item is the first QUEUED one (refuse() rewound to
+   * it) until its ack; while it is SENT nothing else goes out. */
+  if (it && q->held_seq && (it->seq != q->held_seq || now_ms < q->retry_at_ms))
+    return NULL;
+  return it;
 }
 
 /* Acks arrive mostly in order: keeping the DONE prefix counted makes the
@@ -103,31 +111,75 @@ static void advance_done(cb2m_queue *q) {
     q->done++;
 }
 
-void cb2m_queue_mark_sent(cb2m_queue *q, int mid) {
-  cb2m_item *it = cb2m_queue_next_unsent(q);
+uint64_t cb2m_queue_mark_sent(cb2m_queue *q) {
+  cb2m_item *it = q->sent < q->count ? at(q, q->sent) : NULL;
 
   if (!it)
-    return;
-  if (!it->topic || mid < 0) {
-    it->state = CB2M_ITEM_DONE;
-  } else {
-    it->state = CB2M_ITEM_SENT;
-    it->mid = mid;
-  }
+    return 0;
+  it->state = it->topic ? CB2M_ITEM_SENT : CB2M_ITEM_DONE;
   q->sent++;
   advance_done(q);
+  return it->topic ? it->seq : 0;
 }
 
-int cb2m_queue_ack(cb2m_queue *q, int mid) {
+/* The position of the SENT item seq, or q->sent when there is none. Items
+ * are in seq order, so the search stops at the first later one. */
+static size_t find_sent(const cb2m_queue *q, uint64_t seq) {
   for (size_t i = q->done; i < q->sent; i++) {
-    cb2m_item *it = at(q, i);
-    if (it->state == CB2M_ITEM_SENT && it->mid == mid) {
-      it->state = CB2M_ITEM_DONE;
-      advance_done(q);
-      return 1;
-    }
+    const cb2m_item *it = at(q, i);
+    if (it->seq >= seq)
+      return it->seq == seq && it->state == CB2M_ITEM_SENT ? i : q->sent;
   }
-  return 0;
+  return q->sent;
+}
+
+int cb2m_queue_ack(cb2m_queue *q, uint64_t seq) {
+  size_t i = find_sent(q, seq);
+
+  if (i == q->sent)
+    return 0;
+  at(q, i)->state = CB2M_ITEM_DONE;
+  if (seq == q->held_seq) {
+    q->held_seq = 0;
+    q->refusals = 0;
+  }
+  advance_done(q);
+  return 1;
+}
+
+/* Items from position first on that were handed out become QUEUED again;
+ * everything before first is DONE or SENT and stays so. */
+static void rewind_to(cb2m_queue *q, size_t first) {
+  for (size_t i = first; i < q->sent; i++) {
+    cb2m_item *it = at(q, i);
+    if (it->topic)
+      it->state = CB2M_ITEM_QUEUED;
+  }
+  q->sent = first;
+  if (q->done > first)
+    q->done = first;
+}
+
+uint64_t cb2m_queue_retry_delay_ms(unsigned refusals) {
+  uint64_t d = CB2M_QUEUE_RETRY_FIRST_MS;
+
+  for (unsigned i = 1; i < refusals && d < CB2M_QUEUE_RETRY_MAX_MS; i++)
+    d *= 2;
+  return d < CB2M_QUEUE_RETRY_MAX_MS ? d : CB2M_QUEUE_RETRY_MAX_MS;
+}
+
+cb2m_item *cb2m_queue_refuse(cb2m_queue *q, uint64_t seq, uint64_t now_ms) {
+  size_t i = find_sent(q, seq);
+
+  if (i == q->sent)
+    return NULL;
+  if (seq != q->held_seq)
+    q->refusals = 0;
+  rewind_to(q, i);
+  q->held_seq = seq;
+  q->refusals++;
+  q->retry_at_ms = now_ms + cb2m_queue_retry_delay_ms(q->refusals);
+  return at(q, i);
 }
 
 void cb2m_queue_unsend_all(cb2m_queue *q) {
@@ -141,13 +193,15 @@ void cb2m_queue_unsend_all(cb2m_queue *q) {
   }
   /* Everything from the first unacked item on is published again, in
    * order; acked items after it are re-sent too, which keeps id order. */
-  for (size_t i = first_sent; i < q->sent; i++) {
-    cb2m_item *it = at(q, i);
-    if (it->topic)
-      it->state = CB2M_ITEM_QUEUED;
-  }
-  q->sent = first_sent;
+  rewind_to(q, first_sent);
   q->done = first_sent; /* everything before the first SENT item is DONE */
+}
+
+uint64_t cb2m_queue_retry_ms(const cb2m_queue *q) {
+  const cb2m_item *it = q->sent < q->count ? at(q, q->sent) : NULL;
+
+  /* Waiting only while the refused item is the next to go out. */
+  return q->held_seq && it && it->seq == q->held_seq ? q->retry_at_ms : UINT64_MAX;
 }
 
 size_t cb2m_queue_pop_done(cb2m_queue *q, char **resume_url, char **last_id) {

@@ -12,11 +12,27 @@
  * ack) -> DONE (acked, or filtered out and never published). Only a DONE
  * prefix leaves the queue. The ring grows on demand so a thousand idle
  * broadcasters cost little; max_items is the backpressure threshold.
+ *
+ * Every item gets a sequence number at push that no other item of the
+ * queue ever gets again. Acks and refusals name items by it (midmap.h maps
+ * an MQTT message id to it), never by the message id, which libmosquitto
+ * reuses after 65535 publishes.
+ *
+ * A refused item (the broker answered with an error reason code) goes back
+ * to QUEUED with everything after it, and the queue is held: until that
+ * item is acked, only it is handed out again, and not before the retry
+ * time its refusal set. Later events wait behind it (id order); other
+ * queues are not affected.
  */
 #ifndef CB2M_QUEUE_H
 #define CB2M_QUEUE_H
 
 #include <stddef.h>
+#include <stdint.h>
+
+/* SPEC 5: a refused publish is sent again after 1 s, doubling to 60 s. */
+#define CB2M_QUEUE_RETRY_FIRST_MS 1000u
+#define CB2M_QUEUE_RETRY_MAX_MS 60000u
 
 typedef struct cb2m_fetch {
   char *request_url; /* the URL that returned the batch (a secret) */
@@ -33,9 +49,9 @@ typedef enum cb2m_item_state {
 typedef struct cb2m_item {
   char *id;            /* upstream event id, owned */
   char *topic;         /* full topic, owned; NULL: filtered, not published */
-  char *payload;       /* owned */
+  char *payload;       /* owned; NULL when topic is NULL */
   size_t len;
-  int mid;             /* MQTT message id while SENT */
+  uint64_t seq;        /* unique in its queue, from 1 on */
   cb2m_item_state state;
   int last_in_fetch;   /* the last event of its batch */
   cb2m_fetch *fetch;   /* shared by the items of one batch */
@@ -49,6 +65,10 @@ typedef struct cb2m_queue {
   size_t sent;      /* items at the front that are SENT or DONE */
   size_t done;      /* items at the front that are DONE (<= sent) */
   size_t max_items; /* backpressure: full when count >= max_items */
+  uint64_t next_seq;    /* the seq of the next item pushed */
+  uint64_t held_seq;    /* the refused item everything waits for; 0: none */
+  uint64_t retry_at_ms; /* while held: when it may be handed out again */
+  unsigned refusals;    /* refusals of held_seq in a row (for the wait) */
 } cb2m_queue;
 
 /* Returns 0, or -1 when max_items is 0. Allocates nothing yet. */
@@ -70,16 +90,35 @@ void cb2m_fetch_unref(cb2m_fetch *f);
 int cb2m_queue_push(cb2m_queue *q, char *id, char *topic, char *payload, size_t len,
                     cb2m_fetch *fetch, int last_in_fetch);
 
-/* The oldest QUEUED item (every item before it is SENT or DONE), or NULL. */
-cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q);
-/* Marks the item returned by next_unsent as SENT with mid, or DONE when it
- * is filtered (topic NULL) or QoS 0 delivery completed at once (mid < 0). */
-void cb2m_queue_mark_sent(cb2m_queue *q, int mid);
-/* Marks the SENT item with mid as DONE. Returns 1 when found, else 0. */
-int cb2m_queue_ack(cb2m_queue *q, int mid);
+/* The oldest QUEUED item (every item before it is SENT or DONE) when it
+ * may be handed out at now_ms, or NULL. While the queue is held that is
+ * only the refused item, once retry_at_ms has come and until it is SENT. */
+cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q, uint64_t now_ms);
+/* Marks the item returned by next_unsent as SENT and returns its seq, or,
+ * when it is filtered (topic NULL), marks it DONE and returns 0. */
+uint64_t cb2m_queue_mark_sent(cb2m_queue *q);
+/* Marks the SENT item seq as DONE, and ends the hold when it is the
+ * refused item. Returns 1 when found, else 0 (no SENT item has that seq:
+ * an ack of a publish that a refusal or a reconnect already took back). */
+int cb2m_queue_ack(cb2m_queue *q, uint64_t seq);
+/* The broker refused the SENT item seq at now_ms: it and every item after
+ * it become QUEUED again (acked ones too, which keeps id order), and the
+ * queue is held for it until now_ms + cb2m_queue_retry_delay_ms() of its
+ * refusals so far (a refusal of an earlier item moves the hold to that
+ * one, counting from 1 again). Returns the item (valid until the queue
+ * next changes), or NULL when no SENT item has that seq. */
+cb2m_item *cb2m_queue_refuse(cb2m_queue *q, uint64_t seq, uint64_t now_ms);
+/* SPEC 5's wait before re-sending a publish refused `refusals` times in a
+ * row (1 the first time): 1 s, doubled each time, at most 60 s. No jitter:
+ * the broker is one, and the wait is per broadcaster. */
+uint64_t cb2m_queue_retry_delay_ms(unsigned refusals);
 /* After a connection loss: every SENT item becomes QUEUED again, to be
- * published again in order (at least once). */
+ * published again in order (at least once). A hold stays, with its retry
+ * time: after the next connect the refused item goes out first. */
 void cb2m_queue_unsend_all(cb2m_queue *q);
+/* When a held queue may hand out its refused item again; UINT64_MAX when
+ * the queue is not waiting for that time. */
+uint64_t cb2m_queue_retry_ms(const cb2m_queue *q);
 
 /* Removes the DONE prefix. Returns how many left; when > 0, *resume_url
  * and *last_id (newly allocated, caller frees) are the cursor to save.

@@ -18,6 +18,13 @@ message. At the end the figures are printed and checked:
 - foreign: delivered ids that were never produced (0);
 - no form of any token in any MQTT message or any line the bridge logged.
 
+Hostile events are mixed into the stream (issue 15): methods that are not
+a valid topic level ("", "a/b", "+", "#", 300 characters, control bytes,
+"state"), which must arrive on cb/<b>/unknown, and a clean unknown method,
+on its own level; they count like any other produced event. Bodies
+injected as faults add events with odd ids and an id served before
+(duplicate): the bridge must not stop on them.
+
 Knobs (environment; scripts/chaos.sh runs the long version):
 CHAOS_EVENTS (3000), CHAOS_BROKER_RESTARTS (2), CHAOS_KILLS (2),
 CHAOS_FAULT_RATE (0.1), CHAOS_DURATION (production seconds, 25),
@@ -25,6 +32,7 @@ CHAOS_MAX_QUEUED (bridge events.max_queued, 1000), CHAOS_BATCH (API batch
 size, 100), CHAOS_SEED (fault sequence, 7).
 """
 
+import json
 import os
 import signal
 import threading
@@ -44,6 +52,11 @@ SAVE_WINDOW_S = 2.5
 # broker's towards the subscriber (max_inflight_messages, 20).
 BRIDGE_INFLIGHT = 256
 BROKER_INFLIGHT = 20
+# Unknown methods and the topic level each must arrive on (SPEC 3).
+ODD_METHODS = {"": "unknown", "a/b": "unknown", "+": "unknown", "#": "unknown",
+               "x" * 300: "unknown", "ctl\x01\x7f": "unknown", "state": "unknown",
+               "na\u00efve": "unknown", "chaosThing": "chaos_thing"}
+OWN_TOPICS = {"state", "availability", "health"}
 
 
 def knob(name, default, kind=int):
@@ -70,6 +83,7 @@ class Producer(threading.Thread):
         self.duration = max(duration, 0.5)
         self.ids = {name: [] for name, _ in BROADCASTERS}
         self.error = None
+        self.odd_levels = {}  # hostile events among the produced ones: id -> level
         self.done = threading.Event()
 
     def run(self):
@@ -87,6 +101,24 @@ class Producer(threading.Thread):
                     name = names[(made // 200 + tick) % len(names)]
                     self.ids[name] += self.control.generate(name, n)
                     made += n
+                # Every fifth tick, hostile events for one broadcaster.
+                if tick % 5 == 2:
+                    name = names[(tick // 5) % len(names)]
+                    evs = [{"method": m, "object": {"broadcaster": name, "tick": tick}}
+                           for m in ODD_METHODS]
+                    got = self.control.add_events(name, evs)
+                    self.ids[name] += got
+                    self.odd_levels.update(zip(got, ODD_METHODS.values()))
+                    # Odd ids and an id served before, in a body of their
+                    # own (nextUrl null: the cursor stays where it is).
+                    seen = self.ids[name][0]
+                    body = {"events": [
+                        {"method": "follow", "id": "odd-%d" % tick,
+                         "object": {"broadcaster": name}},
+                        {"method": "follow", "id": "", "object": {"broadcaster": name}},
+                        {"method": "tip", "id": seen, "object": {"broadcaster": name}}],
+                        "nextUrl": None}
+                    self.control.add_faults(name, [{"body": json.dumps(body)}])
                 pause = t0 + (tick + 1) * self.duration / ticks - time.monotonic()
                 if pause > 0:
                     time.sleep(pause)
@@ -96,24 +128,42 @@ class Producer(threading.Thread):
             self.done.set()
 
 
-def analyse(produced, messages):
+def is_event(m):
+    """An event message: cb/<b>/<level>, not a retained topic of <b>."""
+    parts = m.topic.split("/")
+    return (len(parts) == 3 and parts[0] == "cb" and parts[1] != "bridge"
+            and parts[2] not in OWN_TOPICS and m.payload[:1] == b"{")
+
+
+def analyse(produced, messages, odd_levels=None):
     """Figures from the produced ids per broadcaster and the recorded
-    messages: (figures dict, first-delivery time per id)."""
+    messages: (figures dict, first-delivery time per id). odd_levels maps
+    the ids of hostile events to the topic level they must arrive on."""
+    odd_levels = odd_levels or {}
+    misrouted = 0
     first_time = {}
     seen_order = {name: [] for name in produced}
-    delivered = duplicated = foreign = 0
+    delivered = duplicated = foreign = odd_ids = 0
     known = {}
     for name, ids in produced.items():
         for i in ids:
             known[i] = name
     for m in messages:
-        parts = m.topic.split("/")
-        if len(parts) != 3 or parts[0] != "cb" or parts[2] not in EVENT_TYPES:
+        if not is_event(m):
             continue
+        parts = m.topic.split("/")
         ev_id = m.json()["id"]
         delivered += 1
+        if ev_id in odd_levels:
+            misrouted += odd_levels[ev_id] != parts[2]
+        elif ev_id in known and parts[2] not in EVENT_TYPES:
+            misrouted += 1
         if known.get(ev_id) != parts[1]:
-            foreign += 1
+            # Events of the injected bodies (odd ids) are not produced ones.
+            if ev_id.startswith("odd-") or ev_id == "":
+                odd_ids += 1
+            else:
+                foreign += 1
             continue
         if ev_id in first_time:
             duplicated += 1
@@ -128,7 +178,7 @@ def analyse(produced, messages):
     lost = sum(1 for ids in produced.values() for i in ids if i not in first_time)
     figures = {"produced": len(known), "delivered": delivered, "unique": len(first_time),
                "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
-               "foreign": foreign}
+               "foreign": foreign, "misrouted": misrouted, "odd_ids": odd_ids}
     return figures, first_time
 
 
@@ -214,7 +264,8 @@ def test_chaos():
     assert producer.error is None, "producing events failed: %r" % producer.error
     produced = producer.ids
     want = {i for ids in produced.values() for i in ids}
-    assert len(want) == events, (len(want), events)
+    odd = len(producer.odd_levels)
+    assert len(want) == events + odd, (len(want), events, odd)
 
     # Catch up: a generous deadline scaled by the size of the run.
     deadline = time.monotonic() + 60 + events / 200.0
@@ -223,14 +274,13 @@ def test_chaos():
         watch()
         msgs = sub.messages()  # append-only: parse only what is new
         for m in msgs[looked:]:
-            parts = m.topic.split("/")
-            if len(parts) == 3 and parts[2] in EVENT_TYPES:
+            if is_event(m):
                 got.add(m.json()["id"])
         looked = len(msgs)
         if want <= got:
             break
         if time.monotonic() > deadline:
-            figures, _ = analyse(produced, sub.messages())
+            figures, _ = analyse(produced, sub.messages(), producer.odd_levels)
             raise AssertionError("not everything arrived: %r\n%s" % (
                 figures, bridges[-1].describe()))
         time.sleep(0.2)
@@ -240,7 +290,7 @@ def test_chaos():
     assert rc == 0, "SIGTERM: exit %s\n%s" % (rc, bridges[-1].describe())
     time.sleep(0.5)
     messages = sub.messages()
-    figures, first_time = analyse(produced, messages)
+    figures, first_time = analyse(produced, messages, producer.odd_levels)
 
     # What could legitimately come twice: per kill, what was confirmed in
     # the last cursor-save period before it, plus one batch; per broker
@@ -260,10 +310,11 @@ def test_chaos():
     per = [0] * len(disruptions)
     seen = set()
     for m in messages:
-        parts = m.topic.split("/")
-        if len(parts) != 3 or parts[2] not in EVENT_TYPES:
+        if not is_event(m):
             continue
         ev_id = m.json()["id"]
+        if ev_id not in want:
+            continue
         if ev_id in seen:
             before = [n for n, (_, at) in enumerate(disruptions) if at <= m.time]
             if before:
@@ -278,8 +329,9 @@ def test_chaos():
               events, len(BROADCASTERS), fault_rate, faults, restarts, kills,
               time.monotonic() - t_start))
     print("  produced %(produced)d, delivered %(delivered)d, unique %(unique)d, lost %(lost)d, "
-          "duplicated %(duplicated)d, out of order %(out_of_order)d, foreign %(foreign)d"
-          % figures)
+          "duplicated %(duplicated)d, out of order %(out_of_order)d, foreign %(foreign)d, "
+          "misrouted %(misrouted)d, odd-id deliveries %(odd_ids)d" % figures)
+    print("  hostile events: %d (methods), each on its level" % odd)
     for (kind, at), dup, lim in zip(disruptions, per, bounds):
         print("    %-7s at %6.1f s: %4d duplicates (bound %d)" % (kind, at - t_start, dup, lim))
     print("  duplicate bound: %d (save windows, in-flight windows), %d (2 * max_queued per "
@@ -288,7 +340,9 @@ def test_chaos():
     assert figures["lost"] == 0, figures
     assert figures["out_of_order"] == 0, figures
     assert figures["foreign"] == 0, figures
-    assert figures["unique"] == events, figures
+    assert figures["unique"] == events + odd, figures
+    assert figures["misrouted"] == 0, figures
+    assert odd > 0, "no hostile event was produced: the run proved nothing"
     assert figures["duplicated"] <= bound, (figures, bound)
     assert figures["duplicated"] <= static_bound, (figures, static_bound)
     if fault_rate > 0 and events >= 1000:

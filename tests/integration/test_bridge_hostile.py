@@ -210,6 +210,61 @@ def test_hostile_payloads_and_bodies():
             assert form.encode() not in m.payload, "token in a message on %s" % m.topic
 
 
+# Unknown methods (issue 15, SPEC 3): a valid level is used as it is; any
+# other goes to cb/<b>/unknown with the method kept in its payload.
+ODD_METHODS = ["", "a/b", "+", "#", "x" * 300, "ctl\x01x", "na\u00efve", "\u0000",
+               "a b", "state", "health", "availability", "user_enter", "Tip", "x" * 65]
+VALID_METHODS = {"customThing": "custom_thing", "x" * 64: "x" * 64, "v2_event": "v2_event"}
+
+
+def test_odd_methods_never_stop_the_bridge():
+    rig = Rig()
+    api = rig.api.control
+    methods = ODD_METHODS + list(VALID_METHODS)
+    evs = [{"method": m, "object": {"broadcaster": "alice", "n": i}}
+           for i, m in enumerate(methods)]
+    # A duplicate and a known event after them: the stream goes on.
+    ids = api.add_events("alice", evs + [event("tip", user=user("bob"),
+                                               tip={"tokens": 5, "isAnon": False,
+                                                    "message": ""})])
+    bridge = rig.start_bridge(CB2MQTT_EVENTS_PAYLOAD="raw")
+    try:
+        rig.sub.wait_for(lambda m: m.topic == "cb/alice/tip", timeout=30,
+                         what="the tip after the odd methods")
+    except AssertionError as e:
+        raise AssertionError("%s\n%s" % (e, bridge.describe()))
+    assert bridge.alive(), bridge.describe()
+    # Raw payloads: an event is the JSON object with a "method".
+    evmsgs = [m for m in rig.sub.messages() if m.topic.startswith("cb/alice/")
+              and m.payload[:1] == b"{" and "method" in m.json()]
+    got = [(m.topic, m.json()) for m in evmsgs]
+    assert [p["id"] for _, p in got] == ids, [(t, p.get("id")) for t, p in got]
+    for (topic, p), method in zip(got, methods):
+        want = "cb/alice/" + VALID_METHODS.get(method, "unknown")
+        assert topic == want, (method, topic, want)
+        # Raw payloads keep the upstream method as it was (NUL ends it).
+        assert p["method"] == method.split("\u0000")[0], (method, p)
+    # No event went to a retained topic of the broadcaster.
+    assert not [t for t, _ in got if t.split("/")[2] in ("state", "availability", "health")]
+    assert bridge.stop(signal.SIGTERM) == 0, bridge.describe()
+    log = bridge.stderr_text()
+    assert "out of memory" not in log, log[-3000:]
+
+    # A restart resumes after them (no crash loop) and delivers nothing twice.
+    rig.sub.clear()
+    more = api.add_events("alice", [{"method": "", "object": {}}, event("follow")])
+    bridge = rig.start_bridge()
+    try:
+        rig.sub.wait_for(lambda m: m.topic == "cb/alice/follow", timeout=30,
+                         what="the follow after the restart")
+    except AssertionError as e:
+        raise AssertionError("%s\n%s" % (e, bridge.describe()))
+    unknown = [m.json() for m in rig.sub.messages("cb/alice/unknown")]
+    assert [p["id"] for p in unknown] == [more[0]], unknown
+    assert unknown[0]["event_type"] == "" and unknown[0]["raw"] == {}, unknown
+    assert bridge.stop(signal.SIGTERM) == 0, bridge.describe()
+
+
 def run_config(argv=(), env_extra=None, timeout=20):
     env = clean_env()
     env.update({"CB2MQTT_MQTT_URL": "mqtt://127.0.0.1:%d" % cbtest.free_port(),
@@ -273,5 +328,6 @@ def test_settings_files_refused_with_line_number():
 
 
 if __name__ == "__main__":
-    cbtest.run([test_hostile_payloads_and_bodies, test_broadcaster_names_not_allowed,
+    cbtest.run([test_hostile_payloads_and_bodies, test_odd_methods_never_stop_the_bridge,
+                test_broadcaster_names_not_allowed,
                 test_settings_files_refused_with_line_number])

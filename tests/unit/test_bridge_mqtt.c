@@ -55,11 +55,11 @@ typedef struct tctx {
 
 static void t_on_connect(void *ud) { ((tctx *)ud)->connects++; }
 static void t_on_disconnect(void *ud) { ((tctx *)ud)->disconnects++; }
-static void t_on_ack(void *ud, int mid, int ok) {
+static void t_on_ack(void *ud, int mid, int reason) {
   tctx *t = ud;
   if (t->n_acks < MAX_ACKS) {
     t->ack_mid[t->n_acks] = mid;
-    t->ack_ok[t->n_acks] = ok;
+    t->ack_ok[t->n_acks] = reason < 0x80;
   }
   t->n_acks++;
   if (t->publish_in_ack) {
