@@ -24,8 +24,11 @@
 #include "cursor.h"
 #include "discovery.h"
 #include "fsutil.h"
+#include "health.h"
 #include "heartbeat.h"
 #include "logsink.h"
+#include "metrics.h"
+#include "metrics_http.h"
 #include "midmap.h"
 #include "mqtt.h"
 #include "poller.h"
@@ -70,10 +73,11 @@ typedef struct bc {
   bc_status status;
   int published_available; /* -1 unknown, 0 offline, 1 online */
   unsigned failures;       /* consecutive failed polls */
-  /* Health counters. */
-  unsigned long polls, retries;
-  unsigned long events_by_type[CBEV_EVENT_UNKNOWN + 1];
+  /* Health counters; mx is also what /metrics shows. */
+  cb2m_bc_metrics mx;
+  unsigned long retries;
   uint64_t last_event_ms;
+  cb2m_publish_error publish_error; /* the last refusal, for cb/<b>/health */
   int last_error_rc;
   long last_error_status;
   /* Refused publishes: when the last was logged, how many since. */
@@ -107,6 +111,10 @@ typedef struct bridge {
   uint64_t next_save_ms, next_heartbeat_ms, next_health_ms;
   char topic_status[TOPIC_MAX];
   char topic_ha_status[TOPIC_MAX];
+  /* GET /metrics (metrics.listen), served in this thread: NULL when off. */
+  cb2m_metrics_http *http;
+  cb2m_metrics mx;
+  const cb2m_bc_metrics **mx_list; /* n pointers into bcs[].mx */
 } bridge;
 
 static uint64_t now_ms(void) {
@@ -192,57 +200,78 @@ static void publish_info(bridge *b) {
   cJSON_Delete(root);
 }
 
+/* The retained health topics: one small message per broadcaster, which
+ * Home Assistant's diagnostics of that broadcaster read, and the bridge's
+ * own part with counts (SPEC 5). */
 static void publish_health(bridge *b, uint64_t now) {
-  char topic[TOPIC_MAX];
-  cJSON *root = cJSON_CreateObject(), *mq = cJSON_AddObjectToObject(root, "mqtt");
-  cJSON *list = cJSON_AddObjectToObject(root, "broadcasters");
-  char *text;
+  char topic[TOPIC_MAX], *text;
+  size_t online = 0, failing = 0;
 
-  cJSON_AddNumberToObject(root, "uptime_s", (double)((now - b->started_ms) / 1000u));
-  cJSON_AddBoolToObject(mq, "connected", cb2m_mqtt_connected(b->mqtt));
-  cJSON_AddNumberToObject(mq, "reconnects", cb2m_mqtt_reconnects(b->mqtt));
   for (size_t i = 0; i < b->n; i++) {
     bc *c = &b->bcs[i];
-    cJSON *o = cJSON_AddObjectToObject(list, c->cfg->name);
-    cJSON *ev = cJSON_AddObjectToObject(o, "events");
-    for (int t = 0; t <= CBEV_EVENT_UNKNOWN; t++)
-      if (c->events_by_type[t])
-        cJSON_AddNumberToObject(ev, cbev_event_type_name((cbev_event_type)t),
-                                (double)c->events_by_type[t]);
-    cJSON_AddBoolToObject(o, "available", c->status == BC_ONLINE);
-    cJSON_AddNumberToObject(o, "queued", (double)c->queue.count);
-    if (c->last_event_ms)
-      cJSON_AddNumberToObject(o, "last_event_age_s", (double)((now - c->last_event_ms) / 1000u));
-    else
-      cJSON_AddNullToObject(o, "last_event_age_s");
-    if (c->last_error_rc) {
-      cJSON *e = cJSON_AddObjectToObject(o, "last_api_error");
-      cJSON_AddStringToObject(e, "error", cbev_strerror(c->last_error_rc));
-      cJSON_AddNumberToObject(e, "http_status", (double)c->last_error_status);
-    } else {
-      cJSON_AddNullToObject(o, "last_api_error");
-    }
-    cJSON_AddNumberToObject(o, "polls", (double)c->polls);
-    cJSON_AddNumberToObject(o, "retries", (double)c->retries);
+    cb2m_bc_health h = {&c->mx, c->status == BC_ONLINE, c->retries, c->queue.count,
+                        c->last_event_ms ? (long long)((now - c->last_event_ms) / 1000u) : -1,
+                        c->last_error_rc, c->last_error_status,
+                        c->last_error_rc ? cbev_strerror(c->last_error_rc) : NULL,
+                        &c->publish_error};
+    online += c->status == BC_ONLINE;
+    failing += c->status == BC_FAILING || c->status == BC_AUTH_FAILED;
+    text = cb2m_health_broadcaster_json(&h);
+    if (text && topic_for(b, topic, c->cfg->name, "health") == 0)
+      publish_retained(b, topic, text);
+    cJSON_free(text);
   }
-  text = cJSON_PrintUnformatted(root);
+  text = cb2m_health_bridge_json((now - b->started_ms) / 1000u, cb2m_mqtt_connected(b->mqtt),
+                                 (uint64_t)cb2m_mqtt_reconnects(b->mqtt), b->n, online, failing);
   if (text && topic_for(b, topic, "bridge", "health") == 0)
     publish_retained(b, topic, text);
-  free(text);
-  cJSON_Delete(root);
+  cJSON_free(text);
+}
+
+/* ---- metrics */
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The render callback of metrics_http.h: runs in this thread, between two
+ * turns of the loop, so every counter is read as one consistent state. */
+static int render_metrics(void *ud, char **text, size_t *len) {
+  bridge *b = ud;
+
+  b->mx.mqtt_connected = cb2m_mqtt_connected(b->mqtt);
+  b->mx.mqtt_reconnects = (uint64_t)cb2m_mqtt_reconnects(b->mqtt);
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    c->mx.name = c->cfg->name;
+    c->mx.up = c->status == BC_ONLINE;
+    c->mx.broadcasting = c->state.broadcasting == CBEV_UNSET ? -1
+                         : c->state.broadcasting == CBEV_TRUE ? 1 : 0;
+    c->mx.queued = c->queue.count;
+    b->mx_list[i] = &c->mx;
+  }
+  return cb2m_metrics_render(&b->mx, b->mx_list, b->n, text, len);
 }
 
 /* Holds broadcaster i's queue for its refused item seq (queue.h: re-sent
  * after the backoff, later events wait behind it) and logs the refusal,
  * at most once a minute per broadcaster. why names the cause: the
  * broker's reason code, or the MQTT module's error. */
-static void refused(bridge *b, uint32_t i, uint64_t seq, const char *why, uint64_t now) {
+static void refused(bridge *b, uint32_t i, uint64_t seq, int reason_code, const char *why,
+                    uint64_t now) {
   bc *c = &b->bcs[i];
   cb2m_item *it = cb2m_queue_refuse(&c->queue, seq, now);
   char more[64] = "";
 
   if (!it)
     return; /* an earlier refusal or a reconnect took it back already */
+  c->mx.publish_refused++;
+  snprintf(c->publish_error.topic, sizeof c->publish_error.topic, "%s", it->topic);
+  snprintf(c->publish_error.reason, sizeof c->publish_error.reason, "%s", why);
+  c->publish_error.reason_code = reason_code;
+  c->publish_error.at = time(NULL);
   if (c->refusal_logged_ms && now - c->refusal_logged_ms < REFUSAL_LOG_INTERVAL_MS) {
     c->refusals_unlogged++;
     return;
@@ -282,7 +311,8 @@ static int pump_one(bridge *b, uint32_t i, uint64_t now) {
   /* Refused before reaching the broker (a payload over the broker's
    * packet size, out of memory; or an id the map cannot hold): retried
    * like a broker's refusal, so nothing is dropped and order holds. */
-  refused(b, i, seq, rc == CBEV_OK ? "its message id cannot be tracked" : cbev_strerror(rc), now);
+  refused(b, i, seq, -1, rc == CBEV_OK ? "its message id cannot be tracked" : cbev_strerror(rc),
+          now);
   return 0;
 }
 
@@ -464,8 +494,18 @@ static void on_ack(void *ud, int mid, int reason) {
     char why[96];
     snprintf(why, sizeof why, "reason code 0x%02x (%s)", (unsigned)reason,
              mosquitto_reason_string(reason));
-    refused(b, i, seq, why, now_ms());
+    refused(b, i, seq, reason, why, now_ms());
     return;
+  }
+  {
+    const cb2m_item *it = cb2m_queue_sent_item(&c->queue, seq);
+    uint64_t now = now_ms();
+    if (it) {
+      c->mx.published++;
+      cb2m_histogram_observe(&b->mx.delivery,
+                             it->fetch && now > it->fetch->fetched_ms ? now - it->fetch->fetched_ms
+                                                                      : 0);
+    }
   }
   if (seq == c->queue.held_seq) {
     unsigned tries = c->queue.refusals;
@@ -522,6 +562,8 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
     return CBEV_OK;
   }
   fetch = cb2m_fetch_new(request_url, cbev_batch_next_url(batch));
+  if (fetch)
+    fetch->fetched_ms = now_ms();
   if (!fetch) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot queue a batch of %zu events: %s", c->cfg->name, n,
         cbev_strerror(rc));
@@ -542,8 +584,12 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
       if (changed & CB2M_CHG_BROADCASTING)
         publish_state(b, c, c->state_changed);
     }
-    c->events_by_type[type]++;
+    c->mx.events_by_type[type]++;
+    if (type == CBEV_EVENT_TIP && cbev_event_tip(ev) && cbev_event_tip(ev)->has_tokens &&
+        cbev_event_tip(ev)->tokens > 0)
+      c->mx.tip_tokens += (uint64_t)cbev_event_tip(ev)->tokens;
     c->last_event_ms = now_ms();
+    c->mx.last_event_unix_ms = wall_ms();
     rc = cb2m_route_push(&route, ev, &c->queue, fetch, i + 1 == n);
     if (rc != CBEV_OK) {
       LOG(b, CBEV_LOG_ERROR, "%s: cannot queue event %s: %s", c->cfg->name, cbev_event_id(ev),
@@ -567,7 +613,7 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
   bc *c = &b->bcs[i];
   long status = 0;
 
-  c->polls++;
+  c->mx.polls++;
   if (rc == CBEV_OK) {
     c->failures = 0;
     c->auth_retry = 0;
@@ -591,6 +637,7 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
   }
   cbev_session_last_error(c->session, &c->last_error_rc, &status, NULL);
   c->last_error_status = status;
+  c->mx.poll_errors[cb2m_poll_reason_of(c->last_error_rc ? c->last_error_rc : rc)]++;
   c->retries++;
   c->failures++;
   switch (rc) {
@@ -837,6 +884,8 @@ static void teardown(bridge *b) {
     cbev_ratelimit_free(b->bcs[i].own_limiter);
     cb2m_config_secret_free(b->bcs[i].secret_now);
   }
+  cb2m_metrics_http_free(b->http);
+  free(b->mx_list);
   cb2m_mqtt_free(b->mqtt);
   cbev_ratelimit_free(b->shared_limiter);
   free(b->bcs);
@@ -881,6 +930,17 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   for (size_t i = 0; i < b->n; i++)
     if (setup_broadcaster(b, i) != 0)
       return -1;
+  b->mx.version = cbev_version();
+  b->mx.start_time_s = (double)wall_ms() / 1000.0;
+  b->mx_list = calloc(b->n ? b->n : 1, sizeof *b->mx_list);
+  if (!b->mx_list)
+    return -1;
+  /* A metrics address that cannot be bound stops the start (logged by
+   * metrics_http.c): an operator who asked for metrics must not find out
+   * from a silent scrape failure. */
+  if (cfg->metrics.listen &&
+      cb2m_metrics_http_new(cfg->metrics.listen, render_metrics, b, &b->logger, &b->http) != 0)
+    return -1;
 
   mo.host = cfg->mqtt.host;
   mo.port = cfg->mqtt.port;
@@ -925,10 +985,10 @@ static int queues_settled(const bridge *b) {
 /* One turn of the loop: wait for activity or the next timer, then serve
  * the MQTT socket, the transfers and the timers. */
 static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t max_wait_ms) {
-  struct curl_waitfd fds[2];
+  struct curl_waitfd fds[3];
   unsigned nfds = 0;
   uint64_t now = now_ms(), next, wait;
-  int mfd = cb2m_mqtt_fd(b->mqtt), mqtt_slot = -1;
+  int mfd = cb2m_mqtt_fd(b->mqtt), mqtt_slot = -1, http_slot = -1;
 
   next = b->stopping ? now + max_wait_ms : cb2m_poller_start_due(b->poller, now);
   if (retry_auth_due(b, now, 0) < next)
@@ -948,6 +1008,8 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
       next = b->discovery_at_ms;
     if (cb2m_mqtt_connected(b->mqtt) && retry_due_ms(b) < next)
       next = retry_due_ms(b);
+    if (b->http && cb2m_metrics_http_next_ms(b->http, now) < next)
+      next = cb2m_metrics_http_next_ms(b->http, now);
   }
   wait = next > now ? next - now : 0;
   if (wait > max_wait_ms)
@@ -961,6 +1023,10 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
                                        (short)(((ev & POLLIN) ? CURL_WAIT_POLLIN : 0) |
                                                ((ev & POLLOUT) ? CURL_WAIT_POLLOUT : 0)),
                                        0};
+  }
+  if (b->http) {
+    http_slot = (int)nfds;
+    fds[nfds++] = (struct curl_waitfd){cb2m_metrics_http_fd(b->http), CURL_WAIT_POLLIN, 0};
   }
   cb2m_poller_wait(b->poller, fds, nfds, (int)wait);
   if (signal_fd >= 0 && (fds[0].revents & CURL_WAIT_POLLIN)) {
@@ -981,6 +1047,9 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
     cb2m_mqtt_service(b->mqtt, revents, now);
   }
   cb2m_poller_perform(b->poller, now);
+  if (http_slot >= 0 && ((fds[http_slot].revents & CURL_WAIT_POLLIN) ||
+                         cb2m_metrics_http_next_ms(b->http, now) <= now))
+    cb2m_metrics_http_run(b->http);
   pump(b);
   cb2m_mqtt_service(b->mqtt, 0, now); /* flush what pump() queued */
   collect_acked(b);

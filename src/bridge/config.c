@@ -34,6 +34,7 @@
 #include "cbevents/session.h"
 #include "config.h"
 #include "fsutil.h"
+#include "metrics_http.h"
 #include "topics.h"
 
 #define DEFAULT_CONFIG_FILE "/etc/cb2mqtt/cb2mqtt.ini"
@@ -84,6 +85,7 @@ static int check_key_file(cb2m_config *cfg, char *why, size_t whylen);
 static int check_api(cb2m_config *cfg, char *why, size_t whylen);
 static int check_prefix(cb2m_config *cfg, char *why, size_t whylen);
 static int check_log_level(cb2m_config *cfg, char *why, size_t whylen);
+static int check_metrics_listen(cb2m_config *cfg, char *why, size_t whylen);
 
 #define OFF(f) offsetof(cb2m_config, f)
 
@@ -163,6 +165,10 @@ static const key_def KEYS[] = {
     {"homeassistant", "prefix", T_STRING, "homeassistant", 0, 0, 0, OFF(homeassistant.prefix), NO_AUX,
      NO_AUX, NULL, NULL, check_prefix, "discovery prefix; must differ from mqtt.base_topic"},
 
+    {"metrics", "listen", T_STRING, "", 0, 0, F_EMPTY_NULL, OFF(metrics.listen), NO_AUX, NO_AUX,
+     NULL, NULL, check_metrics_listen,
+     "serve GET /metrics (Prometheus) on host:port, :port or [v6addr]:port; empty: off"},
+
     {"log", "level", T_ENUM, "info", 0, 0, 0, OFF(log.level_name), NO_AUX, NO_AUX,
      "error|warn|info|debug", NULL, check_log_level, "messages above this level are dropped"},
     {"log", "format", T_ENUM, "text", 0, 0, 0, OFF(log.format), OFF(log.json), NO_AUX, "text|json",
@@ -171,7 +177,7 @@ static const key_def KEYS[] = {
 #define NKEYS (sizeof KEYS / sizeof KEYS[0])
 _Static_assert(sizeof KEYS / sizeof KEYS[0] <= CB2M_CONFIG_KEYS_MAX, "grow CB2M_CONFIG_KEYS_MAX");
 
-static const char *const SECTIONS[] = {"mqtt", "events", "homeassistant", "log"};
+static const char *const SECTIONS[] = {"mqtt", "events", "metrics", "homeassistant", "log"};
 #define NSECTIONS (sizeof SECTIONS / sizeof SECTIONS[0])
 
 /* The four ways to give a broadcaster's secret; exactly one per layer. */
@@ -375,7 +381,7 @@ static int enter_section(loader *ld, const char *name, size_t len) {
   for (size_t i = 0; i < NSECTIONS; i++)
     if (strcmp(ld->section, SECTIONS[i]) == 0)
       return 1;
-  return fail(ld, "config: %s:%u: unknown section [%s] (known: mqtt, events, homeassistant, log, "
+  return fail(ld, "config: %s:%u: unknown section [%s] (known: mqtt, events, metrics, homeassistant, log, "
                   "broadcaster:NAME)", ld->file, ld->line, ld->section);
 }
 
@@ -1116,6 +1122,20 @@ static int check_prefix(cb2m_config *cfg, char *why, size_t whylen) {
     return -1;
   if (strcmp(cfg->homeassistant.prefix, cfg->mqtt.base_topic) == 0) {
     snprintf(why, whylen, "must differ from mqtt.base_topic");
+    return -1;
+  }
+  return 0;
+}
+
+static int check_metrics_listen(cb2m_config *cfg, char *why, size_t whylen) {
+  char host[256];
+  unsigned port;
+  const char *reason;
+
+  if (!cfg->metrics.listen)
+    return 0;
+  if (cb2m_metrics_listen_parse(cfg->metrics.listen, host, sizeof host, &port, &reason) != 0) {
+    snprintf(why, whylen, "%s", reason);
     return -1;
   }
   return 0;

@@ -95,6 +95,9 @@ typedef struct cb2m_config {
     int auth_retry_interval; /* seconds between tries of a refused token */
   } events;
   struct {
+    char *listen; /* host:port of GET /metrics; NULL: off */
+  } metrics;
+  struct {
     int discovery;
     char *prefix;
   } homeassistant;

@@ -133,6 +133,11 @@ static size_t find_sent(const cb2m_queue *q, uint64_t seq) {
   return q->sent;
 }
 
+const cb2m_item *cb2m_queue_sent_item(const cb2m_queue *q, uint64_t seq) {
+  size_t i = find_sent(q, seq);
+  return i == q->sent ? NULL : at(q, i);
+}
+
 int cb2m_queue_ack(cb2m_queue *q, uint64_t seq) {
   size_t i = find_sent(q, seq);
 

@@ -38,6 +38,7 @@ typedef struct cb2m_fetch {
   char *request_url; /* the URL that returned the batch (a secret) */
   char *next_url;    /* the batch's nextUrl, or request_url when none */
   unsigned refs;     /* items pointing here */
+  uint64_t fetched_ms; /* when the batch arrived (CLOCK_MONOTONIC), for the delivery histogram */
 } cb2m_fetch;
 
 typedef enum cb2m_item_state {
@@ -101,6 +102,8 @@ uint64_t cb2m_queue_mark_sent(cb2m_queue *q);
  * refused item. Returns 1 when found, else 0 (no SENT item has that seq:
  * an ack of a publish that a refusal or a reconnect already took back). */
 int cb2m_queue_ack(cb2m_queue *q, uint64_t seq);
+/* The SENT item with seq, or NULL (acked, refused or unknown). */
+const cb2m_item *cb2m_queue_sent_item(const cb2m_queue *q, uint64_t seq);
 /* The broker refused the SENT item seq at now_ms: it and every item after
  * it become QUEUED again (acked ones too, which keeps id order), and the
  * queue is held for it until now_ms + cb2m_queue_retry_delay_ms() of its

@@ -123,9 +123,9 @@ def revoked_then_rotated(way):
     meanwhile = rig.api.add_events(NAME, [tip(3), tip(4)])
 
     def auth_error_in_health(m):
-        if m.topic != "cb/bridge/health":
+        if m.topic != "cb/%s/health" % NAME:
             return False
-        err = m.json()["broadcasters"][NAME].get("last_api_error") or {}
+        err = m.json().get("last_api_error") or {}
         return err.get("http_status") == 401 and "authentication" in err.get("error", "")
     rig.sub.wait_for(auth_error_in_health, timeout=15, what="the auth error in the health")
     assert not set(meanwhile) & set(rig.delivered())

@@ -479,25 +479,22 @@ def test_health_json_and_its_sensors():
     rig.control.add_faults("bob", [{"status": 503}])
     rig.start_bridge(names=("alice", "bob"), CB2MQTT_MQTT_HEALTH_INTERVAL="5")
 
-    def settled(m):
-        if m.topic != "cb/bridge/health":
-            return False
-        h = m.json()
+    # Each broadcaster's health is its own small retained message.
+    def alice_settled(m):
         # The health sent at connect may count a batch fetched before the
         # CONNACK and not yet acknowledged (queued > 0): wait for a later one.
-        return (h["broadcasters"]["alice"]["events"] == want
-                and h["broadcasters"]["alice"]["queued"] == 0
-                and h["broadcasters"]["bob"]["last_api_error"] is not None)
-    h = rig.sub.wait_for(settled, timeout=30, what="health with alice's events").json()
-    assert set(h) >= {"uptime_s", "mqtt", "broadcasters"}, h
-    assert h["mqtt"] == {"connected": True, "reconnects": 0}, h
-    assert set(h["broadcasters"]) == {"alice", "bob"}
-    a, b = h["broadcasters"]["alice"], h["broadcasters"]["bob"]
+        return (m.topic == "cb/alice/health" and m.json()["events"] == want
+                and m.json()["queued"] == 0)
+    a = rig.sub.wait_for(alice_settled, timeout=30, what="alice's health with her events").json()
+    b = rig.sub.wait_for(lambda m: m.topic == "cb/bob/health"
+                         and m.json()["last_api_error"] is not None, timeout=30,
+                         what="bob's health with the 503").json()
     for o in (a, b):
-        assert set(o) >= {"events", "queued", "last_event_age_s", "last_api_error", "polls",
-                          "retries"}, o
+        assert set(o) == {"available", "events", "queued", "last_event_age_s", "last_api_error",
+                          "last_publish_error", "polls", "retries"}, o
+        assert o["last_publish_error"] is None, o
     assert a["queued"] == 0 and a["polls"] >= 1 and a["retries"] == 0, a
-    assert a["last_api_error"] is None, a
+    assert a["last_api_error"] is None and a["available"] is True, a
     assert 0 <= a["last_event_age_s"] < 60, a
     assert b["events"] == {} and b["last_event_age_s"] is None, b
     assert b["retries"] >= 1 and b["polls"] >= 2, b
@@ -506,6 +503,12 @@ def test_health_json_and_its_sensors():
     # claim otherwise.
     assert b["last_api_error"]["error"], b
     assert "not retried" not in b["last_api_error"]["error"], b
+    # The bridge's own health keeps its part and counts, no per-broadcaster map.
+    h = rig.sub.wait_for(lambda m: m.topic == "cb/bridge/health" and
+                         m.json()["broadcasters"]["online"] >= 1, timeout=30).json()
+    assert set(h) == {"uptime_s", "mqtt", "broadcasters"}, h
+    assert h["mqtt"] == {"connected": True, "reconnects": 0}, h
+    assert h["broadcasters"]["total"] == 2, h
 
     # Retained, and re-sent every interval with a growing uptime.
     # (The bridge's own uptime_s times them: receive times in this process
@@ -514,8 +517,8 @@ def test_health_json_and_its_sensors():
     ups = [m.json()["uptime_s"] for m in hs]
     gaps = [y - x for x, y in zip(ups[1:], ups[2:])]
     assert all(4 <= g <= 12 for g in gaps), ups
-    ret = rig.retained("cb/bridge/health")
-    assert ret["cb/bridge/health"].json()["broadcasters"]["alice"]["events"] == want
+    ret = rig.retained("cb/alice/health")
+    assert ret["cb/alice/health"].json()["events"] == want
 
     # Home Assistant: diagnostic sensors of the bridge device read it.
     bridge = rig.config("bridge")

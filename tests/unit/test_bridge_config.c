@@ -997,7 +997,7 @@ static void test_command_line(void **state) {
     assert_int_equal(c->check_config, 1);
     assert_int_equal(c->print_config, 1);
     assert_int_equal(c->log.json, 1);
-    assert_int_equal(c->origin[30].layer, CB2M_FROM_FLAG); /* log.format, the last key */
+    assert_int_equal(c->origin[31].layer, CB2M_FROM_FLAG); /* log.format, the last key */
   }
   /* Unknown CB2MQTT_ variables are errors; other variables are not ours. */
   expect_err(t, load_with(t, "CB2MQTT_MQTT_URI=mqtt://x"), "config: CB2MQTT_MQTT_URI: unknown variable");
