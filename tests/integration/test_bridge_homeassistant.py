@@ -487,7 +487,8 @@ def test_health_json_and_its_sensors():
                 and m.json()["queued"] == 0)
     a = rig.sub.wait_for(alice_settled, timeout=30, what="alice's health with her events").json()
     b = rig.sub.wait_for(lambda m: m.topic == "cb/bob/health"
-                         and m.json()["last_api_error"] is not None, timeout=30,
+                         and m.json()["last_api_error"] is not None
+                         and m.json()["polls"] >= 2, timeout=30,
                          what="bob's health with the 503").json()
     for o in (a, b):
         assert set(o) == {"available", "events", "queued", "last_event_age_s", "last_api_error",
