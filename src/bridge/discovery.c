@@ -27,8 +27,8 @@
 
 /* Longest template or name we format; ours are far below it. */
 #define DISC_TEXT_MAX 1024
-/* A broadcaster's object in the health JSON, for Jinja templates. */
-#define HEALTH_OF "(value_json.broadcasters['%s'] | default({}))"
+/* The broadcaster's own health JSON (<base>/<b>/health), for Jinja. */
+#define HEALTH_OF "(value_json | default({}))"
 
 /* Human names of the event entities, in cbev_event_type order. */
 static const char *const k_type_titles[CBEV_EVENT_TYPE_COUNT] = {
@@ -360,9 +360,9 @@ static void add_diagnostics(disc_build *b) {
   put_str(b, c, "device_class", "timestamp");
   put_str(b, c, "entity_category", "diagnostic");
 
-  /* The broadcaster's part of the bridge's health JSON, looked up by name
-   * (template = head, the lookup, tail); a missing broadcaster renders None
-   * (unknown) rather than a template error. */
+  /* The broadcaster's own health topic (template = head, the lookup,
+   * tail): one small message per broadcaster, so a thousand of them cost
+   * Home Assistant a thousand small parses, not a million. */
   static const struct {
     const char *id, *name, *head, *tail, *unit, *device_class, *state_class;
     int enabled;
@@ -384,9 +384,9 @@ static void add_diagnostics(disc_build *b) {
   };
   for (size_t i = 0; i < sizeof k_health / sizeof k_health[0]; i++) {
     c = component(b, k_health[i].id, "sensor", k_health[i].name, 1);
-    put_topic(b, c, "state_topic", "bridge", "health");
+    put_topic(b, c, "state_topic", o, "health");
     put_owned(b, c, "value_template",
-              fmt("%s" HEALTH_OF "%s", k_health[i].head, o, k_health[i].tail));
+              fmt("%s" HEALTH_OF "%s", k_health[i].head, k_health[i].tail));
     if (k_health[i].unit)
       put_str(b, c, "unit_of_measurement", k_health[i].unit);
     if (k_health[i].device_class)
@@ -398,9 +398,8 @@ static void add_diagnostics(disc_build *b) {
       put_bool(b, c, "enabled_by_default", 0);
   }
   c = cJSON_GetObjectItemCaseSensitive(b->cmps, "events_received");
-  put_topic(b, c, "json_attributes_topic", "bridge", "health");
-  put_owned(b, c, "json_attributes_template",
-            fmt("{{ (" HEALTH_OF ".events | default({})) | tojson }}", o));
+  put_topic(b, c, "json_attributes_topic", o, "health");
+  put_str(b, c, "json_attributes_template", "{{ (" HEALTH_OF ".events | default({})) | tojson }}");
 }
 
 char *cb2m_discovery_device_json(const cb2m_disc_input *in) {

@@ -532,16 +532,19 @@ def test_health_json_and_its_sensors():
         check_template(c["value_template"], latest, "bridge.%s" % cid)
     assert "uptime_s" in health_ents["uptime"]["value_template"]
     assert "reconnects" in health_ents["mqtt_reconnects"]["value_template"]
-    # The per-broadcaster counters sit on each broadcaster's device.
+    # The per-broadcaster counters sit on each broadcaster's device and
+    # read its own health topic, never the bridge-wide one.
     for name in ("alice", "bob"):
         cfg = rig.config(name)
+        assert not [k for k, c in entities(cfg).items()
+                    if c.get("state_topic") == "cb/bridge/health"], name
         per = {k: c for k, c in entities(cfg).items()
-               if c.get("state_topic") == "cb/bridge/health"}
+               if c.get("state_topic") == "cb/%s/health" % name}
         assert per, "no health sensors on %s's device" % name
+        own = last_json(rig.sub, "cb/%s/health" % name)
         for cid, c in per.items():
             assert c["entity_category"] == "diagnostic", cid
-            assert "'%s'" % name in c["value_template"], c["value_template"]
-            check_template(c["value_template"], latest, "%s.%s" % (name, cid))
+            check_template(c["value_template"], own, "%s.%s" % (name, cid))
 
 
 def test_publish_filter_and_raw_payload():

@@ -432,7 +432,7 @@ static void test_base_topic_and_prefix(void **state) {
                       "home/cb/al-ice_2/state/broadcasting");
   assert_string_equal(str(cmp(root, "api_connected"), "state_topic"),
                       "home/cb/al-ice_2/availability");
-  assert_string_equal(str(cmp(root, "queued"), "state_topic"), "home/cb/bridge/health");
+  assert_string_equal(str(cmp(root, "queued"), "state_topic"), "home/cb/al-ice_2/health");
   assert_string_equal(str(cmp(bridge, "status"), "state_topic"), "home/cb/bridge/status");
 
   t = cb2m_discovery_topic("ha", "cb2mqtt_alice");
@@ -494,8 +494,11 @@ static void test_entities(void **state) {
   assert_non_null(strstr(str(c, "value_template"), "value_json.last_event_at"));
   assert_string_equal(str(c, "entity_category"), "diagnostic");
 
+  /* Diagnostics read the broadcaster's own small health topic. */
   c = cmp(root, "queued");
-  assert_non_null(strstr(str(c, "value_template"), "broadcasters['alice']"));
+  assert_string_equal(str(c, "state_topic"), "cb/alice/health");
+  assert_null(strstr(str(c, "value_template"), "broadcasters"));
+  assert_non_null(strstr(str(c, "value_template"), "value_json"));
   assert_string_equal(str(c, "entity_category"), "diagnostic");
 
   c = cmp(root, "trigger_tip");
