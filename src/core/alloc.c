@@ -40,7 +40,7 @@ struct cbev_arena {
   size_t next_cap;
 };
 
-cbev_arena *arena_new(size_t hint) {
+cbev_arena *cbev__arena_new(size_t hint) {
   cbev_arena *a = cbev_calloc(1, sizeof *a);
   size_t first = hint > ARENA_FIRST_MAX / ARENA_PER_BYTE ? ARENA_FIRST_MAX : hint * ARENA_PER_BYTE;
 
@@ -51,12 +51,12 @@ cbev_arena *arena_new(size_t hint) {
   return a;
 }
 
-void arena_ref(cbev_arena *a) {
+void cbev__arena_ref(cbev_arena *a) {
   if (a)
     atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
 }
 
-void arena_unref(cbev_arena *a) {
+void cbev__arena_unref(cbev_arena *a) {
   arena_block *blk, *next;
 
   if (!a || atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
@@ -68,7 +68,7 @@ void arena_unref(cbev_arena *a) {
   cbev_free(a);
 }
 
-void *arena_alloc(cbev_arena *a, size_t size) {
+void *cbev__arena_alloc(cbev_arena *a, size_t size) {
   arena_block *blk = a->head;
   size_t need = (size + ARENA_ALIGN - 1) & ~(ARENA_ALIGN - 1);
   void *p;
@@ -111,14 +111,14 @@ static void install_json_hooks(void) {
 
 static pthread_once_t g_hooks_once = PTHREAD_ONCE_INIT;
 
-void cjson_hooks_init(void) { pthread_once(&g_hooks_once, install_json_hooks); }
+void cbev__cjson_hooks_init(void) { pthread_once(&g_hooks_once, install_json_hooks); }
 
 void cbev_set_allocator(const cbev_allocator *a) {
   if (a && a->malloc_fn && a->realloc_fn && a->free_fn)
     g_alloc = *a;
   else
     g_alloc = (cbev_allocator){malloc, realloc, free};
-  cjson_hooks_init();
+  cbev__cjson_hooks_init();
 }
 
 void *cbev_malloc(size_t size) { return g_alloc.malloc_fn(size ? size : 1); }

@@ -149,9 +149,9 @@ static int as_int64(const jv *c, int64_t *out) {
 
   if (c->type != JV_NUMBER)
     return 0;
-  if (jv_num_int64(c, out))
+  if (cbev__jv_num_int64(c, out))
     return 1;
-  if (jv_num_double(c, &d) != CBEV_OK || !(d >= -EXACT_DOUBLE_INT && d <= EXACT_DOUBLE_INT) ||
+  if (cbev__jv_num_double(c, &d) != CBEV_OK || !(d >= -EXACT_DOUBLE_INT && d <= EXACT_DOUBLE_INT) ||
       (double)(int64_t)d != d)
     return 0;
   *out = (int64_t)d;
@@ -161,8 +161,8 @@ static int as_int64(const jv *c, int64_t *out) {
 /* A copy of number c's text, NUL-terminated, in the arena; NULL (and
  * ctx->rc set) on ENOMEM. */
 static const char *number_text(parse_ctx *ctx, const jv *c) {
-  size_t n = jv_num_len(c);
-  char *t = arena_alloc(ctx->arena, n + 1);
+  size_t n = cbev__jv_num_len(c);
+  char *t = cbev__arena_alloc(ctx->arena, n + 1);
 
   if (!t) {
     ctx->rc = CBEV_ENOMEM;
@@ -384,7 +384,7 @@ static int make_event(parse_ctx *ctx, cbev_arena *arena, const jv *item,
     return CBEV_EPARSE;
   }
   /* The event lives in the arena too: it holds a reference anyway. */
-  ev = arena_alloc(arena, sizeof *ev);
+  ev = cbev__arena_alloc(arena, sizeof *ev);
   if (!ev)
     return CBEV_ENOMEM;
   memset(ev, 0, sizeof *ev);
@@ -419,7 +419,7 @@ static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
 
   if (!ctx->logger || !ctx->logger->fn || ctx->logger->max_level < CBEV_LOG_WARN)
     return;
-  if (log_excerpt(excerpt, sizeof excerpt, body, len, ctx->secret, &cut) != CBEV_OK)
+  if (cbev__log_excerpt(excerpt, sizeof excerpt, body, len, ctx->secret, &cut) != CBEV_OK)
     snprintf(excerpt, sizeof excerpt, "(not shown: out of memory)");
   cbev_log(ctx->logger, ctx->secret, CBEV_LOG_WARN,
            "response body is not an Events API object (%s, at byte %zu of %zu): "
@@ -468,10 +468,10 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
     goto out;
   }
   rc = CBEV_ENOMEM;
-  if (!(arena = arena_new(len)))
+  if (!(arena = cbev__arena_new(len)))
     goto out;
   ctx.arena = arena;
-  rc = jv_parse(arena, body, len, &root, &end);
+  rc = cbev__jv_parse(arena, body, len, &root, &end);
   if (rc == CBEV_ENOMEM)
     goto out;
   if (rc != CBEV_OK) {
@@ -525,7 +525,7 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
 
       if (erc == CBEV_OK) {
         ev->arena = arena;
-        arena_ref(arena);
+        cbev__arena_ref(arena);
         b->events[b->count++] = ev;
         continue;
       }
@@ -543,6 +543,6 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
   rc = CBEV_OK;
 out:
   cbev_batch_free(b);
-  arena_unref(arena);
+  cbev__arena_unref(arena);
   return rc;
 }

@@ -18,6 +18,7 @@
 
 
 #include "cbevents/alloc.h"
+#include "cbevents/backoff.h"
 #include "cbevents/error.h"
 #include "cbevents/session.h"
 #include "event_impl.h"
@@ -73,16 +74,6 @@ void cbev_session_config_init(cbev_session_config *cfg) {
   cfg->retry_factor = CBEV_DEFAULT_RETRY_FACTOR;
   cfg->retry_max_delay_s = CBEV_DEFAULT_RETRY_MAX_DELAY_S;
   cfg->auth_retries = CBEV_DEFAULT_AUTH_RETRIES;
-}
-
-/* splitmix64: tiny, fast and good enough to spread retries; seeded per
- * session so tests are deterministic. */
-static uint64_t next_random(cbev_session *s) {
-  uint64_t z = (s->rng += 0x9E3779B97F4A7C15ull);
-
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 /* A credential is printable ASCII or UTF-8 without control bytes. */
@@ -180,7 +171,7 @@ static int setup_from_feed(const cbev_session_config *cfg, cbev_session *s) {
              CBEV_URL_MAX);
     return CBEV_EURL;
   }
-  rc = cbev_feed_url_parse(cfg->events_url, s->timeout_s, &feed);
+  rc = cbev__feed_url_parse(cfg->events_url, s->timeout_s, &feed);
   if (rc == CBEV_EINVAL) {
     cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
              "session: events_url: timeout must be 0..%d", CBEV_MAX_TIMEOUT_S);
@@ -196,7 +187,7 @@ static int setup_from_feed(const cbev_session_config *cfg, cbev_session *s) {
     cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
              "session: events_url: username or token empty, too long or holding "
              "control characters");
-    cbev_feed_url_cleanup(&feed);
+    cbev__feed_url_cleanup(&feed);
     return CBEV_EINVAL;
   }
   /* The server holds the request for the timeout the URL asks for; the
@@ -235,7 +226,7 @@ static int setup_from_parts(const cbev_session_config *cfg, cbev_session *s) {
   if (rc != CBEV_OK || strpbrk(base, "?#")) {
     char shown[201];
     rc = CBEV_EURL;
-    log_mask_cut(shown, sizeof shown, base, cfg->token, NULL);
+    cbev__log_mask_cut(shown, sizeof shown, base, cfg->token, NULL);
     cbev_log(cfg->logger, cfg->token, CBEV_LOG_ERROR,
              "session: base_url: refused \"%s\": must be https (or http to a "
              "loopback host), without userinfo, query or fragment",
@@ -249,15 +240,15 @@ static int setup_from_parts(const cbev_session_config *cfg, cbev_session *s) {
   if (!(s->base = cbev_strndup(base, n)) ||
       !(s->username = cbev_strdup(cfg->username)) ||
       !(s->token = cbev_strdup(cfg->token)) ||
-      !(user_enc = cbev_url_encode_segment(cfg->username)) ||
-      !(token_enc = cbev_url_encode_segment(cfg->token)))
+      !(user_enc = cbev__url_encode_segment(cfg->username)) ||
+      !(token_enc = cbev__url_encode_segment(cfg->token)))
     goto out;
   len = n + strlen(user_enc) + strlen(token_enc) + 32;
   if (!(first = cbev_malloc(len)))
     goto out;
   snprintf(first, len, "%s/%s/%s/?timeout=%d", s->base, user_enc, token_enc,
            s->timeout_s);
-  rc = cbev_url_normalize(first, &s->cursor);
+  rc = cbev__url_normalize(first, &s->cursor);
   if (rc == CBEV_OK)
     rc = cbev_url_check_same_origin(s->base, s->cursor);
   if (rc == CBEV_EURL)
@@ -318,28 +309,10 @@ void cbev_session_free(cbev_session *s) {
 }
 
 uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt) {
-  double delay, f, max_ms;
-  uint64_t ms, half;
-
   if (!s)
     return 0;
-  if (attempt == 0)
-    attempt = 1;
-  /* factor^(attempt-1) by squaring: at most 32 steps whatever the count;
-   * overflow to infinity is harmless since the cap is applied after. */
-  delay = s->backoff_s * 1000.0;
-  f = s->factor;
-  for (unsigned e = attempt - 1; e && delay < BACKOFF_MAX_S * 1000.0; e >>= 1) {
-    if (e & 1)
-      delay *= f;
-    f *= f;
-  }
-  max_ms = s->max_delay_s * 1000.0;
-  if (!(delay <= max_ms)) /* also catches NaN from 0 * inf */
-    delay = max_ms;
-  ms = (uint64_t)(delay + 0.5);
-  half = ms / 2;
-  return half + next_random(s) % (ms - half + 1);
+  return cbev_backoff_ms(s->backoff_s * 1000.0, s->factor, s->max_delay_s * 1000.0, attempt,
+                         &s->rng);
 }
 
 /* Keeps a masked, printable excerpt of the body beside the error code
@@ -349,12 +322,12 @@ static void set_error(cbev_session *s, int rc, long status, const char *body,
                       size_t len) {
   s->err_rc = rc;
   s->err_status = status;
-  log_excerpt(s->excerpt, sizeof s->excerpt, body, len, s->token, NULL);
+  cbev__log_excerpt(s->excerpt, sizeof s->excerpt, body, len, s->token, NULL);
 }
 
 /* How much of the (already masked) excerpt a log line repeats. */
 static int excerpt_len(const cbev_session *s) {
-  return (int)log_utf8_prefix(s->excerpt, strlen(s->excerpt), LOG_EXCERPT_MAX);
+  return (int)cbev__log_utf8_prefix(s->excerpt, strlen(s->excerpt), LOG_EXCERPT_MAX);
 }
 
 /* Counts a failed attempt and sets the time of the next one. Retry-After
@@ -464,7 +437,7 @@ static int refuse_next_url(cbev_session *s, const cbev_response *resp,
   delay = schedule(s, resp);
   /* Only the origin is logged: the path of a hostile nextUrl may carry the
    * token in a form the masking cannot know about. */
-  cbev_url_origin(next, s->token, where, sizeof where);
+  cbev__url_origin(next, s->token, where, sizeof where);
   cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
            "%s: refused nextUrl to %s: it must have the API's scheme, host and "
            "port (%s); keeping the cursor, retrying in %.1f s",
@@ -490,7 +463,7 @@ static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *
   int rc;
 
   if (next) {
-    rc = cbev_url_resolve_checked(s->base, s->cursor, next, &cursor);
+    rc = cbev__url_resolve_checked(s->base, s->cursor, next, &cursor);
     if (rc == CBEV_EURL)
       rc = refuse_next_url(s, resp, next);
     else if (rc == CBEV_ENOMEM)
@@ -516,7 +489,7 @@ static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *
     } else {
       char shown[ODD_ID_SHOWN + 1];
       int cut = 0;
-      log_mask_cut(shown, sizeof shown, cbev_event_id(ev), s->token, &cut);
+      cbev__log_mask_cut(shown, sizeof shown, cbev_event_id(ev), s->token, &cut);
       cbev_log(s->logger, s->token, CBEV_LOG_WARN,
                "%s: event id \"%s\"%s is not of the form <ms>-<seq>; delivered, but "
                "the cursor stays at the last good id", s->username, shown, cut ? "..." : "");
@@ -596,9 +569,9 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
      * hold the token in a form the masking cannot know. */
     char where[256] = "(no Location)";
     if (resp->location)
-      cbev_url_target_origin(s->cursor, resp->location, s->token, where, sizeof where);
+      cbev__url_target_origin(s->cursor, resp->location, s->token, where, sizeof where);
     snprintf(what, sizeof what, "HTTP %ld redirect to %.*s (never followed)", st,
-             (int)log_utf8_prefix(where, strlen(where), 100), where);
+             (int)cbev__log_utf8_prefix(where, strlen(where), 100), where);
     return final(s, resp, CBEV_EHTTP, what);
   }
   /* 429 and every 5xx (the 52x of Cloudflare included, and the others too:
@@ -659,7 +632,7 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
     goto out;
   if (last_id && cbev_id_parse(last_id, &id) != CBEV_OK) {
     char shown[41];
-    log_mask_cut(shown, sizeof shown, last_id, s->token, NULL);
+    cbev__log_mask_cut(shown, sizeof shown, last_id, s->token, NULL);
     cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
              "%s: restored cursor: last id \"%s\" is not an event id", s->username,
              shown);
@@ -669,10 +642,10 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
    * URL: a timeout or token saved with it would override the settings. */
   rc = cbev_url_check_same_origin(s->base, url);
   if (rc == CBEV_OK)
-    rc = cbev_url_with_cursor(s->feed, url, &cursor);
+    rc = cbev__url_with_cursor(s->feed, url, &cursor);
   if (rc == CBEV_EURL) {
     char where[256];
-    cbev_url_origin(url, s->token, where, sizeof where);
+    cbev__url_origin(url, s->token, where, sizeof where);
     cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
              "%s: restored cursor refused: %s is not the API's scheme, host and port",
              s->username, where);
