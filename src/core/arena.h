@@ -24,8 +24,5 @@ void cbev__arena_unref(cbev_arena *a);
 /* size bytes, aligned for any type, valid until the arena goes; NULL on
  * ENOMEM. Not thread-safe: only the parse that owns the arena allocates. */
 void *cbev__arena_alloc(cbev_arena *a, size_t size);
-/* Installs the library's allocator as cJSON's hooks, once per process
- * (also done by cbev_set_allocator()). Call before any cJSON allocation. */
-void cbev__cjson_hooks_init(void);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "alloc_impl.h"
 #include "arena.h"
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"

@@ -9,7 +9,10 @@
  * batch costs a handful of allocations whatever its size.
  *
  * It reads a body the way cJSON did (tests/fuzz/fuzz_json.c checks it):
- * any byte up to 0x20 counts as white space, a UTF-8 byte order mark may
+ * between tokens any byte from 0x00 to 0x20 counts as white space (control
+ * characters and NUL too, as cJSON's skip does; what follows the value is
+ * the caller's to judge: cbev_parse_response() accepts only space, tab, CR,
+ * LF and NUL there), a UTF-8 byte order mark may
  * start the text, bytes of strings are kept as they are (invalid UTF-8
  * included: the writer repairs it), "\u0000" ends a string (and a member
  * name) early, nesting stops at JV_MAX_DEPTH. It differs on purpose in three

@@ -51,8 +51,23 @@ enum {
   B_MEDIA, B_SUBJECT, B_FIRST_TABLE_BIT
 };
 
+/* Then each table's bits, in a row: a table's first bit follows from the
+ * sizes of the tables before it (checked against the tables below). */
+enum {
+  N_USER_BITS = 17,
+  N_TIP_BITS = 3, /* tip_fields plus isAnon */
+  N_MESSAGE_BITS = 7,
+  N_MEDIA_BITS = 4,
+  B_USER_FIRST = B_FIRST_TABLE_BIT,
+  B_TIP_FIRST = B_USER_FIRST + N_USER_BITS,
+  B_MESSAGE_FIRST = B_TIP_FIRST + N_TIP_BITS,
+  B_MEDIA_FIRST = B_MESSAGE_FIRST + N_MESSAGE_BITS,
+  B_END = B_MEDIA_FIRST + N_MEDIA_BITS
+};
+#define N_OF(table) (sizeof(table) / sizeof((table)[0]))
+
 #define U(key, kind, member, bit)                                           \
-  { key, sizeof(key) - 1, "user." key, kind, B_FIRST_TABLE_BIT + (bit),                       \
+  { key, sizeof(key) - 1, "user." key, kind, B_USER_FIRST + (bit),                       \
     (unsigned short)offsetof(cbev_user, member), 0 }
 static const field user_fields[] = {
     U("username", K_STR, username, 0),
@@ -76,19 +91,19 @@ static const field user_fields[] = {
 #undef U
 
 #define T(key, kind, member, has, bit)                                      \
-  { key, sizeof(key) - 1, "tip." key, kind, B_FIRST_TABLE_BIT + 17 + (bit),                   \
+  { key, sizeof(key) - 1, "tip." key, kind, B_TIP_FIRST + (bit),                   \
     (unsigned short)offsetof(cbev_tip, member), (unsigned short)(has) }
 /* isAnon is not in the table: tip_anonymity() decides it (fail closed),
- * and its bit (17 + 1) reports an isAnon that is not a boolean. */
+ * and its bit (B_TIP_FIRST + 1) reports an isAnon that is not a boolean. */
 static const field tip_fields[] = {
     T("tokens", K_INT, tokens, offsetof(cbev_tip, has_tokens), 0),
     T("message", K_STR, message, 0, 2),
 };
-#define B_IS_ANON (B_FIRST_TABLE_BIT + 17 + 1)
+#define B_IS_ANON (B_TIP_FIRST + 1)
 #undef T
 
 #define M(key, member, bit)                                                 \
-  { key, sizeof(key) - 1, "message." key, K_STR, B_FIRST_TABLE_BIT + 20 + (bit),              \
+  { key, sizeof(key) - 1, "message." key, K_STR, B_MESSAGE_FIRST + (bit),              \
     (unsigned short)offsetof(cbev_message, member), 0 }
 static const field message_fields[] = {
     M("message", message, 0), M("color", color, 1),   M("bgColor", bg_color, 2),
@@ -98,7 +113,7 @@ static const field message_fields[] = {
 #undef M
 
 #define D(key, kind, member, has, bit)                                      \
-  { key, sizeof(key) - 1, "media." key, kind, B_FIRST_TABLE_BIT + 27 + (bit),                 \
+  { key, sizeof(key) - 1, "media." key, kind, B_MEDIA_FIRST + (bit),                 \
     (unsigned short)offsetof(cbev_media, member), (unsigned short)(has) }
 static const field media_fields[] = {
     D("id", K_MEDIA_ID, id, 0, 0),
@@ -107,7 +122,11 @@ static const field media_fields[] = {
     D("tokens", K_INT, tokens, offsetof(cbev_media, has_tokens), 3),
 };
 #undef D
-/* B_FIRST_TABLE_BIT + 31 = 40 bits in all: the log-once mask is 64 bits. */
+_Static_assert(N_OF(user_fields) == N_USER_BITS, "user_fields and N_USER_BITS disagree");
+_Static_assert(N_OF(tip_fields) + 1 == N_TIP_BITS, "tip_fields (+ isAnon) and N_TIP_BITS disagree");
+_Static_assert(N_OF(message_fields) == N_MESSAGE_BITS, "message_fields and N_MESSAGE_BITS disagree");
+_Static_assert(N_OF(media_fields) == N_MEDIA_BITS, "media_fields and N_MEDIA_BITS disagree");
+_Static_assert(B_END <= 64, "the log-once mask is 64 bits");
 
 /* Fields already reported as having the wrong type, process-wide. */
 static _Atomic uint64_t g_logged_fields;
