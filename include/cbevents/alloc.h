@@ -26,9 +26,14 @@ typedef struct cbev_allocator {
 } cbev_allocator;
 
 /* Installs a (all three functions non-NULL) or, with NULL, the C library's
- * malloc/realloc/free. Memory returned by the library to the caller (JSON
- * text, masked strings) is released with the installed free_fn; with the
- * default allocator that is free(). */
+ * malloc/realloc/free.
+ *
+ * The one allocation rule: whoever allocates names the free. Memory the
+ * library returns to the caller (JSON text, masked strings, secrets read
+ * from files, body buffers) is released with cbev_free(), handles with their
+ * own _free(); what cJSON allocates (cJSON_Print* output, a cJSON tree the
+ * caller made) with cJSON_free()/cJSON_Delete(). Never free() either: it is
+ * only right while the default allocator is installed. */
 void cbev_set_allocator(const cbev_allocator *a);
 
 void *cbev_malloc(size_t size);

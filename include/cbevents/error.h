@@ -3,7 +3,10 @@
  *
  * Every function of the library that can fail returns an int that is one of
  * these codes; 0 is success. Codes are never renumbered: new ones are only
- * appended before CBEV_ERR_COUNT.
+ * appended before CBEV_ERR_COUNT. The only other returns are predicates
+ * (cbev_utf8_valid(), cbev_event_is_anonymous(): 1 or 0), lookups that
+ * return a pointer (NULL: none) and counts or lengths, each documented where
+ * it is declared. Who frees what: alloc.h.
  */
 #ifndef CBEVENTS_ERROR_H
 #define CBEVENTS_ERROR_H

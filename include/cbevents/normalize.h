@@ -54,6 +54,12 @@ int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size);
  * from events that goes out other than through cbev_event_to_json(). */
 size_t cbev_utf8_repair(char *out, size_t size, const char *s);
 
+/* Whether s[0..n) is well-formed UTF-8 (RFC 3629): no overlong forms, no
+ * UTF-16 surrogates, nothing above U+10FFFF, no sequence cut by the end.
+ * NUL and other ASCII bytes are valid. By the rule cbev_utf8_repair() and
+ * the normalizer use. Returns 1 or 0; s NULL is valid only with n 0. */
+int cbev_utf8_valid(const char *s, size_t n);
+
 /* "roomSubjectChange" -> "room_subject_change" for unknown methods, into a
  * new string (cbev_free() it). Characters outside [A-Za-z0-9_] become '_'; the
  * result is capped at 64 bytes. NULL on ENOMEM or NULL input. */

@@ -29,6 +29,9 @@
 #include "cbevents/event.h"
 #include "cbevents/log.h"
 #include "cbevents/ratelimit.h"
+/* The transport helpers (header lines, body buffer, URL checks) lived here
+ * before transport.h; included so older callers keep compiling. */
+#include "cbevents/transport.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -178,25 +181,6 @@ uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt);
 int cbev_parse_retry_after(const char *value, time_t wall_now,
                            uint64_t *delay_ms);
 
-/* For transports (the blocking client, the bridge's poller, your own):
- *
- * cbev_header_retry_after() reads one raw header line (as libcurl's header
- * callback gets it, CRLF included). A status line ("HTTP/...") clears out
- * (a new header block after 100 Continue); a Retry-After line stores its
- * trimmed value in out (cap bytes, cut to fit, NUL-terminated). Other lines
- * leave out alone. cbev_header_location() does the same for Location
- * (cbev_response.location: what a 3xx names, logged by its origin only;
- * CBEV_LOCATION_MAX bytes are enough to show that).
- *
- * cbev_body_append() appends n bytes to the growing buffer *buf (*len used
- * of *cap allocated; cbev_free() it), doubling from first_cap and keeping a
- * NUL after the data. Returns CBEV_OK, CBEV_ETOOBIG when the body would
- * pass max bytes (nothing appended) or CBEV_ENOMEM (nothing appended). */
-void cbev_header_retry_after(const char *line, size_t n, char *out, size_t cap);
-#define CBEV_LOCATION_MAX 1024
-void cbev_header_location(const char *line, size_t n, char *out, size_t cap);
-int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,
-                     size_t max, const char *data, size_t n);
 
 /* The cursor: the URL to load next (a secret) and the id of the last event
  * returned (NULL before the first). Owned by the session. */
@@ -220,16 +204,6 @@ const char *cbev_session_username(const cbev_session *s);
 const char *cbev_session_token(const cbev_session *s);
 int cbev_session_timeout_s(const cbev_session *s);
 
-/* Checks candidate against base: same scheme, host (case-insensitive)
- * and port (default ports resolved), https or http to loopback, no
- * userinfo, absolute, at most 8 KiB, printable ASCII without spaces or
- * backslashes. Both are parsed by libcurl, so IP forms and percent-encoded
- * host names are compared as libcurl will connect to them. Returns CBEV_OK
- * or CBEV_EURL (CBEV_ENOMEM when memory runs out). */
-int cbev_url_check_same_origin(const char *base, const char *candidate);
-/* CBEV_OK when url is https, or http to 127.0.0.0/8, ::1 or localhost;
- * CBEV_EURL otherwise (including unparsable). */
-int cbev_url_check_scheme(const char *url);
 
 #ifdef __cplusplus
 }

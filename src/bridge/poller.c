@@ -22,10 +22,10 @@
 
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
+#include "cbevents/transport.h"
 #include "cbevents/version.h"
 #include "poller.h"
 
-#define CONNECT_TIMEOUT_S 10L
 #define HEADER_VALUE_MAX 128
 /* curl's default receive buffer is 16 KiB per handle; long-poll answers
  * arrive in small pieces and this keeps a thousand handles cheap. */
@@ -59,12 +59,6 @@ struct cb2m_poller {
   int64_t timer_at_ms;    /* curl's timeout (monotonic), -1: none */
 };
 
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* curl tells which socket to watch for what. */
 static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
   cb2m_poller *p = userp;
@@ -89,7 +83,7 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
   cb2m_poller *p = userp;
 
   (void)multi;
-  p->timer_at_ms = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  p->timer_at_ms = timeout_ms < 0 ? -1 : (int64_t)cbev_now_ms() + timeout_ms;
   return 0;
 }
 
@@ -203,8 +197,6 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
 }
 
 static int slot_start(cb2m_poller *p, slot *s, const char *url) {
-  long timeout_s = (long)cbev_session_timeout_s(s->session) + 10L;
-
   if (!s->easy && !(s->easy = curl_easy_init()))
     return -1;
   curl_easy_reset(s->easy);
@@ -216,22 +208,15 @@ static int slot_start(cb2m_poller *p, slot *s, const char *url) {
   s->too_big = 0;
   s->retry_after[0] = '\0';
   s->location[0] = '\0';
-  curl_easy_setopt(s->easy, CURLOPT_URL, url);
+  if (cbev_transport_setup(s->easy, url, cbev_session_timeout_s(s->session), p->ca_file,
+                           "cb2mqtt/" CBEV_VERSION) != CBEV_OK)
+    return -1;
   curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
-  curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(s->easy, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-  curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, timeout_s);
-  curl_easy_setopt(s->easy, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(s->easy, CURLOPT_BUFFERSIZE, RECV_BUFFER_BYTES);
-  curl_easy_setopt(s->easy, CURLOPT_USERAGENT, "cb2mqtt/" CBEV_VERSION);
   curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(s->easy, CURLOPT_WRITEDATA, s);
   curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
-  if (p->ca_file)
-    curl_easy_setopt(s->easy, CURLOPT_CAINFO, p->ca_file);
   if (curl_multi_add_handle(p->multi, s->easy) != CURLM_OK)
     return -1;
   s->running = 1;
@@ -277,7 +262,7 @@ int cb2m_poller_wait(cb2m_poller *p, struct curl_waitfd *extra, unsigned n_extra
   int rc;
 
   if (p->timer_at_ms >= 0) {
-    int64_t left = p->timer_at_ms - mono_ms();
+    int64_t left = p->timer_at_ms - (int64_t)cbev_now_ms();
     if (left < timeout_ms)
       timeout_ms = left > 0 ? (int)left : 0;
   }
@@ -304,7 +289,7 @@ static void drive(cb2m_poller *p) {
   struct epoll_event evs[EPOLL_BATCH];
   int still = 0, n;
 
-  if (p->timer_at_ms >= 0 && mono_ms() >= p->timer_at_ms) {
+  if (p->timer_at_ms >= 0 && (int64_t)cbev_now_ms() >= p->timer_at_ms) {
     p->timer_at_ms = -1;
     curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &still);
   }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cbevents/normalize.h"
 #include "topics.h"
 
 int cb2m_name_valid(const char *name) {
@@ -32,46 +33,6 @@ static int fail(char *why, size_t size, const char *reason) {
   return -1;
 }
 
-/* MQTT requires topics to be well-formed UTF-8: no overlong forms, no
- * surrogates, nothing above U+10FFFF. */
-static int utf8_valid(const unsigned char *s, size_t n) {
-  size_t i = 0;
-
-  while (i < n) {
-    unsigned char c = s[i];
-    size_t need;
-    unsigned long cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-      need = 1;
-      cp = c & 0x1fu;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      need = 2;
-      cp = c & 0x0fu;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      need = 3;
-      cp = c & 0x07u;
-    } else {
-      return 0;
-    }
-    if (n - i <= need)
-      return 0;
-    for (size_t k = 1; k <= need; k++) {
-      if ((s[i + k] & 0xc0u) != 0x80u)
-        return 0;
-      cp = (cp << 6) | (s[i + k] & 0x3fu);
-    }
-    if ((need == 2 && cp < 0x800) || (need == 3 && cp < 0x10000) || cp > 0x10ffff ||
-        (cp >= 0xd800 && cp <= 0xdfff))
-      return 0;
-    i += need + 1;
-  }
-  return 1;
-}
-
 int cb2m_topic_base_valid(const char *base, char *why, size_t size) {
   size_t n;
 
@@ -86,7 +47,9 @@ int cb2m_topic_base_valid(const char *base, char *why, size_t size) {
     return fail(why, size, "must not start with $ (reserved by brokers)");
   if (base[0] == '/' || base[n - 1] == '/' || strstr(base, "//"))
     return fail(why, size, "must not have an empty level (leading, trailing or double /)");
-  if (!utf8_valid((const unsigned char *)base, n))
+  /* MQTT requires topics to be well-formed UTF-8: no overlong forms, no
+   * surrogates, nothing above U+10FFFF. */
+  if (!cbev_utf8_valid(base, n))
     return fail(why, size, "must be valid UTF-8");
   return 0;
 }

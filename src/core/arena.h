@@ -17,15 +17,12 @@ typedef struct cbev_arena cbev_arena;
 
 /* A new arena (one reference) whose first block suits a body of hint
  * bytes; NULL on ENOMEM. */
-cbev_arena *arena_new(size_t hint);
-void arena_ref(cbev_arena *a);
+cbev_arena *cbev__arena_new(size_t hint);
+void cbev__arena_ref(cbev_arena *a);
 /* Drops a reference; the last one frees every block. NULL is ignored. */
-void arena_unref(cbev_arena *a);
+void cbev__arena_unref(cbev_arena *a);
 /* size bytes, aligned for any type, valid until the arena goes; NULL on
  * ENOMEM. Not thread-safe: only the parse that owns the arena allocates. */
-void *arena_alloc(cbev_arena *a, size_t size);
-/* Installs the library's allocator as cJSON's hooks, once per process
- * (also done by cbev_set_allocator()). Call before any cJSON allocation. */
-void cjson_hooks_init(void);
+void *cbev__arena_alloc(cbev_arena *a, size_t size);
 
 #endif

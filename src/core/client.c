@@ -14,9 +14,9 @@
 #include "cbevents/alloc.h"
 #include "cbevents/client.h"
 #include "cbevents/error.h"
+#include "cbevents/transport.h"
 #include "cbevents/version.h"
 
-#define CONNECT_TIMEOUT_S 10L
 #define STOP_SLICE_MS 100u
 #define HEADER_VALUE_MAX 256
 
@@ -39,12 +39,6 @@ struct cbev_client {
 void cbev_client_config_init(cbev_client_config *cfg) {
   memset(cfg, 0, sizeof *cfg);
   cbev_session_config_init(&cfg->session);
-}
-
-static uint64_t monotonic_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 static int stopped(const cbev_client *c) { return c->stop_flag && *c->stop_flag; }
@@ -139,8 +133,7 @@ cbev_session *cbev_client_session(cbev_client *c) { return c ? c->session : NULL
 /* One GET of url; fills resp. Returns CBEV_ECANCELED when stopped. */
 static int perform(cbev_client *c, const char *url, cbev_response *resp) {
   CURL *h = c->curl;
-  long timeout_s = (long)cbev_session_timeout_s(c->session) + 10L;
-  CURLcode cc;
+  CURLcode cc = CURLE_FAILED_INIT;
 
   curl_easy_reset(h);
   c->body_len = 0;
@@ -150,14 +143,11 @@ static int perform(cbev_client *c, const char *url, cbev_response *resp) {
   c->errbuf[0] = '\0';
   if (c->body)
     c->body[0] = '\0';
-  curl_easy_setopt(h, CURLOPT_URL, url);
-  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
-  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, CONNECT_TIMEOUT_S);
-  curl_easy_setopt(h, CURLOPT_TIMEOUT, timeout_s);
-  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
-  curl_easy_setopt(h, CURLOPT_USERAGENT, "cbevents/" CBEV_VERSION);
+  /* A handle libcurl refuses to set up fails like a transfer (logged and
+   * retried by the session) rather than running with half its rules. */
+  if (cbev_transport_setup(h, url, cbev_session_timeout_s(c->session), c->ca_file,
+                           "cbevents/" CBEV_VERSION) != CBEV_OK)
+    goto done;
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
   curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -166,12 +156,10 @@ static int perform(cbev_client *c, const char *url, cbev_response *resp) {
   curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
   curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, c);
-  if (c->ca_file)
-    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-
   cc = curl_easy_perform(h);
+done:
   memset(resp, 0, sizeof *resp);
-  resp->now_ms = monotonic_ms();
+  resp->now_ms = cbev_now_ms();
   resp->wall_now = time(NULL);
   if (cc == CURLE_ABORTED_BY_CALLBACK && stopped(c))
     return CBEV_ECANCELED;
@@ -204,7 +192,7 @@ int cbev_client_poll(cbev_client *c, cbev_batch **batch) {
 
     if (stopped(c))
       return CBEV_ECANCELED;
-    rc = cbev_session_begin(c->session, monotonic_ms(), &url, &wait_ms);
+    rc = cbev_session_begin(c->session, cbev_now_ms(), &url, &wait_ms);
     if (rc == CBEV_EAGAIN) {
       if (sleep_ms(c, wait_ms) != CBEV_OK)
         return CBEV_ECANCELED;

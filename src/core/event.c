@@ -7,6 +7,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "alloc_impl.h"
 #include "arena.h"
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
@@ -180,7 +181,7 @@ static cJSON *to_cjson(const jv *v) {
   case JV_FALSE: return cJSON_CreateFalse();
   case JV_TRUE: return cJSON_CreateTrue();
   case JV_NUMBER: /* a double, as cJSON holds numbers: CBEV_JSON_RAW keeps the text */
-    return jv_num_double(v, &d) == CBEV_OK ? cJSON_CreateNumber(d) : NULL;
+    return cbev__jv_num_double(v, &d) == CBEV_OK ? cJSON_CreateNumber(d) : NULL;
   case JV_STRING: return cJSON_CreateString(v->u.str);
   case JV_ARRAY: c = cJSON_CreateArray(); break;
   case JV_OBJECT: c = cJSON_CreateObject(); break;
@@ -210,7 +211,7 @@ const struct cJSON *cbev_event_raw(const cbev_event *ev) {
     return NULL;
   if ((c = atomic_load(&e->raw_cjson)) != NULL)
     return c;
-  cjson_hooks_init();
+  cbev__cjson_hooks_init();
   if (!(c = to_cjson(ev->raw)))
     return NULL;
   if (!atomic_compare_exchange_strong(&e->raw_cjson, &expected, c)) {
@@ -224,7 +225,7 @@ void cbev_event_free(cbev_event *ev) {
   if (!ev)
     return;
   cJSON_Delete(atomic_load(&ev->raw_cjson));
-  arena_unref(ev->arena); /* the event itself lives there */
+  cbev__arena_unref(ev->arena); /* the event itself lives there */
 }
 
 size_t cbev_batch_count(const cbev_batch *b) { return b ? b->count : 0; }
@@ -280,6 +281,6 @@ void cbev_batch_free(cbev_batch *b) {
   for (size_t i = 0; i < b->count; i++)
     cbev_event_free(b->events[i]);
   cbev_free(b->events);
-  arena_unref(b->arena);
+  cbev__arena_unref(b->arena);
   cbev_free(b);
 }

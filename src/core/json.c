@@ -47,7 +47,7 @@ static inline int fail(jp *s, int rc) {
 
 static jv *node(jp *s) {
   if (!s->pool_left) {
-    s->pool = arena_alloc(s->a, JV_CHUNK * sizeof(jv));
+    s->pool = cbev__arena_alloc(s->a, JV_CHUNK * sizeof(jv));
     if (!s->pool) {
       fail(s, CBEV_ENOMEM);
       return NULL;
@@ -213,7 +213,7 @@ static inline int string(jp *s, const char **out, size_t *len) {
 /* The end of the JSON number at p (JSON's grammar: -?(0|[1-9][0-9]*)
  * (.[0-9]+)?([eE][+-]?[0-9]+)?), or NULL when p does not start one. The
  * text always ends in a NUL (json.c's top comment), which is no digit, so
- * no bound is needed: jv_num_len() finds a number's end again this way. */
+ * no bound is needed: cbev__jv_num_len() finds a number's end again this way. */
 static const unsigned char *num_end(const unsigned char *p, int *integral) {
   *integral = 1;
   if (*p == '-')
@@ -259,16 +259,16 @@ static int number(jp *s, jv *v) {
   return 0;
 }
 
-size_t jv_num_len(const jv *v) {
+size_t cbev__jv_num_len(const jv *v) {
   int integral;
   const unsigned char *p = (const unsigned char *)v->u.num;
 
   return (size_t)(num_end(p, &integral) - p);
 }
 
-int jv_num_double(const jv *v, double *out) {
+int cbev__jv_num_double(const jv *v, double *out) {
   char small[NUM_BUF], *buf = small, *endp = NULL, point = localeconv()->decimal_point[0];
-  size_t n = jv_num_len(v);
+  size_t n = cbev__jv_num_len(v);
 
   /* strtod on a copy: it must stop where the JSON number stops (it would
    * read "0x10" on), and it reads the locale's decimal point, not '.'. */
@@ -287,7 +287,7 @@ int jv_num_double(const jv *v, double *out) {
   return CBEV_OK;
 }
 
-int jv_num_int64(const jv *v, int64_t *out) {
+int cbev__jv_num_int64(const jv *v, int64_t *out) {
   const unsigned char *p = (const unsigned char *)v->u.num, *e;
   uint64_t acc = 0, limit;
   int neg = *p == '-', integral;
@@ -395,14 +395,14 @@ static int value(jp *s, jv *v) {
   }
 }
 
-int jv_parse(cbev_arena *a, const char *text, size_t len, const jv **root, size_t *end_at) {
+int cbev__jv_parse(cbev_arena *a, const char *text, size_t len, const jv **root, size_t *end_at) {
   jp s = {NULL, NULL, NULL, 0, a, 0, 0};
   unsigned char *copy = NULL;
   jv *top;
 
   *root = NULL;
   *end_at = 0;
-  if (len == SIZE_MAX || !(copy = arena_alloc(a, len + 1)) || !(top = node(&s))) {
+  if (len == SIZE_MAX || !(copy = cbev__arena_alloc(a, len + 1)) || !(top = node(&s))) {
     s.rc = CBEV_ENOMEM;
     goto out;
   }

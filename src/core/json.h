@@ -9,7 +9,10 @@
  * batch costs a handful of allocations whatever its size.
  *
  * It reads a body the way cJSON did (tests/fuzz/fuzz_json.c checks it):
- * any byte up to 0x20 counts as white space, a UTF-8 byte order mark may
+ * between tokens any byte from 0x00 to 0x20 counts as white space (control
+ * characters and NUL too, as cJSON's skip does; what follows the value is
+ * the caller's to judge: cbev_parse_response() accepts only space, tab, CR,
+ * LF and NUL there), a UTF-8 byte order mark may
  * start the text, bytes of strings are kept as they are (invalid UTF-8
  * included: the writer repairs it), "\u0000" ends a string (and a member
  * name) early, nesting stops at JV_MAX_DEPTH. It differs on purpose in three
@@ -20,7 +23,7 @@
  * "1." through strtod. And a number is kept as the text received, not as
  * a double: an integer above 2^53 (a media id 9007199254740993) would be
  * rounded by one, so the raw writer republishes the text and the event
- * parser reads integers from it exactly; jv_num_double() gives the value
+ * parser reads integers from it exactly; cbev__jv_num_double() gives the value
  * cJSON holds (strtod of the same text), and cJSON's number text is cut
  * at 63 bytes where this parser takes a number of any length.
  */
@@ -52,7 +55,7 @@ typedef struct jv {
     struct jv *child; /* JV_ARRAY, JV_OBJECT: the first element or member */
     const char *str;  /* JV_STRING: NUL-terminated */
     const char *num;  /* JV_NUMBER: its text as received, valid JSON
-                         number syntax, not NUL-terminated (jv_num_len) */
+                         number syntax, not NUL-terminated (cbev__jv_num_len) */
   } u;
   unsigned keylen;    /* strlen(key), saturated at UINT_MAX; 0 without key */
   unsigned char type; /* jv_type */
@@ -71,16 +74,16 @@ typedef struct jv {
  * CBEV_ENOMEM. *end_at is the byte offset where the value ended (the caller
  * judges what follows) or, on failure, where parsing stopped. Nothing is
  * freed on failure: the arena owns whatever was made. */
-int jv_parse(cbev_arena *a, const char *text, size_t len, const jv **root, size_t *end_at);
+int cbev__jv_parse(cbev_arena *a, const char *text, size_t len, const jv **root, size_t *end_at);
 
 /* The length of number v's text (v->u.num). */
-size_t jv_num_len(const jv *v);
+size_t cbev__jv_num_len(const jv *v);
 /* Number v as a double, as strtod reads its text in the C locale (what
  * cJSON holds; past 2^53 it is rounded, 1e999 is infinity). Returns CBEV_OK
  * or CBEV_ENOMEM (text of 64 bytes or more is converted from a heap copy). */
-int jv_num_double(const jv *v, double *out);
+int cbev__jv_num_double(const jv *v, double *out);
 /* Whether number v is written as an integer (no fraction, no exponent)
  * within int64's range; then *out is its exact value. */
-int jv_num_int64(const jv *v, int64_t *out);
+int cbev__jv_num_int64(const jv *v, int64_t *out);
 
 #endif

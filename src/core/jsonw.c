@@ -15,7 +15,7 @@
 #include "cbevents/error.h"
 #include "jsonw.h"
 
-void jsonw_init(jsonw *w, size_t initial_cap, size_t max_bytes) {
+void cbev__jsonw_init(jsonw *w, size_t initial_cap, size_t max_bytes) {
   w->buf = NULL;
   w->len = 0;
   w->cap = 0;
@@ -24,7 +24,7 @@ void jsonw_init(jsonw *w, size_t initial_cap, size_t max_bytes) {
   w->rc = CBEV_OK;
 }
 
-void jsonw_cleanup(jsonw *w) {
+void cbev__jsonw_cleanup(jsonw *w) {
   if (!w)
     return;
   cbev_free(w->buf);
@@ -32,7 +32,7 @@ void jsonw_cleanup(jsonw *w) {
   w->len = w->cap = 0;
 }
 
-int jsonw_grow(jsonw *w, size_t n) {
+int cbev__jsonw_grow(jsonw *w, size_t n) {
   size_t need, cap;
   char *p;
 
@@ -42,7 +42,7 @@ int jsonw_grow(jsonw *w, size_t n) {
     w->rc = CBEV_ETOOBIG;
     return w->rc;
   }
-  need = w->len + n + 1; /* room for the NUL of jsonw_finish */
+  need = w->len + n + 1; /* room for the NUL of cbev__jsonw_finish */
   if (w->buf && need <= w->cap)
     return CBEV_OK;
   cap = w->buf ? w->cap : (w->first_cap ? w->first_cap : 256);
@@ -64,7 +64,7 @@ int jsonw_grow(jsonw *w, size_t n) {
 
 /* The string is NUL-terminated and NUL is never a continuation byte, so
  * no check reads past the terminator. */
-size_t jsonw_utf8_seq(const unsigned char *p, int *bad) {
+size_t cbev__jsonw_utf8_seq(const unsigned char *p, int *bad) {
   unsigned char c = p[0], lo = 0x80, hi = 0xBF;
   size_t need;
 
@@ -97,7 +97,7 @@ size_t jsonw_utf8_seq(const unsigned char *p, int *bad) {
 
 static const char hexdig[] = "0123456789abcdef";
 
-void jsonw_str_body(jsonw *w, const char *s) {
+void cbev__jsonw_str_body(jsonw *w, const char *s) {
   const unsigned char *p = (const unsigned char *)s, *run = p;
 
   for (;;) {
@@ -108,7 +108,7 @@ void jsonw_str_body(jsonw *w, const char *s) {
     }
     if (c >= 0x80) {
       int bad;
-      size_t n = jsonw_utf8_seq(p, &bad);
+      size_t n = cbev__jsonw_utf8_seq(p, &bad);
       if (!bad) {
         p += n; /* well-formed: stays in the run */
         continue;
@@ -140,17 +140,17 @@ void jsonw_str_body(jsonw *w, const char *s) {
   }
 }
 
-void jsonw_str(jsonw *w, const char *s) {
+void cbev__jsonw_str(jsonw *w, const char *s) {
   if (!s) {
     JSONW_LIT(w, "null");
     return;
   }
   JSONW_LIT(w, "\"");
-  jsonw_str_body(w, s);
+  cbev__jsonw_str_body(w, s);
   JSONW_LIT(w, "\"");
 }
 
-size_t jsonw_fmt_int(char *buf, int64_t v) {
+size_t cbev__jsonw_fmt_int(char *buf, int64_t v) {
   char tmp[20];
   size_t n = 0, len = 0;
   /* Work on the magnitude as unsigned so INT64_MIN does not overflow. */
@@ -168,12 +168,12 @@ size_t jsonw_fmt_int(char *buf, int64_t v) {
   return len;
 }
 
-void jsonw_int(jsonw *w, int64_t v) {
+void cbev__jsonw_int(jsonw *w, int64_t v) {
   char buf[24];
-  jsonw_lit(w, buf, jsonw_fmt_int(buf, v));
+  jsonw_lit(w, buf, cbev__jsonw_fmt_int(buf, v));
 }
 
-void jsonw_tristate(jsonw *w, int t) {
+void cbev__jsonw_tristate(jsonw *w, int t) {
   if (t < 0)
     JSONW_LIT(w, "null");
   else if (t)
@@ -196,8 +196,8 @@ static void value_at(jsonw *w, const jv *item, int depth) {
   switch ((jv_type)item->type) {
   case JV_FALSE: JSONW_LIT(w, "false"); break;
   case JV_TRUE: JSONW_LIT(w, "true"); break;
-  case JV_NUMBER: jsonw_lit(w, item->u.num, jv_num_len(item)); break; /* the text received */
-  case JV_STRING: jsonw_str(w, item->u.str); break;
+  case JV_NUMBER: jsonw_lit(w, item->u.num, cbev__jv_num_len(item)); break; /* the text received */
+  case JV_STRING: cbev__jsonw_str(w, item->u.str); break;
   case JV_ARRAY:
   case JV_OBJECT: {
     int obj = item->type == JV_OBJECT;
@@ -206,7 +206,7 @@ static void value_at(jsonw *w, const jv *item, int depth) {
       if (c != item->u.child)
         JSONW_LIT(w, ",");
       if (obj) {
-        jsonw_str(w, c->key);
+        cbev__jsonw_str(w, c->key);
         JSONW_LIT(w, ":");
       }
       value_at(w, c, depth + 1);
@@ -219,15 +219,15 @@ static void value_at(jsonw *w, const jv *item, int depth) {
   }
 }
 
-void jsonw_value(jsonw *w, const struct jv *item) { value_at(w, item, 0); }
+void cbev__jsonw_value(jsonw *w, const struct jv *item) { value_at(w, item, 0); }
 
-char *jsonw_finish(jsonw *w, size_t *len) {
+char *cbev__jsonw_finish(jsonw *w, size_t *len) {
   char *out;
 
   if (w->rc == CBEV_OK)
     jsonw_reserve(w, 0); /* an empty document still gets a buffer */
   if (w->rc != CBEV_OK) {
-    jsonw_cleanup(w);
+    cbev__jsonw_cleanup(w);
     return NULL;
   }
   w->buf[w->len] = '\0';

@@ -29,16 +29,16 @@ typedef struct jsonw {
 
 /* Embedded writer: nothing is allocated until the first write, and the
  * first allocation takes initial_cap bytes. */
-void jsonw_init(jsonw *w, size_t initial_cap, size_t max_bytes);
-/* Frees the buffer (unless jsonw_finish handed it out). */
-void jsonw_cleanup(jsonw *w);
+void cbev__jsonw_init(jsonw *w, size_t initial_cap, size_t max_bytes);
+/* Frees the buffer (unless cbev__jsonw_finish handed it out). */
+void cbev__jsonw_cleanup(jsonw *w);
 /* Ensures room for n more bytes plus a NUL. Returns 0 or sets w->rc. */
-int jsonw_grow(jsonw *w, size_t n);
+int cbev__jsonw_grow(jsonw *w, size_t n);
 
 static inline int jsonw_reserve(jsonw *w, size_t n) {
   if (w->rc == 0 && w->cap - w->len > n)
     return 0;
-  return jsonw_grow(w, n);
+  return cbev__jsonw_grow(w, n);
 }
 
 /* Appends n bytes as they are (JSON punctuation, known keys). */
@@ -51,29 +51,29 @@ static inline void jsonw_lit(jsonw *w, const char *s, size_t n) {
 #define JSONW_LIT(w, s) jsonw_lit((w), (s), sizeof(s) - 1)
 
 /* A JSON string of the NUL-terminated s (quotes added), or null for NULL.
- * jsonw_str_body writes the escaped text without the quotes. */
-void jsonw_str(jsonw *w, const char *s);
-void jsonw_str_body(jsonw *w, const char *s);
-void jsonw_int(jsonw *w, int64_t v);
+ * cbev__jsonw_str_body writes the escaped text without the quotes. */
+void cbev__jsonw_str(jsonw *w, const char *s);
+void cbev__jsonw_str_body(jsonw *w, const char *s);
+void cbev__jsonw_int(jsonw *w, int64_t v);
 /* -1 (unset) null, 0 false, anything else true. */
-void jsonw_tristate(jsonw *w, int t);
+void cbev__jsonw_tristate(jsonw *w, int t);
 /* Any parsed value (json.h; NULL -> null), recursively, nesting capped at
  * JSONW_MAX_DEPTH (deeper -> CBEV_ETOOBIG); numbers as the text received,
  * so none is rounded. */
 #define JSONW_MAX_DEPTH 1000
-void jsonw_value(jsonw *w, const struct jv *item);
+void cbev__jsonw_value(jsonw *w, const struct jv *item);
 
 /* On success returns the NUL-terminated buffer (the caller owns it and
  * frees it with cbev_free) and its length in *len (may be NULL); the writer
  * is left empty. Returns NULL when w->rc is set (the buffer is freed). */
-char *jsonw_finish(jsonw *w, size_t *len);
+char *cbev__jsonw_finish(jsonw *w, size_t *len);
 
 /* Prints v as decimal into buf (>= 21 bytes); returns the length. */
-size_t jsonw_fmt_int(char *buf, int64_t v);
+size_t cbev__jsonw_fmt_int(char *buf, int64_t v);
 
 /* Length of the well-formed UTF-8 sequence at p (2..4; p[0] >= 0x80), or,
  * with *bad set, the length of its maximal invalid subpart (1..3), the unit
  * that becomes one U+FFFD. p must be NUL-terminated. */
-size_t jsonw_utf8_seq(const unsigned char *p, int *bad);
+size_t cbev__jsonw_utf8_seq(const unsigned char *p, int *bad);
 
 #endif

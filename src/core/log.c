@@ -113,7 +113,7 @@ char *cbev_mask_secret(const char *text, const char *secret) {
 
 /* Only continuation bytes of one sequence (three at most) are given back,
  * whatever s holds. */
-size_t log_utf8_prefix(const char *s, size_t len, size_t max) {
+size_t cbev__log_utf8_prefix(const char *s, size_t len, size_t max) {
   size_t n = max;
 
   if (len <= max)
@@ -125,7 +125,7 @@ size_t log_utf8_prefix(const char *s, size_t len, size_t max) {
   return n;
 }
 
-int log_mask_cut(char *out, size_t size, const char *text, const char *secret,
+int cbev__log_mask_cut(char *out, size_t size, const char *text, const char *secret,
                  int *cut) {
   char *masked;
   size_t len, n;
@@ -144,7 +144,7 @@ int log_mask_cut(char *out, size_t size, const char *text, const char *secret,
     return CBEV_ENOMEM;
   }
   len = strlen(masked);
-  n = log_utf8_prefix(masked, len, size - 1);
+  n = cbev__log_utf8_prefix(masked, len, size - 1);
   memcpy(out, masked, n);
   out[n] = '\0';
   if (cut)
@@ -153,7 +153,7 @@ int log_mask_cut(char *out, size_t size, const char *text, const char *secret,
   return CBEV_OK;
 }
 
-int log_excerpt(char *out, size_t size, const char *body, size_t len,
+int cbev__log_excerpt(char *out, size_t size, const char *body, size_t len,
                 const char *secret, int *cut) {
   size_t tok = secret ? strlen(secret) : 0, window;
   unsigned char *raw = NULL;
@@ -189,13 +189,13 @@ int log_excerpt(char *out, size_t size, const char *body, size_t len,
       i++;
     } else {
       int bad;
-      size_t n = jsonw_utf8_seq(raw + i, &bad);
+      size_t n = cbev__jsonw_utf8_seq(raw + i, &bad);
       if (bad)
         memset(raw + i, '?', n);
       i += n;
     }
   }
-  rc = log_mask_cut(out, size, (const char *)raw, secret, cut);
+  rc = cbev__log_mask_cut(out, size, (const char *)raw, secret, cut);
   if (rc == CBEV_OK && cut && more)
     *cut = 1;
 out:
@@ -235,10 +235,10 @@ void cbev_log(const cbev_logger *logger, const char *secret,
   if (!masking && !heap) {
     /* vsnprintf may have cut inside a character: end on a whole one. */
     if ((size_t)n >= sizeof line)
-      line[log_utf8_prefix(line, sizeof line - 1, sizeof line - 2)] = '\0';
+      line[cbev__log_utf8_prefix(line, sizeof line - 1, sizeof line - 2)] = '\0';
     logger->fn(logger->userdata, level, line);
   }
-  else if (log_mask_cut(line, sizeof line, heap ? heap : line, secret, NULL) == CBEV_OK)
+  else if (cbev__log_mask_cut(line, sizeof line, heap ? heap : line, secret, NULL) == CBEV_OK)
     logger->fn(logger->userdata, level, line);
   else
     logger->fn(logger->userdata, level, "(message dropped: out of memory while masking)");

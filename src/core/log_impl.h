@@ -13,13 +13,13 @@
 
 /* The length of the longest prefix of s (len bytes) that fits in max bytes
  * without ending inside a UTF-8 sequence. */
-size_t log_utf8_prefix(const char *s, size_t len, size_t max);
+size_t cbev__log_utf8_prefix(const char *s, size_t len, size_t max);
 
 /* Copies text into out (size >= 1 bytes) with secret (may be NULL) masked,
  * then cut to fit on a UTF-8 character boundary. *cut (may be NULL) is set
  * to 1 when something was left out. Returns CBEV_OK, or CBEV_ENOMEM with out
  * set to "" (the unmasked text is never copied). */
-int log_mask_cut(char *out, size_t size, const char *text, const char *secret,
+int cbev__log_mask_cut(char *out, size_t size, const char *text, const char *secret,
                  int *cut);
 
 /* An excerpt of the first bytes of a response body (len bytes, NUL bytes
@@ -28,7 +28,7 @@ int log_mask_cut(char *out, size_t size, const char *text, const char *secret,
  * fit out (size >= 1) on a UTF-8 character boundary, so the excerpt is
  * always valid, printable UTF-8. *cut as above. Returns CBEV_OK, or
  * CBEV_ENOMEM with out set to "". */
-int log_excerpt(char *out, size_t size, const char *body, size_t len,
+int cbev__log_excerpt(char *out, size_t size, const char *body, size_t len,
                 const char *secret, int *cut);
 
 #endif

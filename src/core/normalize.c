@@ -16,6 +16,7 @@
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/normalize.h"
+#include "civil.h"
 #include "event_impl.h"
 #include "json.h"
 #include "jsonw.h"
@@ -69,7 +70,8 @@ static void put2(char *p, unsigned v) {
 
 int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size) {
   unsigned long long secs, days;
-  unsigned ms, sod, doe, yoe, doy, mp, mon, day, year;
+  int64_t year;
+  unsigned ms, sod, mon, day;
 
   if (!buf || size < 25 || epoch_ms > TIMESTAMP_MAX_MS)
     return CBEV_EINVAL;
@@ -77,18 +79,9 @@ int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size) {
   secs = epoch_ms / 1000;
   days = secs / 86400;
   sod = (unsigned)(secs % 86400);
-  /* Civil date from days since 1970-01-01 (H. Hinnant's algorithm, on
-   * 400-year eras starting 0000-03-01); no locale, no libc time zone. */
-  days += 719468;
-  doe = (unsigned)(days % 146097);
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  day = doy - (153 * mp + 2) / 5 + 1;
-  mon = mp < 10 ? mp + 3 : mp - 9;
-  year = (unsigned)(days / 146097) * 400 + yoe + (mon <= 2 ? 1 : 0);
-  put2(buf, year / 100);
-  put2(buf + 2, year % 100);
+  cbev__civil_from_days((int64_t)days, &year, &mon, &day);
+  put2(buf, (unsigned)(year / 100));
+  put2(buf + 2, (unsigned)(year % 100));
   buf[4] = '-';
   put2(buf + 5, mon);
   buf[7] = '-';
@@ -109,39 +102,39 @@ int cbev_format_timestamp(unsigned long long epoch_ms, char *buf, size_t size) {
 
 static void write_user(jsonw *w, const cbev_user *u) {
   JSONW_LIT(w, "{\"username\":");
-  jsonw_str(w, u->username);
+  cbev__jsonw_str(w, u->username);
   JSONW_LIT(w, ",\"color_group\":");
-  jsonw_str(w, u->color_group);
+  cbev__jsonw_str(w, u->color_group);
   JSONW_LIT(w, ",\"fc_auto_renew\":");
-  jsonw_tristate(w, u->fc_auto_renew);
+  cbev__jsonw_tristate(w, u->fc_auto_renew);
   JSONW_LIT(w, ",\"gender\":");
-  jsonw_str(w, u->gender);
+  cbev__jsonw_str(w, u->gender);
   JSONW_LIT(w, ",\"has_darkmode\":");
-  jsonw_tristate(w, u->has_darkmode);
+  cbev__jsonw_tristate(w, u->has_darkmode);
   JSONW_LIT(w, ",\"has_tokens\":");
-  jsonw_tristate(w, u->has_tokens);
+  cbev__jsonw_tristate(w, u->has_tokens);
   JSONW_LIT(w, ",\"in_fanclub\":");
-  jsonw_tristate(w, u->in_fanclub);
+  cbev__jsonw_tristate(w, u->in_fanclub);
   JSONW_LIT(w, ",\"in_private_show\":");
-  jsonw_tristate(w, u->in_private_show);
+  cbev__jsonw_tristate(w, u->in_private_show);
   JSONW_LIT(w, ",\"is_broadcasting\":");
-  jsonw_tristate(w, u->is_broadcasting);
+  cbev__jsonw_tristate(w, u->is_broadcasting);
   JSONW_LIT(w, ",\"is_follower\":");
-  jsonw_tristate(w, u->is_follower);
+  cbev__jsonw_tristate(w, u->is_follower);
   JSONW_LIT(w, ",\"is_mod\":");
-  jsonw_tristate(w, u->is_mod);
+  cbev__jsonw_tristate(w, u->is_mod);
   JSONW_LIT(w, ",\"is_owner\":");
-  jsonw_tristate(w, u->is_owner);
+  cbev__jsonw_tristate(w, u->is_owner);
   JSONW_LIT(w, ",\"is_silenced\":");
-  jsonw_tristate(w, u->is_silenced);
+  cbev__jsonw_tristate(w, u->is_silenced);
   JSONW_LIT(w, ",\"is_spying\":");
-  jsonw_tristate(w, u->is_spying);
+  cbev__jsonw_tristate(w, u->is_spying);
   JSONW_LIT(w, ",\"language\":");
-  jsonw_str(w, u->language);
+  cbev__jsonw_str(w, u->language);
   JSONW_LIT(w, ",\"recent_tips\":");
-  jsonw_str(w, u->recent_tips);
+  cbev__jsonw_str(w, u->recent_tips);
   JSONW_LIT(w, ",\"subgender\":");
-  jsonw_str(w, u->subgender);
+  cbev__jsonw_str(w, u->subgender);
   JSONW_LIT(w, "}");
 }
 
@@ -153,44 +146,44 @@ static void write_tip(jsonw *w, const cbev_tip *t) {
     msg += 2;
   JSONW_LIT(w, ",\"tip\":{\"tokens\":");
   if (t->has_tokens)
-    jsonw_int(w, t->tokens);
+    cbev__jsonw_int(w, t->tokens);
   else
     JSONW_LIT(w, "null");
   JSONW_LIT(w, ",\"is_anon\":");
-  jsonw_tristate(w, t->is_anon);
+  cbev__jsonw_tristate(w, t->is_anon);
   JSONW_LIT(w, ",\"message\":");
-  jsonw_str(w, msg);
+  cbev__jsonw_str(w, msg);
   JSONW_LIT(w, "}");
 }
 
 static void write_message(jsonw *w, const cbev_message *m) {
   JSONW_LIT(w, ",\"message\":{\"text\":");
-  jsonw_str(w, m->message);
+  cbev__jsonw_str(w, m->message);
   JSONW_LIT(w, ",\"color\":");
-  jsonw_str(w, m->color);
+  cbev__jsonw_str(w, m->color);
   JSONW_LIT(w, ",\"bg_color\":");
-  jsonw_str(w, m->bg_color);
+  cbev__jsonw_str(w, m->bg_color);
   JSONW_LIT(w, ",\"font\":");
-  jsonw_str(w, m->font);
+  cbev__jsonw_str(w, m->font);
   JSONW_LIT(w, ",\"orig\":");
-  jsonw_str(w, m->orig);
+  cbev__jsonw_str(w, m->orig);
   JSONW_LIT(w, ",\"from_user\":");
-  jsonw_str(w, m->from_user);
+  cbev__jsonw_str(w, m->from_user);
   JSONW_LIT(w, ",\"to_user\":");
-  jsonw_str(w, m->to_user);
+  cbev__jsonw_str(w, m->to_user);
   JSONW_LIT(w, "}");
 }
 
 static void write_media(jsonw *w, const cbev_media *m) {
   JSONW_LIT(w, ",\"media\":{\"id\":");
-  jsonw_str(w, m->id);
+  cbev__jsonw_str(w, m->id);
   JSONW_LIT(w, ",\"name\":");
-  jsonw_str(w, m->name);
+  cbev__jsonw_str(w, m->name);
   JSONW_LIT(w, ",\"type\":");
-  jsonw_str(w, m->type);
+  cbev__jsonw_str(w, m->type);
   JSONW_LIT(w, ",\"tokens\":");
   if (m->has_tokens)
-    jsonw_int(w, m->tokens);
+    cbev__jsonw_int(w, m->tokens);
   else
     JSONW_LIT(w, "null");
   JSONW_LIT(w, "}");
@@ -214,24 +207,24 @@ static void write_raw(jsonw *w, const cbev_event *ev, unsigned flags) {
   const jv *c, *o;
 
   if (!hide_tipper(ev, flags) || ev->raw->type != JV_OBJECT) {
-    jsonw_value(w, ev->raw);
+    cbev__jsonw_value(w, ev->raw);
     return;
   }
   JSONW_LIT(w, "{");
   for (c = ev->raw->u.child; c; c = c->next) {
-    jsonw_str(w, c->key);
+    cbev__jsonw_str(w, c->key);
     JSONW_LIT(w, ":");
     if (!is_key(c, "object") || c->type != JV_OBJECT) {
-      jsonw_value(w, c);
+      cbev__jsonw_value(w, c);
     } else {
       JSONW_LIT(w, "{");
       for (o = c->u.child; o; o = o->next) {
-        jsonw_str(w, o->key);
+        cbev__jsonw_str(w, o->key);
         JSONW_LIT(w, ":");
         if (is_key(o, "user"))
           JSONW_LIT(w, "null");
         else
-          jsonw_value(w, o);
+          cbev__jsonw_value(w, o);
         if (o->next)
           JSONW_LIT(w, ",");
       }
@@ -248,7 +241,7 @@ static void write_normalized(jsonw *w, const cbev_event *ev, unsigned flags) {
   char ts[32];
 
   JSONW_LIT(w, "{\"id\":");
-  jsonw_str(w, ev->id);
+  cbev__jsonw_str(w, ev->id);
   JSONW_LIT(w, ",\"event_type\":\"");
   if (ev->type == CBEV_EVENT_UNKNOWN) {
     char snake[SNAKE_MAX + 1];
@@ -258,7 +251,7 @@ static void write_normalized(jsonw *w, const cbev_event *ev, unsigned flags) {
     jsonw_lit(w, name, strlen(name));
   }
   JSONW_LIT(w, "\",\"broadcaster\":");
-  jsonw_str(w, ev->broadcaster);
+  cbev__jsonw_str(w, ev->broadcaster);
   JSONW_LIT(w, ",\"timestamp\":");
   if (ev->id_rc == CBEV_OK && cbev_format_timestamp(ev->pid.ms, ts, sizeof ts) == CBEV_OK) {
     JSONW_LIT(w, "\"");
@@ -297,11 +290,11 @@ static void write_normalized(jsonw *w, const cbev_event *ev, unsigned flags) {
     break;
   case CBEV_EVENT_ROOM_SUBJECT_CHANGE:
     JSONW_LIT(w, ",\"subject\":");
-    jsonw_str(w, ev->subject);
+    cbev__jsonw_str(w, ev->subject);
     break;
   case CBEV_EVENT_UNKNOWN:
     JSONW_LIT(w, ",\"raw\":");
-    jsonw_value(w, ev->object);
+    cbev__jsonw_value(w, ev->object);
     break;
   default:
     break;
@@ -318,12 +311,12 @@ int cbev_event_to_json(const cbev_event *ev, unsigned flags, char **json_out,
   if (!ev || !json_out)
     return CBEV_EINVAL;
   *json_out = NULL;
-  jsonw_init(&w, NORMALIZE_FIRST_BYTES, NORMALIZE_MAX_BYTES);
+  cbev__jsonw_init(&w, NORMALIZE_FIRST_BYTES, NORMALIZE_MAX_BYTES);
   if (flags & CBEV_JSON_RAW)
     write_raw(&w, ev, flags);
   else
     write_normalized(&w, ev, flags);
-  json = jsonw_finish(&w, &len);
+  json = cbev__jsonw_finish(&w, &len);
   if (!json)
     return w.rc;
   *json_out = json;
@@ -343,7 +336,7 @@ size_t cbev_utf8_repair(char *out, size_t size, const char *s) {
     size_t len = 1, adv = 1;
     if (*p >= 0x80) {
       int bad;
-      adv = len = jsonw_utf8_seq(p, &bad);
+      adv = len = cbev__jsonw_utf8_seq(p, &bad);
       if (bad) {
         piece = fffd;
         len = 3;
@@ -362,4 +355,30 @@ size_t cbev_utf8_repair(char *out, size_t size, const char *s) {
   if (out && size)
     out[w] = '\0';
   return n;
+}
+
+int cbev_utf8_valid(const char *s, size_t n) {
+  const unsigned char *p = (const unsigned char *)s;
+  size_t i = 0;
+
+  if (!s)
+    return n == 0;
+  while (i < n) {
+    size_t need, len;
+    int bad;
+    if (p[i] < 0x80) {
+      i++;
+      continue;
+    }
+    /* The sequence's length from its lead byte: the bytes it needs must be
+     * inside s[0..n), so the check (which reads up to them) stays inside. */
+    need = p[i] >= 0xF0 ? 4 : p[i] >= 0xE0 ? 3 : 2;
+    if (n - i < need)
+      return 0;
+    len = cbev__jsonw_utf8_seq(p + i, &bad);
+    if (bad)
+      return 0;
+    i += len;
+  }
+  return 1;
 }

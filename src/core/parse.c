@@ -51,8 +51,23 @@ enum {
   B_MEDIA, B_SUBJECT, B_FIRST_TABLE_BIT
 };
 
+/* Then each table's bits, in a row: a table's first bit follows from the
+ * sizes of the tables before it (checked against the tables below). */
+enum {
+  N_USER_BITS = 17,
+  N_TIP_BITS = 3, /* tip_fields plus isAnon */
+  N_MESSAGE_BITS = 7,
+  N_MEDIA_BITS = 4,
+  B_USER_FIRST = B_FIRST_TABLE_BIT,
+  B_TIP_FIRST = B_USER_FIRST + N_USER_BITS,
+  B_MESSAGE_FIRST = B_TIP_FIRST + N_TIP_BITS,
+  B_MEDIA_FIRST = B_MESSAGE_FIRST + N_MESSAGE_BITS,
+  B_END = B_MEDIA_FIRST + N_MEDIA_BITS
+};
+#define N_OF(table) (sizeof(table) / sizeof((table)[0]))
+
 #define U(key, kind, member, bit)                                           \
-  { key, sizeof(key) - 1, "user." key, kind, B_FIRST_TABLE_BIT + (bit),                       \
+  { key, sizeof(key) - 1, "user." key, kind, B_USER_FIRST + (bit),                       \
     (unsigned short)offsetof(cbev_user, member), 0 }
 static const field user_fields[] = {
     U("username", K_STR, username, 0),
@@ -76,19 +91,19 @@ static const field user_fields[] = {
 #undef U
 
 #define T(key, kind, member, has, bit)                                      \
-  { key, sizeof(key) - 1, "tip." key, kind, B_FIRST_TABLE_BIT + 17 + (bit),                   \
+  { key, sizeof(key) - 1, "tip." key, kind, B_TIP_FIRST + (bit),                   \
     (unsigned short)offsetof(cbev_tip, member), (unsigned short)(has) }
 /* isAnon is not in the table: tip_anonymity() decides it (fail closed),
- * and its bit (17 + 1) reports an isAnon that is not a boolean. */
+ * and its bit (B_TIP_FIRST + 1) reports an isAnon that is not a boolean. */
 static const field tip_fields[] = {
     T("tokens", K_INT, tokens, offsetof(cbev_tip, has_tokens), 0),
     T("message", K_STR, message, 0, 2),
 };
-#define B_IS_ANON (B_FIRST_TABLE_BIT + 17 + 1)
+#define B_IS_ANON (B_TIP_FIRST + 1)
 #undef T
 
 #define M(key, member, bit)                                                 \
-  { key, sizeof(key) - 1, "message." key, K_STR, B_FIRST_TABLE_BIT + 20 + (bit),              \
+  { key, sizeof(key) - 1, "message." key, K_STR, B_MESSAGE_FIRST + (bit),              \
     (unsigned short)offsetof(cbev_message, member), 0 }
 static const field message_fields[] = {
     M("message", message, 0), M("color", color, 1),   M("bgColor", bg_color, 2),
@@ -98,7 +113,7 @@ static const field message_fields[] = {
 #undef M
 
 #define D(key, kind, member, has, bit)                                      \
-  { key, sizeof(key) - 1, "media." key, kind, B_FIRST_TABLE_BIT + 27 + (bit),                 \
+  { key, sizeof(key) - 1, "media." key, kind, B_MEDIA_FIRST + (bit),                 \
     (unsigned short)offsetof(cbev_media, member), (unsigned short)(has) }
 static const field media_fields[] = {
     D("id", K_MEDIA_ID, id, 0, 0),
@@ -107,7 +122,11 @@ static const field media_fields[] = {
     D("tokens", K_INT, tokens, offsetof(cbev_media, has_tokens), 3),
 };
 #undef D
-/* B_FIRST_TABLE_BIT + 31 = 40 bits in all: the log-once mask is 64 bits. */
+_Static_assert(N_OF(user_fields) == N_USER_BITS, "user_fields and N_USER_BITS disagree");
+_Static_assert(N_OF(tip_fields) + 1 == N_TIP_BITS, "tip_fields (+ isAnon) and N_TIP_BITS disagree");
+_Static_assert(N_OF(message_fields) == N_MESSAGE_BITS, "message_fields and N_MESSAGE_BITS disagree");
+_Static_assert(N_OF(media_fields) == N_MEDIA_BITS, "media_fields and N_MEDIA_BITS disagree");
+_Static_assert(B_END <= 64, "the log-once mask is 64 bits");
 
 /* Fields already reported as having the wrong type, process-wide. */
 static _Atomic uint64_t g_logged_fields;
@@ -149,9 +168,9 @@ static int as_int64(const jv *c, int64_t *out) {
 
   if (c->type != JV_NUMBER)
     return 0;
-  if (jv_num_int64(c, out))
+  if (cbev__jv_num_int64(c, out))
     return 1;
-  if (jv_num_double(c, &d) != CBEV_OK || !(d >= -EXACT_DOUBLE_INT && d <= EXACT_DOUBLE_INT) ||
+  if (cbev__jv_num_double(c, &d) != CBEV_OK || !(d >= -EXACT_DOUBLE_INT && d <= EXACT_DOUBLE_INT) ||
       (double)(int64_t)d != d)
     return 0;
   *out = (int64_t)d;
@@ -161,8 +180,8 @@ static int as_int64(const jv *c, int64_t *out) {
 /* A copy of number c's text, NUL-terminated, in the arena; NULL (and
  * ctx->rc set) on ENOMEM. */
 static const char *number_text(parse_ctx *ctx, const jv *c) {
-  size_t n = jv_num_len(c);
-  char *t = arena_alloc(ctx->arena, n + 1);
+  size_t n = cbev__jv_num_len(c);
+  char *t = cbev__arena_alloc(ctx->arena, n + 1);
 
   if (!t) {
     ctx->rc = CBEV_ENOMEM;
@@ -384,7 +403,7 @@ static int make_event(parse_ctx *ctx, cbev_arena *arena, const jv *item,
     return CBEV_EPARSE;
   }
   /* The event lives in the arena too: it holds a reference anyway. */
-  ev = arena_alloc(arena, sizeof *ev);
+  ev = cbev__arena_alloc(arena, sizeof *ev);
   if (!ev)
     return CBEV_ENOMEM;
   memset(ev, 0, sizeof *ev);
@@ -419,7 +438,7 @@ static void warn_body(const parse_ctx *ctx, const char *body, size_t len,
 
   if (!ctx->logger || !ctx->logger->fn || ctx->logger->max_level < CBEV_LOG_WARN)
     return;
-  if (log_excerpt(excerpt, sizeof excerpt, body, len, ctx->secret, &cut) != CBEV_OK)
+  if (cbev__log_excerpt(excerpt, sizeof excerpt, body, len, ctx->secret, &cut) != CBEV_OK)
     snprintf(excerpt, sizeof excerpt, "(not shown: out of memory)");
   cbev_log(ctx->logger, ctx->secret, CBEV_LOG_WARN,
            "response body is not an Events API object (%s, at byte %zu of %zu): "
@@ -468,10 +487,10 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
     goto out;
   }
   rc = CBEV_ENOMEM;
-  if (!(arena = arena_new(len)))
+  if (!(arena = cbev__arena_new(len)))
     goto out;
   ctx.arena = arena;
-  rc = jv_parse(arena, body, len, &root, &end);
+  rc = cbev__jv_parse(arena, body, len, &root, &end);
   if (rc == CBEV_ENOMEM)
     goto out;
   if (rc != CBEV_OK) {
@@ -525,7 +544,7 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
 
       if (erc == CBEV_OK) {
         ev->arena = arena;
-        arena_ref(arena);
+        cbev__arena_ref(arena);
         b->events[b->count++] = ev;
         continue;
       }
@@ -543,6 +562,6 @@ int cbev_parse_response(const char *body, size_t len, const cbev_logger *logger,
   rc = CBEV_OK;
 out:
   cbev_batch_free(b);
-  arena_unref(arena);
+  cbev__arena_unref(arena);
   return rc;
 }

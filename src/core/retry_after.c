@@ -5,7 +5,7 @@
  * (IMF-fixdate, the obsolete RFC 850 form and asctime). Dates are parsed by
  * hand rather than with strptime(), which depends on the locale and on
  * feature macros; the calendar arithmetic is the usual days-from-civil
- * formula, so no timegm() is needed either. The result is capped at
+ * formula (civil.c), so no timegm() is needed either. The result is capped at
  * CBEV_RETRY_AFTER_MAX_S: a server asking for longer is not obeyed beyond
  * an hour.
  */
@@ -16,6 +16,7 @@
 
 #include "cbevents/error.h"
 #include "cbevents/session.h"
+#include "civil.h"
 
 /* Longest header value considered; the longest valid form is 33 bytes. */
 #define RETRY_AFTER_TEXT_MAX 64
@@ -28,32 +29,14 @@ static const char *const wkday_long[7] = {"Monday", "Tuesday", "Wednesday",
 static const char *const months[12] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
 
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's
- * days_from_civil). */
-static int64_t days_from_civil(int64_t y, int m, int d) {
-  int64_t era, yoe, doy, doe;
-
-  y -= m <= 2;
-  era = (y >= 0 ? y : y - 399) / 400;
-  yoe = y - era * 400;
-  doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
 static int64_t year_of(time_t t) {
-  int64_t days = (int64_t)t / 86400, era, doe, yoe, doy, mp, y;
+  int64_t days = (int64_t)t / 86400, y;
+  unsigned m, d;
 
   if ((int64_t)t % 86400 < 0)
     days--;
-  days += 719468;
-  era = (days >= 0 ? days : days - 146096) / 146097;
-  doe = days - era * 146097;
-  yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  y = yoe + era * 400;
-  doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  mp = (5 * doy + 2) / 153;
-  return mp >= 10 ? y + 1 : y;
+  cbev__civil_from_days(days, &y, &m, &d);
+  return y;
 }
 
 static int is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
@@ -140,7 +123,7 @@ static int parse_http_date(const char *p, time_t wall_now, int64_t *out) {
   }
   if (d < 1 || d > mdays[mon] + (mon == 1 && is_leap(year)) || year < 1900)
     return -1;
-  *out = days_from_civil(year, mon + 1, d) * 86400 + h * 3600 + mi * 60 + s;
+  *out = cbev__days_from_civil(year, mon + 1, d) * 86400 + h * 3600 + mi * 60 + s;
   return 0;
 }
 

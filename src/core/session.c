@@ -1,6 +1,7 @@
 /*
- * session.c: the sans-I/O session: configuration, cursor, response
- * classification, retry scheduling and the last error.
+ * session.c: the sans-I/O session: cursor, response classification, retry
+ * scheduling and the last error. Its configuration (checks, the feed URL,
+ * cbev_session_new/free) is session_new.c; the struct is session_impl.h.
  *
  * The session never performs I/O and never reads a clock: the driver hands
  * in now_ms and the response. Every decision is logged once, where it is
@@ -9,27 +10,20 @@
  * url.c, Retry-After parsing in retry_after.c, body parsing in the event
  * parser.
  */
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
-
 
 #include "cbevents/alloc.h"
+#include "cbevents/backoff.h"
 #include "cbevents/error.h"
 #include "cbevents/session.h"
 #include "event_impl.h"
 #include "log_impl.h"
+#include "session_impl.h"
 #include "url.h"
 
-/* Credentials longer than this are certainly a mistake (a whole file read
- * as a token, for instance); tokens are 24-32 characters. */
-#define CREDENTIAL_MAX 256
-/* Caps that keep the arithmetic of delays far from overflow. */
-#define BACKOFF_MAX_S 86400.0
-#define FACTOR_MAX 1000.0
 /* Part of the excerpt repeated in log lines. */
 #define LOG_EXCERPT_MAX 80
 
@@ -40,306 +34,12 @@ static const char waited_too_long[] = "waited too long";
 /* Longest odd event id quoted in a warning. */
 #define ODD_ID_SHOWN 40
 
-struct cbev_session {
-  char *base;     /* configured API base, no trailing slash */
-  char *username;
-  char *token;    /* the secret every log line is masked with */
-  char *feed;     /* the configured feed URL, what a restored cursor rebases on */
-  char *cursor;   /* URL to load next (contains the token) */
-  char *last_id;  /* id of the last event returned, or NULL */
-  int timeout_s;
-  unsigned retry_attempts; /* 0 = forever */
-  unsigned auth_retries;   /* 401/403 retried this often before CBEV_EAUTH */
-  unsigned auth_failures;  /* 401/403 in a row since the last good answer */
-  double backoff_s, factor, max_delay_s;
-  cbev_ratelimit *limiter;  /* borrowed */
-  const cbev_logger *logger; /* borrowed */
-  uint64_t rng;             /* splitmix64 state */
-  unsigned attempts;        /* failed attempts of the cursor since success */
-  uint64_t due_ms;          /* no request before this time */
-  int in_flight;            /* begin() said OK, on_response() not yet */
-  int err_rc;
-  long err_status;
-  char excerpt[CBEV_EXCERPT_MAX + 1];
-};
-
-void cbev_session_config_init(cbev_session_config *cfg) {
-  if (!cfg)
-    return;
-  memset(cfg, 0, sizeof *cfg);
-  cfg->timeout_s = CBEV_DEFAULT_TIMEOUT_S;
-  cfg->retry_attempts = CBEV_DEFAULT_RETRY_ATTEMPTS;
-  cfg->retry_backoff_s = CBEV_DEFAULT_RETRY_BACKOFF_S;
-  cfg->retry_factor = CBEV_DEFAULT_RETRY_FACTOR;
-  cfg->retry_max_delay_s = CBEV_DEFAULT_RETRY_MAX_DELAY_S;
-  cfg->auth_retries = CBEV_DEFAULT_AUTH_RETRIES;
-}
-
-/* splitmix64: tiny, fast and good enough to spread retries; seeded per
- * session so tests are deterministic. */
-static uint64_t next_random(cbev_session *s) {
-  uint64_t z = (s->rng += 0x9E3779B97F4A7C15ull);
-
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-/* A credential is printable ASCII or UTF-8 without control bytes. */
-static int credential_ok(const char *v) {
-  size_t n = 0;
-
-  if (!v)
-    return 0;
-  for (const unsigned char *p = (const unsigned char *)v; *p; p++, n++) {
-    if (*p < 0x20 || *p == 0x7f || n >= CREDENTIAL_MAX)
-      return 0;
-  }
-  return n > 0;
-}
-
-/* A double setting: negative means "default"; NaN, infinities and values
- * above max are refused. Returns CBEV_OK or CBEV_EINVAL (logged). */
-static int pick_double(const cbev_logger *lg, const char *name, double v,
-                       double def, double min, double max, double *out) {
-  if (v != v) { /* NaN */
-    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: %s: not a number", name);
-    return CBEV_EINVAL;
-  }
-  if (v < 0) {
-    *out = def;
-    return CBEV_OK;
-  }
-  if (v < min || v > max) {
-    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: %s: must be %g..%g (got %g)",
-             name, min, max, v);
-    return CBEV_EINVAL;
-  }
-  *out = v;
-  return CBEV_OK;
-}
-
-static int check_numbers(const cbev_session_config *cfg, cbev_session *s) {
-  const cbev_logger *lg = cfg->logger;
-  int rc;
-
-  if (cfg->timeout_s == -1) {
-    s->timeout_s = CBEV_DEFAULT_TIMEOUT_S;
-  } else if (cfg->timeout_s < 0 || cfg->timeout_s > CBEV_MAX_TIMEOUT_S) {
-    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: timeout_s: must be 0..%d (got %d)",
-             CBEV_MAX_TIMEOUT_S, cfg->timeout_s);
-    return CBEV_EINVAL;
-  } else {
-    s->timeout_s = cfg->timeout_s;
-  }
-  if (cfg->retry_attempts == -1) {
-    s->retry_attempts = CBEV_DEFAULT_RETRY_ATTEMPTS;
-  } else if (cfg->retry_attempts < 0) {
-    cbev_log(lg, NULL, CBEV_LOG_ERROR,
-             "session: retry_attempts: must be >= 0, 0 meaning forever (got %d)",
-             cfg->retry_attempts);
-    return CBEV_EINVAL;
-  } else {
-    s->retry_attempts = (unsigned)cfg->retry_attempts;
-  }
-  if (cfg->auth_retries == -1) {
-    s->auth_retries = CBEV_DEFAULT_AUTH_RETRIES;
-  } else if (cfg->auth_retries < 0 || cfg->auth_retries > CBEV_MAX_AUTH_RETRIES) {
-    cbev_log(lg, NULL, CBEV_LOG_ERROR, "session: auth_retries: must be 0..%d (got %d)",
-             CBEV_MAX_AUTH_RETRIES, cfg->auth_retries);
-    return CBEV_EINVAL;
-  } else {
-    s->auth_retries = (unsigned)cfg->auth_retries;
-  }
-  if ((rc = pick_double(lg, "retry_backoff_s", cfg->retry_backoff_s,
-                        CBEV_DEFAULT_RETRY_BACKOFF_S, 0.0, BACKOFF_MAX_S,
-                        &s->backoff_s)) != CBEV_OK ||
-      (rc = pick_double(lg, "retry_factor", cfg->retry_factor,
-                        CBEV_DEFAULT_RETRY_FACTOR, 1.0, FACTOR_MAX, &s->factor)) !=
-          CBEV_OK ||
-      (rc = pick_double(lg, "retry_max_delay_s", cfg->retry_max_delay_s,
-                        CBEV_DEFAULT_RETRY_MAX_DELAY_S, 0.0, BACKOFF_MAX_S,
-                        &s->max_delay_s)) != CBEV_OK)
-    return rc;
-  return CBEV_OK;
-}
-
-/* Endpoint from the whole feed URL (CB_EVENTS_URL). */
-static int setup_from_feed(const cbev_session_config *cfg, cbev_session *s) {
-  cbev_feed_url feed;
-  int rc = cbev_url_check_scheme(cfg->events_url);
-
-  if (rc == CBEV_ENOMEM)
-    return rc;
-  if (rc != CBEV_OK) {
-    /* The URL holds the token but is not known to be a URL of ours: mask
-     * nothing we cannot name, so do not print it at all. */
-    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
-             "session: events_url: refused: must be https (or http to a loopback "
-             "host), without userinfo, at most %d bytes",
-             CBEV_URL_MAX);
-    return CBEV_EURL;
-  }
-  rc = cbev_feed_url_parse(cfg->events_url, s->timeout_s, &feed);
-  if (rc == CBEV_EINVAL) {
-    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
-             "session: events_url: timeout must be 0..%d", CBEV_MAX_TIMEOUT_S);
-    return rc;
-  }
-  if (rc != CBEV_OK) {
-    if (rc == CBEV_EURL)
-      cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
-               "session: events_url: not of the form <base>/<username>/<token>/");
-    return rc;
-  }
-  if (!credential_ok(feed.token) || !credential_ok(feed.username)) {
-    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
-             "session: events_url: username or token empty, too long or holding "
-             "control characters");
-    cbev_feed_url_cleanup(&feed);
-    return CBEV_EINVAL;
-  }
-  /* The server holds the request for the timeout the URL asks for; the
-   * driver sizes its transfer timeout from timeout_s, so they must agree. */
-  if (feed.timeout_s >= 0)
-    s->timeout_s = feed.timeout_s;
-  s->base = feed.base;
-  s->username = feed.username;
-  s->token = feed.token;
-  s->cursor = feed.url;
-  return CBEV_OK;
-}
-
-/* Endpoint from base + username + token. */
-static int setup_from_parts(const cbev_session_config *cfg, cbev_session *s) {
-  const char *base = cfg->base_url ? cfg->base_url : CBEV_PRODUCTION_BASE;
-  char *user_enc = NULL, *token_enc = NULL, *first = NULL;
-  size_t n, len;
-  int rc = CBEV_EINVAL;
-
-  if (!credential_ok(cfg->username)) {
-    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
-             "session: username: required, 1..%d bytes without control characters",
-             CREDENTIAL_MAX - 1);
-    goto out;
-  }
-  if (!credential_ok(cfg->token)) {
-    cbev_log(cfg->logger, NULL, CBEV_LOG_ERROR,
-             "session: token: required, 1..%d bytes without control characters",
-             CREDENTIAL_MAX - 1);
-    goto out;
-  }
-  rc = cbev_url_check_scheme(base);
-  if (rc == CBEV_ENOMEM)
-    goto out;
-  if (rc != CBEV_OK || strpbrk(base, "?#")) {
-    char shown[201];
-    rc = CBEV_EURL;
-    log_mask_cut(shown, sizeof shown, base, cfg->token, NULL);
-    cbev_log(cfg->logger, cfg->token, CBEV_LOG_ERROR,
-             "session: base_url: refused \"%s\": must be https (or http to a "
-             "loopback host), without userinfo, query or fragment",
-             shown);
-    goto out;
-  }
-  rc = CBEV_ENOMEM;
-  n = strlen(base);
-  while (n && base[n - 1] == '/')
-    n--;
-  if (!(s->base = cbev_strndup(base, n)) ||
-      !(s->username = cbev_strdup(cfg->username)) ||
-      !(s->token = cbev_strdup(cfg->token)) ||
-      !(user_enc = cbev_url_encode_segment(cfg->username)) ||
-      !(token_enc = cbev_url_encode_segment(cfg->token)))
-    goto out;
-  len = n + strlen(user_enc) + strlen(token_enc) + 32;
-  if (!(first = cbev_malloc(len)))
-    goto out;
-  snprintf(first, len, "%s/%s/%s/?timeout=%d", s->base, user_enc, token_enc,
-           s->timeout_s);
-  rc = cbev_url_normalize(first, &s->cursor);
-  if (rc == CBEV_OK)
-    rc = cbev_url_check_same_origin(s->base, s->cursor);
-  if (rc == CBEV_EURL)
-    cbev_log(cfg->logger, s->token, CBEV_LOG_ERROR,
-             "session: the feed URL built from base_url is refused (too long?)");
-out:
-  cbev_free(user_enc);
-  cbev_free(token_enc);
-  cbev_free(first);
-  return rc;
-}
-
-int cbev_session_new(const cbev_session_config *cfg, cbev_session **out) {
-  static atomic_uint_fast64_t instances;
-  cbev_session *s = NULL;
-  int rc = CBEV_EINVAL;
-
-  if (!cfg || !out)
-    goto out;
-  *out = NULL;
-  rc = CBEV_ENOMEM;
-  if (!(s = cbev_calloc(1, sizeof *s)))
-    goto out;
-  s->logger = cfg->logger;
-  s->limiter = cfg->limiter;
-  if ((rc = check_numbers(cfg, s)) != CBEV_OK)
-    goto out;
-  rc = cfg->events_url ? setup_from_feed(cfg, s) : setup_from_parts(cfg, s);
-  if (rc != CBEV_OK)
-    goto out;
-  rc = CBEV_ENOMEM;
-  if (!(s->feed = cbev_strdup(s->cursor)))
-    goto out;
-  /* Seed 0: any value that differs between sessions and runs will do,
-   * jitter only has to keep many clients from retrying in step. */
-  s->rng = cfg->seed ? cfg->seed
-                     : (uint64_t)(uintptr_t)s ^ ((uint64_t)time(NULL) << 20) ^
-                           ((uint64_t)(atomic_fetch_add(&instances, 1) + 1) * 0x2545F4914F6CDD1Dull);
-  s->excerpt[0] = '\0';
-  *out = s;
-  s = NULL;
-  rc = CBEV_OK;
-out:
-  cbev_session_free(s);
-  return rc;
-}
-
-void cbev_session_free(cbev_session *s) {
-  if (!s)
-    return;
-  cbev_free(s->base);
-  cbev_free(s->username);
-  cbev_free(s->token);
-  cbev_free(s->feed);
-  cbev_free(s->cursor);
-  cbev_free(s->last_id);
-  cbev_free(s);
-}
 
 uint64_t cbev_session_backoff_ms(cbev_session *s, unsigned attempt) {
-  double delay, f, max_ms;
-  uint64_t ms, half;
-
   if (!s)
     return 0;
-  if (attempt == 0)
-    attempt = 1;
-  /* factor^(attempt-1) by squaring: at most 32 steps whatever the count;
-   * overflow to infinity is harmless since the cap is applied after. */
-  delay = s->backoff_s * 1000.0;
-  f = s->factor;
-  for (unsigned e = attempt - 1; e && delay < BACKOFF_MAX_S * 1000.0; e >>= 1) {
-    if (e & 1)
-      delay *= f;
-    f *= f;
-  }
-  max_ms = s->max_delay_s * 1000.0;
-  if (!(delay <= max_ms)) /* also catches NaN from 0 * inf */
-    delay = max_ms;
-  ms = (uint64_t)(delay + 0.5);
-  half = ms / 2;
-  return half + next_random(s) % (ms - half + 1);
+  return cbev_backoff_ms(s->backoff_s * 1000.0, s->factor, s->max_delay_s * 1000.0, attempt,
+                         &s->rng);
 }
 
 /* Keeps a masked, printable excerpt of the body beside the error code
@@ -349,12 +49,12 @@ static void set_error(cbev_session *s, int rc, long status, const char *body,
                       size_t len) {
   s->err_rc = rc;
   s->err_status = status;
-  log_excerpt(s->excerpt, sizeof s->excerpt, body, len, s->token, NULL);
+  cbev__log_excerpt(s->excerpt, sizeof s->excerpt, body, len, s->token, NULL);
 }
 
 /* How much of the (already masked) excerpt a log line repeats. */
 static int excerpt_len(const cbev_session *s) {
-  return (int)log_utf8_prefix(s->excerpt, strlen(s->excerpt), LOG_EXCERPT_MAX);
+  return (int)cbev__log_utf8_prefix(s->excerpt, strlen(s->excerpt), LOG_EXCERPT_MAX);
 }
 
 /* Counts a failed attempt and sets the time of the next one. Retry-After
@@ -464,7 +164,7 @@ static int refuse_next_url(cbev_session *s, const cbev_response *resp,
   delay = schedule(s, resp);
   /* Only the origin is logged: the path of a hostile nextUrl may carry the
    * token in a form the masking cannot know about. */
-  cbev_url_origin(next, s->token, where, sizeof where);
+  cbev__url_origin(next, s->token, where, sizeof where);
   cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
            "%s: refused nextUrl to %s: it must have the API's scheme, host and "
            "port (%s); keeping the cursor, retrying in %.1f s",
@@ -490,7 +190,7 @@ static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *
   int rc;
 
   if (next) {
-    rc = cbev_url_resolve_checked(s->base, s->cursor, next, &cursor);
+    rc = cbev__url_resolve_checked(s->base, s->cursor, next, &cursor);
     if (rc == CBEV_EURL)
       rc = refuse_next_url(s, resp, next);
     else if (rc == CBEV_ENOMEM)
@@ -516,7 +216,7 @@ static int accept_batch(cbev_session *s, const cbev_response *resp, cbev_batch *
     } else {
       char shown[ODD_ID_SHOWN + 1];
       int cut = 0;
-      log_mask_cut(shown, sizeof shown, cbev_event_id(ev), s->token, &cut);
+      cbev__log_mask_cut(shown, sizeof shown, cbev_event_id(ev), s->token, &cut);
       cbev_log(s->logger, s->token, CBEV_LOG_WARN,
                "%s: event id \"%s\"%s is not of the form <ms>-<seq>; delivered, but "
                "the cursor stays at the last good id", s->username, shown, cut ? "..." : "");
@@ -596,9 +296,9 @@ int cbev_session_on_response(cbev_session *s, const cbev_response *resp,
      * hold the token in a form the masking cannot know. */
     char where[256] = "(no Location)";
     if (resp->location)
-      cbev_url_target_origin(s->cursor, resp->location, s->token, where, sizeof where);
+      cbev__url_target_origin(s->cursor, resp->location, s->token, where, sizeof where);
     snprintf(what, sizeof what, "HTTP %ld redirect to %.*s (never followed)", st,
-             (int)log_utf8_prefix(where, strlen(where), 100), where);
+             (int)cbev__log_utf8_prefix(where, strlen(where), 100), where);
     return final(s, resp, CBEV_EHTTP, what);
   }
   /* 429 and every 5xx (the 52x of Cloudflare included, and the others too:
@@ -659,7 +359,7 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
     goto out;
   if (last_id && cbev_id_parse(last_id, &id) != CBEV_OK) {
     char shown[41];
-    log_mask_cut(shown, sizeof shown, last_id, s->token, NULL);
+    cbev__log_mask_cut(shown, sizeof shown, last_id, s->token, NULL);
     cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
              "%s: restored cursor: last id \"%s\" is not an event id", s->username,
              shown);
@@ -669,10 +369,10 @@ int cbev_session_set_cursor(cbev_session *s, const char *url, const char *last_i
    * URL: a timeout or token saved with it would override the settings. */
   rc = cbev_url_check_same_origin(s->base, url);
   if (rc == CBEV_OK)
-    rc = cbev_url_with_cursor(s->feed, url, &cursor);
+    rc = cbev__url_with_cursor(s->feed, url, &cursor);
   if (rc == CBEV_EURL) {
     char where[256];
-    cbev_url_origin(url, s->token, where, sizeof where);
+    cbev__url_origin(url, s->token, where, sizeof where);
     cbev_log(s->logger, s->token, CBEV_LOG_ERROR,
              "%s: restored cursor refused: %s is not the API's scheme, host and port",
              s->username, where);

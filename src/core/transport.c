@@ -1,17 +1,21 @@
 /*
- * transport.c: the chores every transport of the session repeats: the
- * Retry-After and Location headers out of raw header lines, and a capped
- * response body
- * that grows by doubling. The blocking client and the bridge's curl multi
- * poller both use them, so the caps and trimming rules cannot drift apart.
+ * transport.c: the chores every transport of the session repeats (see
+ * cbevents/transport.h): the Retry-After and Location headers out of raw
+ * header lines, a capped response body that grows by doubling, the one
+ * easy-handle setup and the monotonic clock. The blocking client and the
+ * bridge's curl multi poller both use them, so the caps, timeouts and
+ * trimming rules cannot drift apart.
  */
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+
+#include <curl/curl.h>
 
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
-#include "cbevents/session.h"
+#include "cbevents/transport.h"
 
 /* The value of header name (with its colon) in one raw header line into
  * out, trimmed and cut to fit; a status line clears out. */
@@ -73,4 +77,40 @@ int cbev_body_append(char **buf, size_t *len, size_t *cap, size_t first_cap,
   *len += n;
   (*buf)[*len] = '\0';
   return CBEV_OK;
+}
+
+int cbev_transport_setup(void *easy, const char *url, int timeout_s,
+                         const char *ca_file, const char *user_agent) {
+  CURL *h = easy;
+  CURLcode cc = CURLE_OK;
+
+  if (!h || !url || timeout_s < 0)
+    return CBEV_EINVAL;
+  /* Each option is tried even after one failed; the first failure counts. */
+#define SETOPT(opt, val)                      \
+  do {                                        \
+    CURLcode r_ = curl_easy_setopt(h, opt, val); \
+    if (cc == CURLE_OK)                       \
+      cc = r_;                                \
+  } while (0)
+  SETOPT(CURLOPT_URL, url);
+  SETOPT(CURLOPT_PROTOCOLS_STR, "http,https");
+  SETOPT(CURLOPT_FOLLOWLOCATION, 0L);
+  SETOPT(CURLOPT_NOSIGNAL, 1L);
+  SETOPT(CURLOPT_CONNECTTIMEOUT, CBEV_CONNECT_TIMEOUT_S);
+  SETOPT(CURLOPT_TIMEOUT, (long)timeout_s + CBEV_TRANSFER_GRACE_S);
+  SETOPT(CURLOPT_ACCEPT_ENCODING, "");
+  if (user_agent)
+    SETOPT(CURLOPT_USERAGENT, user_agent);
+  if (ca_file)
+    SETOPT(CURLOPT_CAINFO, ca_file);
+#undef SETOPT
+  return cc == CURLE_OK ? CBEV_OK : CBEV_ETRANSPORT;
+}
+
+uint64_t cbev_now_ms(void) {
+  struct timespec ts;
+
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }

@@ -200,7 +200,7 @@ out:
   return rc == CBEV_ENOMEM ? rc : (rc == CBEV_OK ? CBEV_OK : CBEV_EURL);
 }
 
-int cbev_url_resolve_checked(const char *base, const char *current,
+int cbev__url_resolve_checked(const char *base, const char *current,
                              const char *candidate, char **out) {
   CURLU *b = NULL, *c = NULL;
   char *resolved = NULL;
@@ -230,7 +230,7 @@ out:
   return rc == CBEV_ENOMEM ? rc : (rc == CBEV_OK ? CBEV_OK : CBEV_EURL);
 }
 
-int cbev_url_normalize(const char *url, char **out) {
+int cbev__url_normalize(const char *url, char **out) {
   CURLU *h = NULL;
   int rc;
 
@@ -254,14 +254,14 @@ static void format_origin(CURLU *h, const char *secret, char *buf, size_t size) 
   if (get_part(h, CURLUPART_SCHEME, 0, &scheme) == CBEV_OK &&
       get_part(h, CURLUPART_HOST, 0, &host) == CBEV_OK &&
       get_part(h, CURLUPART_PORT, CURLU_DEFAULT_PORT, &port) == CBEV_OK &&
-      log_mask_cut(shown, sizeof shown, host, secret, NULL) == CBEV_OK)
+      cbev__log_mask_cut(shown, sizeof shown, host, secret, NULL) == CBEV_OK)
     snprintf(buf, size, "%s://%s:%s", scheme, shown, port);
   cbev_free(scheme);
   cbev_free(host);
   cbev_free(port);
 }
 
-void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size) {
+void cbev__url_origin(const char *url, const char *secret, char *buf, size_t size) {
   CURLU *h = NULL;
 
   if (!buf || !size)
@@ -272,7 +272,7 @@ void cbev_url_origin(const char *url, const char *secret, char *buf, size_t size
   curl_url_cleanup(h);
 }
 
-void cbev_url_target_origin(const char *current, const char *target, const char *secret,
+void cbev__url_target_origin(const char *current, const char *target, const char *secret,
                             char *buf, size_t size) {
   CURLU *h = NULL;
 
@@ -303,7 +303,7 @@ static const char *query_cursor(const char *query, size_t *n) {
   return found;
 }
 
-int cbev_url_with_cursor(const char *feed, const char *saved, char **out) {
+int cbev__url_with_cursor(const char *feed, const char *saved, char **out) {
   CURLU *f = NULL, *sv = NULL;
   char *fq = NULL, *sq = NULL, *q = NULL;
   const char *cur;
@@ -357,7 +357,7 @@ out:
   return rc;
 }
 
-char *cbev_url_encode_segment(const char *s) {
+char *cbev__url_encode_segment(const char *s) {
   static const char hex[] = "0123456789ABCDEF";
   size_t n;
   char *out, *o;
@@ -397,7 +397,7 @@ static int hexval(char c) {
   return -1;
 }
 
-int cbev_url_decode_segment(const char *s, size_t len, char **out) {
+int cbev__url_decode_segment(const char *s, size_t len, char **out) {
   size_t n = 0;
 
   *out = NULL;
@@ -459,7 +459,7 @@ static int query_timeout(const char *query) {
   return -1;
 }
 
-void cbev_feed_url_cleanup(cbev_feed_url *feed) {
+void cbev__feed_url_cleanup(cbev_feed_url *feed) {
   if (!feed)
     return;
   cbev_free(feed->base);
@@ -470,7 +470,7 @@ void cbev_feed_url_cleanup(cbev_feed_url *feed) {
   feed->timeout_s = -1;
 }
 
-int cbev_feed_url_parse(const char *url, int default_timeout_s,
+int cbev__feed_url_parse(const char *url, int default_timeout_s,
                         cbev_feed_url *feed) {
   CURLU *h = NULL;
   char *path = NULL, *query = NULL, *base = NULL;
@@ -501,8 +501,8 @@ int cbev_feed_url_parse(const char *url, int default_timeout_s,
     user--;
   if (*user != '/' || user + 1 == tok)
     goto out;
-  if ((rc = cbev_url_decode_segment(tok + 1, strlen(tok + 1), &feed->token)) != CBEV_OK ||
-      (rc = cbev_url_decode_segment(user + 1, (size_t)(tok - user - 1), &feed->username)) !=
+  if ((rc = cbev__url_decode_segment(tok + 1, strlen(tok + 1), &feed->token)) != CBEV_OK ||
+      (rc = cbev__url_decode_segment(user + 1, (size_t)(tok - user - 1), &feed->username)) !=
           CBEV_OK)
     goto out;
   if (!*feed->token || !*feed->username) {
@@ -540,7 +540,7 @@ int cbev_feed_url_parse(const char *url, int default_timeout_s,
   rc = CBEV_OK;
 out:
   if (rc != CBEV_OK)
-    cbev_feed_url_cleanup(feed);
+    cbev__feed_url_cleanup(feed);
   cbev_free(base);
   cbev_free(path);
   cbev_free(query);

@@ -19,7 +19,6 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 #define EXIT_AUTH 3
-#define TOKEN_FILE_MAX 4096
 
 static volatile sig_atomic_t g_stop;
 
@@ -72,31 +71,22 @@ static int parse_int(const char *text, long min, long max, long *out) {
   return 0;
 }
 
-/* Reads the token file into a new string without the trailing newline. */
+/* Reads the token file by the library's rule (cbevents/secret.h); NULL
+ * after saying why on stderr. */
 static char *read_token_file(const char *path) {
-  char buf[TOKEN_FILE_MAX + 1];
-  size_t n;
-  FILE *f = fopen(path, "r");
+  char *token = NULL;
+  int rc = cbev_read_secret_file(path, CBEV_SECRET_FILE_MAX, &token);
 
-  if (!f) {
+  if (rc == CBEV_EIO)
     fprintf(stderr, "cbevents-tail: CB_TOKEN_FILE %s: %s\n", path, strerror(errno));
-    return NULL;
-  }
-  n = fread(buf, 1, TOKEN_FILE_MAX + 1, f);
-  fclose(f);
-  if (n > TOKEN_FILE_MAX) {
+  else if (rc == CBEV_ETOOBIG)
     fprintf(stderr, "cbevents-tail: CB_TOKEN_FILE %s: larger than %d bytes\n", path,
-            TOKEN_FILE_MAX);
-    return NULL;
-  }
-  while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-    n--;
-  buf[n] = '\0';
-  if (n == 0 || memchr(buf, '\0', n)) {
+            CBEV_SECRET_FILE_MAX);
+  else if (rc == CBEV_EPARSE)
     fprintf(stderr, "cbevents-tail: CB_TOKEN_FILE %s: empty or not text\n", path);
-    return NULL;
-  }
-  return strdup(buf);
+  else if (rc != CBEV_OK)
+    fprintf(stderr, "cbevents-tail: CB_TOKEN_FILE %s: %s\n", path, cbev_strerror(rc));
+  return token;
 }
 
 static int install_signals(void) {
@@ -234,7 +224,7 @@ int main(int argc, char **argv) {
     }
     cfg.session.username = argv[optind];
     if (env_token && *env_token) {
-      token = strdup(env_token);
+      token = cbev_strdup(env_token);
     } else if (token_file && *token_file) {
       token = read_token_file(token_file);
       if (!token)
@@ -294,7 +284,7 @@ int main(int argc, char **argv) {
 out:
   cbev_client_free(client);
   cbev_ratelimit_free(limiter);
-  free(token);
+  cbev_free(token);
   curl_global_cleanup();
   return status;
 }

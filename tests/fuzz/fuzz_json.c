@@ -57,7 +57,7 @@ static void same(const jv *v, const cJSON *c, int in_object) {
   case JV_NUMBER: {
     /* json.c keeps the text; its value is strtod's, as cJSON's is. */
     double d;
-    if (jv_num_double(v, &d) != CBEV_OK)
+    if (cbev__jv_num_double(v, &d) != CBEV_OK)
       break;
     if (!cJSON_IsNumber(c) || !(c->valuedouble == d))
       abort();
@@ -96,14 +96,14 @@ static void same_cjson(const cJSON *x, const cJSON *y, int named) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  cbev_arena *a = arena_new(size);
+  cbev_arena *a = cbev__arena_new(size);
   const jv *root = NULL;
   size_t end = 0;
   int rc, is_object;
 
   if (!a)
     return 0;
-  rc = jv_parse(a, (const char *)data, size, &root, &end);
+  rc = cbev__jv_parse(a, (const char *)data, size, &root, &end);
   if (rc != CBEV_OK && rc != CBEV_EPARSE && rc != CBEV_ENOMEM)
     abort();
   if (rc == CBEV_OK && end > size)
@@ -120,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cJSON_Delete(c);
   }
   is_object = rc == CBEV_OK && root->type == JV_OBJECT;
-  arena_unref(a);
+  cbev__arena_unref(a);
 
   /* The same text as the object of one event: its raw view must match. */
   if (is_object && !differs_by_design(data, end) && end < 4096) {

@@ -11,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "cbevents/backoff.h"
 #include "cbevents/error.h"
 #include "cbevents/session.h"
 
@@ -188,8 +189,42 @@ static void test_retry_after_garbage(void **state) {
   assert_int_equal(cbev_parse_retry_after("5", 0, NULL), CBEV_EINVAL);
 }
 
+/* The session's delays are cbev_backoff_ms() with the session's settings
+ * and generator: the same seed gives the same delays through either. */
+static void test_library_backoff_is_the_sessions(void **state) {
+  cbev_session *s = new_session(42, 0.5, 3.0, 60.0);
+  uint64_t rng = 42;
+
+  (void)state;
+  for (unsigned a = 0; a < 40; a++)
+    assert_int_equal(cbev_session_backoff_ms(s, a), cbev_backoff_ms(500.0, 3.0, 60000.0, a, &rng));
+  cbev_session_free(s);
+  /* The cap holds at any attempt, and [d/2, d] is the jitter. */
+  rng = 7;
+  for (unsigned a = 1; a < 2000; a += 37) {
+    uint64_t d = cbev_backoff_ms(1000.0, 2.0, 60000.0, a, &rng);
+    assert_true(d <= 60000);
+  }
+  for (int i = 0; i < 200; i++)
+    assert_in_range(cbev_backoff_ms(1000.0, 2.0, 60000.0, 3, &rng), 2000, 4000);
+  /* A factor below 1 counts as 1. */
+  assert_in_range(cbev_backoff_ms(1000.0, 0.1, 60000.0, 9, &rng), 500, 1000);
+}
+
+static void test_random_is_splitmix64(void **state) {
+  uint64_t a = 1, b = 1, z = 0;
+
+  (void)state;
+  /* splitmix64's first output for seed 0, and determinism per seed. */
+  assert_true(cbev_random_next(&z) == 0xE220A8397B1DCDAFull);
+  for (int i = 0; i < 10; i++)
+    assert_true(cbev_random_next(&a) == cbev_random_next(&b));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_library_backoff_is_the_sessions),
+      cmocka_unit_test(test_random_is_splitmix64),
       cmocka_unit_test(test_backoff_sequence_and_cap),
       cmocka_unit_test(test_jitter_bounds_many_seeds),
       cmocka_unit_test(test_seed_is_deterministic),

@@ -21,9 +21,9 @@
 
 /* Parses text (length n) in a fresh arena; *a must be unref'd. */
 static int parse_n(const char *text, size_t n, cbev_arena **a, const jv **root, size_t *end) {
-  *a = arena_new(n);
+  *a = cbev__arena_new(n);
   assert_non_null(*a);
-  return jv_parse(*a, text, n, root, end);
+  return cbev__jv_parse(*a, text, n, root, end);
 }
 
 static int parse(const char *text, cbev_arena **a, const jv **root, size_t *end) {
@@ -37,7 +37,7 @@ static int refused(const char *text) {
   size_t end;
   int rc = parse(text, &a, &root, &end);
 
-  arena_unref(a);
+  cbev__arena_unref(a);
   if (rc == CBEV_OK)
     return 0;
   assert_int_equal(rc, CBEV_EPARSE);
@@ -55,7 +55,7 @@ static size_t string_of(const char *text, size_t n, char *out, size_t cap) {
   len = strlen(root->u.str);
   assert_true(len < cap);
   memcpy(out, root->u.str, len + 1);
-  arena_unref(a);
+  cbev__arena_unref(a);
   return len;
 }
 
@@ -76,7 +76,7 @@ static void test_values_and_order(void **state) {
   assert_string_equal(c->key, "a");
   assert_int_equal(c->keylen, 1);
   assert_int_equal(c->type, JV_NUMBER);
-  assert_int_equal(jv_num_len(c), 1);
+  assert_int_equal(cbev__jv_num_len(c), 1);
   assert_memory_equal(c->u.num, "1", 1);
   c = c->next;
   assert_string_equal(c->key, "b");
@@ -98,7 +98,7 @@ static void test_values_and_order(void **state) {
   assert_null(c->next);
   assert_true(JV_KEY_IS(c, "c"));
   assert_false(JV_KEY_IS(c, "cc"));
-  arena_unref(a);
+  cbev__arena_unref(a);
 }
 
 static void test_white_space_bom_and_end(void **state) {
@@ -113,15 +113,15 @@ static void test_white_space_bom_and_end(void **state) {
   assert_int_equal(root->u.child->type, JV_ARRAY);
   /* The value ends where it ends: what follows is the caller's to judge. */
   assert_int_equal(end, strlen("\xEF\xBB\xBF \x01\t\r\n{ \"k\" \x1f: [ 1 , 2 ] }"));
-  arena_unref(a);
+  cbev__arena_unref(a);
   assert_int_equal(parse("[1] x", &a, &root, &end), CBEV_OK);
   assert_int_equal(end, 3);
-  arena_unref(a);
+  cbev__arena_unref(a);
   /* Where a failure stopped. */
   assert_int_equal(parse("{\"a\":[1,}", &a, &root, &end), CBEV_EPARSE);
   assert_null(root);
   assert_int_equal(end, 8);
-  arena_unref(a);
+  cbev__arena_unref(a);
 }
 
 static void test_refused(void **state) {
@@ -145,7 +145,7 @@ static void test_refused(void **state) {
       assert_int_equal(rc, CBEV_EPARSE);
       assert_null(root);
     }
-    arena_unref(a);
+    cbev__arena_unref(a);
   }
 }
 
@@ -191,16 +191,16 @@ static void test_nul_in_strings(void **state) {
   assert_int_equal(parse_n("{\"user\\u0000x\":1}", 17, &a, &root, &end), CBEV_OK);
   assert_int_equal(root->u.child->keylen, 4);
   assert_true(JV_KEY_IS(root->u.child, "user"));
-  arena_unref(a);
+  cbev__arena_unref(a);
   /* A string that the end of the text cuts: NUL bytes are not its end. */
   assert_int_equal(parse_n("\"ab\0", 4, &a, &root, &end), CBEV_EPARSE);
-  arena_unref(a);
+  cbev__arena_unref(a);
   assert_int_equal(parse_n("\"0123456789abcdef", 17, &a, &root, &end), CBEV_EPARSE);
-  arena_unref(a);
+  cbev__arena_unref(a);
   assert_int_equal(parse_n("\"\\u00", 5, &a, &root, &end), CBEV_EPARSE);
-  arena_unref(a);
+  cbev__arena_unref(a);
   assert_int_equal(parse_n("\"\\ud800\\u", 9, &a, &root, &end), CBEV_EPARSE);
-  arena_unref(a);
+  cbev__arena_unref(a);
 }
 
 static double number_of(const char *text) {
@@ -212,10 +212,10 @@ static double number_of(const char *text) {
   assert_int_equal(parse(text, &a, &root, &end), CBEV_OK);
   assert_int_equal(root->type, JV_NUMBER);
   assert_int_equal(end, strlen(text));
-  assert_int_equal(jv_num_len(root), strlen(text));
+  assert_int_equal(cbev__jv_num_len(root), strlen(text));
   assert_memory_equal(root->u.num, text, strlen(text));
-  assert_int_equal(jv_num_double(root, &d), CBEV_OK);
-  arena_unref(a);
+  assert_int_equal(cbev__jv_num_double(root, &d), CBEV_OK);
+  cbev__arena_unref(a);
   return d;
 }
 
@@ -228,8 +228,8 @@ static int int64_of(const char *text, int64_t *v) {
 
   assert_int_equal(parse(text, &a, &root, &end), CBEV_OK);
   assert_int_equal(root->type, JV_NUMBER);
-  ok = jv_num_int64(root, v);
-  arena_unref(a);
+  ok = cbev__jv_num_int64(root, v);
+  cbev__arena_unref(a);
   return ok;
 }
 
@@ -259,13 +259,13 @@ static void test_number_text_exact(void **state) {
   assert_int_equal(parse("{\"id\":9007199254740993,\"x\":[-1.5e+300,0]}", &a, &root, &end),
                    CBEV_OK);
   c = root->u.child;
-  assert_int_equal(jv_num_len(c), 16);
+  assert_int_equal(cbev__jv_num_len(c), 16);
   assert_memory_equal(c->u.num, "9007199254740993", 16);
   c = c->next->u.child;
-  assert_int_equal(jv_num_len(c), 9);
+  assert_int_equal(cbev__jv_num_len(c), 9);
   assert_memory_equal(c->u.num, "-1.5e+300", 9);
-  assert_int_equal(jv_num_len(c->next), 1);
-  arena_unref(a);
+  assert_int_equal(cbev__jv_num_len(c->next), 1);
+  cbev__arena_unref(a);
 }
 
 static void test_numbers(void **state) {
@@ -348,11 +348,11 @@ static void test_every_allocation_failure(void **state) {
 
       g_allocs = 0;
       g_fail_at = n;
-      if (!(a = arena_new(strlen(t))))
+      if (!(a = cbev__arena_new(strlen(t))))
         continue;
       end = 12345;
-      rc = jv_parse(a, t, strlen(t), &root, &end);
-      arena_unref(a);
+      rc = cbev__jv_parse(a, t, strlen(t), &root, &end);
+      cbev__arena_unref(a);
       if (rc == CBEV_OK)
         break;
       assert_int_equal(rc, CBEV_ENOMEM);

@@ -177,32 +177,32 @@ static void test_mask_cut_and_excerpt(void **state) {
   int cut = -1;
   (void)state;
 
-  /* log_mask_cut: the token at the cut is masked, then cut */
+  /* cbev__log_mask_cut: the token at the cut is masked, then cut */
   for (size_t at = 10; at <= 40; at++) {
     memset(body, 'a', at);
     snprintf(body + at, sizeof body - at, "%s-rest", TOKEN);
-    assert_int_equal(log_mask_cut(out, sizeof out, body, TOKEN, &cut), CBEV_OK);
+    assert_int_equal(cbev__log_mask_cut(out, sizeof out, body, TOKEN, &cut), CBEV_OK);
     assert_no_token_piece(out);
     assert_true(strlen(out) <= 32);
     assert_int_equal(cut, at + 3 + 5 > 32);
   }
-  assert_int_equal(log_mask_cut(out, sizeof out, "short", TOKEN, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_mask_cut(out, sizeof out, "short", TOKEN, &cut), CBEV_OK);
   assert_string_equal(out, "short");
   assert_int_equal(cut, 0);
-  assert_int_equal(log_mask_cut(out, sizeof out, NULL, TOKEN, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_mask_cut(out, sizeof out, NULL, TOKEN, &cut), CBEV_OK);
   assert_string_equal(out, "");
-  assert_int_equal(log_mask_cut(out, 0, "x", TOKEN, NULL), CBEV_EINVAL);
+  assert_int_equal(cbev__log_mask_cut(out, 0, "x", TOKEN, NULL), CBEV_EINVAL);
   /* UTF-8 is not split: 31 'a' then a 2-byte character */
   memset(body, 'a', 31);
   memcpy(body + 31, "\xc3\xa9z", 4);
-  assert_int_equal(log_mask_cut(out, sizeof out, body, NULL, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_mask_cut(out, sizeof out, body, NULL, &cut), CBEV_OK);
   assert_int_equal(strlen(out), 31);
   assert_int_equal(cut, 1);
 
-  /* log_excerpt: NUL, control bytes and bad UTF-8 become '?', good UTF-8
+  /* cbev__log_excerpt: NUL, control bytes and bad UTF-8 become '?', good UTF-8
    * stays; the result is always complete UTF-8 */
   static const char raw[] = "a\0b\x1b\x7f\xc3\xa9\xc3\x28\xe2\x82\xf0\x9f\x98\x80z";
-  assert_int_equal(log_excerpt(out, sizeof out, raw, sizeof raw - 1, TOKEN, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_excerpt(out, sizeof out, raw, sizeof raw - 1, TOKEN, &cut), CBEV_OK);
   assert_string_equal(out, "a?b??\xc3\xa9?(??\xf0\x9f\x98\x80z");
   assert_int_equal(cut, 0);
   assert_true(utf8_complete(out));
@@ -210,7 +210,7 @@ static void test_mask_cut_and_excerpt(void **state) {
   for (size_t at = 0; at <= 40; at++) {
     memset(body, 'b', at);
     snprintf(body + at, sizeof body - at, "%s%%5A%%71%%37%%78%%57%%39%%6B%%50%%6D%%52%%32%%76%%54%%34%%6E%%42", TOKEN);
-    assert_int_equal(log_excerpt(out, sizeof out, body, strlen(body), TOKEN, &cut), CBEV_OK);
+    assert_int_equal(cbev__log_excerpt(out, sizeof out, body, strlen(body), TOKEN, &cut), CBEV_OK);
     assert_no_token_piece(out);
     assert_true(utf8_complete(out));
   }
@@ -219,17 +219,17 @@ static void test_mask_cut_and_excerpt(void **state) {
   body[0] = '\0';
   for (int i = 0; i < 15; i++)
     strcat(body, TOKEN);
-  assert_int_equal(log_excerpt(out, sizeof out, body, strlen(body), TOKEN, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_excerpt(out, sizeof out, body, strlen(body), TOKEN, &cut), CBEV_OK);
   assert_string_equal(out, "*******************************"
                            "*");
   assert_int_equal(cut, 1);
   /* a 4-byte character across the cut is dropped whole */
   memset(body, 'c', 30);
   memcpy(body + 30, "\xf0\x9f\x98\x80", 4);
-  assert_int_equal(log_excerpt(out, sizeof out, body, 34, NULL, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_excerpt(out, sizeof out, body, 34, NULL, &cut), CBEV_OK);
   assert_int_equal(strlen(out), 30);
   assert_int_equal(cut, 1);
-  assert_int_equal(log_excerpt(out, sizeof out, NULL, 0, TOKEN, &cut), CBEV_OK);
+  assert_int_equal(cbev__log_excerpt(out, sizeof out, NULL, 0, TOKEN, &cut), CBEV_OK);
   assert_string_equal(out, "");
 }
 
@@ -260,13 +260,13 @@ static void test_oom_never_leaks_the_secret(void **state) {
     assert_int_equal(c.calls, 1);
     assert_no_token_piece(c.line);
     g_allocs = 0;
-    int rc = log_excerpt(out, sizeof out, text + 2000, 60, TOKEN, &cut);
+    int rc = cbev__log_excerpt(out, sizeof out, text + 2000, 60, TOKEN, &cut);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     if (rc == CBEV_ENOMEM)
       assert_string_equal(out, "");
     assert_no_token_piece(out);
     g_allocs = 0;
-    rc = log_mask_cut(out, 48, text + 2000, TOKEN, &cut);
+    rc = cbev__log_mask_cut(out, 48, text + 2000, TOKEN, &cut);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     assert_no_token_piece(out);
   }

@@ -638,26 +638,26 @@ static void test_writer_cap(void **state) {
   size_t len = 0;
   (void)state;
 
-  jsonw_init(&w, 4, 10);
-  jsonw_str(&w, "12345678"); /* 10 bytes with quotes: fits exactly */
+  cbev__jsonw_init(&w, 4, 10);
+  cbev__jsonw_str(&w, "12345678"); /* 10 bytes with quotes: fits exactly */
   assert_int_equal(w.rc, CBEV_OK);
-  out = jsonw_finish(&w, &len);
+  out = cbev__jsonw_finish(&w, &len);
   assert_non_null(out);
   assert_int_equal(len, 10);
   assert_string_equal(out, "\"12345678\"");
   cbev_free(out);
 
-  jsonw_init(&w, 4, 10);
-  jsonw_str(&w, "123456789");
+  cbev__jsonw_init(&w, 4, 10);
+  cbev__jsonw_str(&w, "123456789");
   assert_int_equal(w.rc, CBEV_ETOOBIG);
-  jsonw_int(&w, 1); /* sticky: a no-op */
-  assert_null(jsonw_finish(&w, &len));
+  cbev__jsonw_int(&w, 1); /* sticky: a no-op */
+  assert_null(cbev__jsonw_finish(&w, &len));
 
-  jsonw_init(&w, 0, 1 << 20);
-  jsonw_int(&w, INT64_MIN);
+  cbev__jsonw_init(&w, 0, 1 << 20);
+  cbev__jsonw_int(&w, INT64_MIN);
   JSONW_LIT(&w, ",");
-  jsonw_int(&w, INT64_MAX);
-  out = jsonw_finish(&w, NULL);
+  cbev__jsonw_int(&w, INT64_MAX);
+  out = cbev__jsonw_finish(&w, NULL);
   assert_string_equal(out, "-9223372036854775808,9223372036854775807");
   cbev_free(out);
 }

@@ -9,9 +9,12 @@
 
 #include <cmocka.h>
 
+#include <curl/curl.h>
+
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/session.h"
+#include "cbevents/transport.h"
 #include "failalloc.h"
 
 static void test_retry_after_lines(void **state) {
@@ -116,12 +119,30 @@ static void test_body_out_of_memory(void **state) {
   cbev_free(buf);
 }
 
+static void test_setup_and_clock(void **state) {
+  CURL *h = curl_easy_init();
+  uint64_t t0 = cbev_now_ms(), t1;
+
+  (void)state;
+  assert_non_null(h);
+  assert_int_equal(cbev_transport_setup(NULL, "https://x/", 30, NULL, NULL), CBEV_EINVAL);
+  assert_int_equal(cbev_transport_setup(h, NULL, 30, NULL, NULL), CBEV_EINVAL);
+  assert_int_equal(cbev_transport_setup(h, "https://x/", -1, NULL, NULL), CBEV_EINVAL);
+  assert_int_equal(cbev_transport_setup(h, "https://x/", 30, "/etc/ssl/certs/ca.pem", "ua/1"),
+                   CBEV_OK);
+  curl_easy_cleanup(h);
+  t1 = cbev_now_ms();
+  assert_true(t1 >= t0);
+  assert_true(t0 > 0);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_retry_after_lines),
       cmocka_unit_test(test_location_lines),
       cmocka_unit_test(test_body_grows_and_caps),
       cmocka_unit_test(test_body_out_of_memory),
+      cmocka_unit_test(test_setup_and_clock),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

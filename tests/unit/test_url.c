@@ -174,7 +174,7 @@ static void test_resolve_relative(void **state) {
   (void)state;
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char *out = (char *)"untouched";
-    int got = cbev_url_resolve_checked(PROD, FEED "?timeout=10", cases[i].candidate, &out);
+    int got = cbev__url_resolve_checked(PROD, FEED "?timeout=10", cases[i].candidate, &out);
     if (got != cases[i].want)
       fail_msg("\"%s\": got %d, want %d", cases[i].candidate, got, cases[i].want);
     if (cases[i].resolved) {
@@ -201,7 +201,7 @@ static void test_long_url(void **state) {
   url[CBEV_URL_MAX + 1] = '\0';
   assert_int_equal(cbev_url_check_same_origin(PROD, url), CBEV_EURL);
   char *out = NULL;
-  assert_int_equal(cbev_url_resolve_checked(PROD, FEED, url, &out), CBEV_EURL);
+  assert_int_equal(cbev__url_resolve_checked(PROD, FEED, url, &out), CBEV_EURL);
   assert_null(out);
   free(url);
 }
@@ -209,24 +209,24 @@ static void test_long_url(void **state) {
 static void test_encode_decode(void **state) {
   char *e, *d;
   (void)state;
-  e = cbev_url_encode_segment("tok/en+1 %~._-Az9");
+  e = cbev__url_encode_segment("tok/en+1 %~._-Az9");
   assert_string_equal(e, "tok%2Fen%2B1%20%25~._-Az9");
-  assert_int_equal(cbev_url_decode_segment(e, strlen(e), &d), CBEV_OK);
+  assert_int_equal(cbev__url_decode_segment(e, strlen(e), &d), CBEV_OK);
   assert_string_equal(d, "tok/en+1 %~._-Az9");
   cbev_free(e);
   cbev_free(d);
-  assert_int_equal(cbev_url_decode_segment("a%2fb%2Bc", 9, &d), CBEV_OK);
+  assert_int_equal(cbev__url_decode_segment("a%2fb%2Bc", 9, &d), CBEV_OK);
   assert_string_equal(d, "a/b+c");
   cbev_free(d);
   /* malformed escapes and decoded control bytes are refused */
   static const char *const bad[] = {"a%2", "a%zz", "a%00b", "a%0Ab", "%7f", "\x01"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     d = (char *)"untouched";
-    assert_int_equal(cbev_url_decode_segment(bad[i], strlen(bad[i]), &d), CBEV_EURL);
+    assert_int_equal(cbev__url_decode_segment(bad[i], strlen(bad[i]), &d), CBEV_EURL);
     assert_null(d);
   }
   /* only len bytes are read */
-  assert_int_equal(cbev_url_decode_segment("abc/def", 3, &d), CBEV_OK);
+  assert_int_equal(cbev__url_decode_segment("abc/def", 3, &d), CBEV_OK);
   assert_string_equal(d, "abc");
   cbev_free(d);
 }
@@ -234,53 +234,53 @@ static void test_encode_decode(void **state) {
 static void test_feed_url(void **state) {
   cbev_feed_url f;
   (void)state;
-  assert_int_equal(cbev_feed_url_parse(PROD "/alice/tok%2Fen%2B1/", 10, &f), CBEV_OK);
+  assert_int_equal(cbev__feed_url_parse(PROD "/alice/tok%2Fen%2B1/", 10, &f), CBEV_OK);
   assert_string_equal(f.base, PROD);
   assert_string_equal(f.username, "alice");
   assert_string_equal(f.token, "tok/en+1");
   assert_string_equal(f.url, PROD "/alice/tok%2Fen%2B1/?timeout=10");
   assert_int_equal(f.timeout_s, -1);
-  cbev_feed_url_cleanup(&f);
+  cbev__feed_url_cleanup(&f);
 
   /* no trailing slash, a query of its own, a port */
-  assert_int_equal(cbev_feed_url_parse("http://127.0.0.1:8080/events/bob/t0k?i=5", 30, &f),
+  assert_int_equal(cbev__feed_url_parse("http://127.0.0.1:8080/events/bob/t0k?i=5", 30, &f),
                    CBEV_OK);
   assert_string_equal(f.base, "http://127.0.0.1:8080/events");
   assert_string_equal(f.username, "bob");
   assert_string_equal(f.token, "t0k");
   assert_string_equal(f.url, "http://127.0.0.1:8080/events/bob/t0k?i=5&timeout=30");
-  cbev_feed_url_cleanup(&f);
+  cbev__feed_url_cleanup(&f);
 
   /* timeout present: kept and reported */
-  assert_int_equal(cbev_feed_url_parse(PROD "/alice/t/?timeout=45", 10, &f), CBEV_OK);
+  assert_int_equal(cbev__feed_url_parse(PROD "/alice/t/?timeout=45", 10, &f), CBEV_OK);
   assert_int_equal(f.timeout_s, 45);
   assert_string_equal(f.url, PROD "/alice/t/?timeout=45");
-  cbev_feed_url_cleanup(&f);
+  cbev__feed_url_cleanup(&f);
 
   /* base at the root */
-  assert_int_equal(cbev_feed_url_parse("https://h.example/alice/t/", 10, &f), CBEV_OK);
+  assert_int_equal(cbev__feed_url_parse("https://h.example/alice/t/", 10, &f), CBEV_OK);
   assert_string_equal(f.base, "https://h.example");
-  cbev_feed_url_cleanup(&f);
+  cbev__feed_url_cleanup(&f);
 
-  assert_int_equal(cbev_feed_url_parse(PROD "/alice/t/?timeout=91", 10, &f), CBEV_EINVAL);
-  assert_int_equal(cbev_feed_url_parse(PROD "/alice/t/?timeout=x", 10, &f), CBEV_EINVAL);
-  assert_int_equal(cbev_feed_url_parse(PROD "/alice/t/?timeout=", 10, &f), CBEV_EINVAL);
-  assert_int_equal(cbev_feed_url_parse("https://h.example/onlyone/", 10, &f), CBEV_EURL);
-  assert_int_equal(cbev_feed_url_parse("https://h.example/", 10, &f), CBEV_EURL);
-  assert_int_equal(cbev_feed_url_parse("https://h.example/a//", 10, &f), CBEV_EURL);
-  assert_int_equal(cbev_feed_url_parse("https://h.example/a/b%zz/", 10, &f), CBEV_EURL);
+  assert_int_equal(cbev__feed_url_parse(PROD "/alice/t/?timeout=91", 10, &f), CBEV_EINVAL);
+  assert_int_equal(cbev__feed_url_parse(PROD "/alice/t/?timeout=x", 10, &f), CBEV_EINVAL);
+  assert_int_equal(cbev__feed_url_parse(PROD "/alice/t/?timeout=", 10, &f), CBEV_EINVAL);
+  assert_int_equal(cbev__feed_url_parse("https://h.example/onlyone/", 10, &f), CBEV_EURL);
+  assert_int_equal(cbev__feed_url_parse("https://h.example/", 10, &f), CBEV_EURL);
+  assert_int_equal(cbev__feed_url_parse("https://h.example/a//", 10, &f), CBEV_EURL);
+  assert_int_equal(cbev__feed_url_parse("https://h.example/a/b%zz/", 10, &f), CBEV_EURL);
   assert_null(f.url);
 }
 
 static void test_origin_for_logs(void **state) {
   char buf[128];
   (void)state;
-  cbev_url_origin(FEED "?i=1", NULL, buf, sizeof buf);
+  cbev__url_origin(FEED "?i=1", NULL, buf, sizeof buf);
   assert_string_equal(buf, "https://eventsapi.chaturbate.com:443");
   assert_null(strstr(buf, "tok123"));
-  cbev_url_origin("?i=1", NULL, buf, sizeof buf);
+  cbev__url_origin("?i=1", NULL, buf, sizeof buf);
   assert_string_equal(buf, "(unparsable)");
-  cbev_url_origin(NULL, NULL, buf, sizeof buf);
+  cbev__url_origin(NULL, NULL, buf, sizeof buf);
   assert_string_equal(buf, "(unparsable)");
 }
 
@@ -289,15 +289,15 @@ static void test_origin_for_logs(void **state) {
 static void test_target_origin(void **state) {
   char buf[128];
   (void)state;
-  cbev_url_target_origin(FEED, "https://x.example:8443/p?tok123", "tok123", buf, sizeof buf);
+  cbev__url_target_origin(FEED, "https://x.example:8443/p?tok123", "tok123", buf, sizeof buf);
   assert_string_equal(buf, "https://x.example:8443");
-  cbev_url_target_origin(FEED, "/login?next=tok123", "tok123", buf, sizeof buf);
+  cbev__url_target_origin(FEED, "/login?next=tok123", "tok123", buf, sizeof buf);
   assert_string_equal(buf, "https://eventsapi.chaturbate.com:443");
-  cbev_url_target_origin(FEED, "//other.example/", NULL, buf, sizeof buf);
+  cbev__url_target_origin(FEED, "//other.example/", NULL, buf, sizeof buf);
   assert_string_equal(buf, "https://other.example:443");
-  cbev_url_target_origin(FEED, "has space", NULL, buf, sizeof buf);
+  cbev__url_target_origin(FEED, "has space", NULL, buf, sizeof buf);
   assert_string_equal(buf, "(unparsable)");
-  cbev_url_target_origin(NULL, "/x", NULL, buf, sizeof buf);
+  cbev__url_target_origin(NULL, "/x", NULL, buf, sizeof buf);
   assert_string_equal(buf, "(unparsable)");
 }
 
@@ -305,21 +305,21 @@ static void test_target_origin(void **state) {
 static void test_with_cursor(void **state) {
   char *out = NULL;
   (void)state;
-  assert_int_equal(cbev_url_with_cursor(FEED "?timeout=3", FEED "?timeout=30&i=5-0", &out),
+  assert_int_equal(cbev__url_with_cursor(FEED "?timeout=3", FEED "?timeout=30&i=5-0", &out),
                    CBEV_OK);
   assert_string_equal(out, FEED "?i=5-0&timeout=3");
   cbev_free(out);
-  assert_int_equal(cbev_url_with_cursor(FEED "?i=1-0&timeout=3&x=y",
+  assert_int_equal(cbev__url_with_cursor(FEED "?i=1-0&timeout=3&x=y",
                                         PROD "/alice/old/?i=2-0&i=3-0", &out), CBEV_OK);
   assert_string_equal(out, FEED "?i=3-0&timeout=3&x=y"); /* the last i= of the saved */
   cbev_free(out);
-  assert_int_equal(cbev_url_with_cursor(FEED "?timeout=3", FEED "?ii=1&xi=2", &out), CBEV_OK);
+  assert_int_equal(cbev__url_with_cursor(FEED "?timeout=3", FEED "?ii=1&xi=2", &out), CBEV_OK);
   assert_string_equal(out, FEED "?timeout=3");
   cbev_free(out);
-  assert_int_equal(cbev_url_with_cursor(FEED, FEED "?i=7-1", &out), CBEV_OK);
+  assert_int_equal(cbev__url_with_cursor(FEED, FEED "?i=7-1", &out), CBEV_OK);
   assert_string_equal(out, FEED "?i=7-1");
   cbev_free(out);
-  assert_int_equal(cbev_url_with_cursor(FEED, "not a url", &out), CBEV_EURL);
+  assert_int_equal(cbev__url_with_cursor(FEED, "not a url", &out), CBEV_EURL);
   assert_null(out);
 }
 
@@ -338,7 +338,7 @@ static void test_allocation_failures(void **state) {
     int rc, ok = 1;
 
     g_allocs = 0;
-    rc = cbev_url_resolve_checked(PROD, FEED "?timeout=10", "?i=1-0", &out);
+    rc = cbev__url_resolve_checked(PROD, FEED "?timeout=10", "?i=1-0", &out);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     if (rc == CBEV_OK)
       assert_string_equal(out, FEED "?i=1-0");
@@ -348,7 +348,7 @@ static void test_allocation_failures(void **state) {
     cbev_free(out);
     out = NULL;
 
-    rc = cbev_url_normalize(FEED "?i=2", &out);
+    rc = cbev__url_normalize(FEED "?i=2", &out);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     ok &= rc == CBEV_OK;
     cbev_free(out);
@@ -357,30 +357,30 @@ static void test_allocation_failures(void **state) {
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     ok &= rc == CBEV_OK;
 
-    rc = cbev_feed_url_parse(PROD "/alice/tok%2Fen/", 10, &feed);
+    rc = cbev__feed_url_parse(PROD "/alice/tok%2Fen/", 10, &feed);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     if (rc == CBEV_OK) {
       assert_string_equal(feed.token, "tok/en");
-      cbev_feed_url_cleanup(&feed);
+      cbev__feed_url_cleanup(&feed);
     }
     ok &= rc == CBEV_OK;
 
-    enc = cbev_url_encode_segment("tok/en+1");
+    enc = cbev__url_encode_segment("tok/en+1");
     if (enc)
       assert_string_equal(enc, "tok%2Fen%2B1");
     ok &= enc != NULL;
     cbev_free(enc);
 
-    cbev_url_origin("https://tok123.evil.example:8443/x", "tok123", origin, sizeof origin);
+    cbev__url_origin("https://tok123.evil.example:8443/x", "tok123", origin, sizeof origin);
     assert_null(strstr(origin, "tok123"));
     ok &= strcmp(origin, "https://***.evil.example:8443") == 0;
 
-    cbev_url_target_origin(FEED, "//tok123.evil.example/x", "tok123", origin, sizeof origin);
+    cbev__url_target_origin(FEED, "//tok123.evil.example/x", "tok123", origin, sizeof origin);
     assert_null(strstr(origin, "tok123"));
     ok &= strcmp(origin, "https://***.evil.example:443") == 0;
 
     out = NULL;
-    rc = cbev_url_with_cursor(FEED "?timeout=3", FEED "?i=9-9&timeout=30", &out);
+    rc = cbev__url_with_cursor(FEED "?timeout=3", FEED "?i=9-9&timeout=30", &out);
     assert_true(rc == CBEV_OK || rc == CBEV_ENOMEM);
     if (rc == CBEV_OK)
       assert_string_equal(out, FEED "?i=9-9&timeout=3");
