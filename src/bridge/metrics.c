@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -218,6 +219,24 @@ static void render_bridge(out *o, const cb2m_metrics *m) {
   outf(o, "process_cpu_seconds_total %.6f\n", cpu_seconds());
 }
 
+static const struct {
+  const char *name, *type, *help;
+  size_t off; /* of a uint64_t in cb2m_bc_metrics */
+} plain[] = {
+    {"cb2mqtt_events_published_total", "counter",
+     "Events the broker acknowledged (or took, at QoS 0).",
+     offsetof(cb2m_bc_metrics, published)},
+    {"cb2mqtt_polls_total", "counter", "Answers from the Events API, good or bad.",
+     offsetof(cb2m_bc_metrics, polls)},
+    {"cb2mqtt_queued_events", "gauge", "Events waiting for the broker.",
+     offsetof(cb2m_bc_metrics, queued)},
+    {"cb2mqtt_publish_refused_total", "counter",
+     "Event publishes the broker refused with an MQTT v5 reason code.",
+     offsetof(cb2m_bc_metrics, publish_refused)},
+    {"cb2mqtt_tip_tokens_total", "counter", "Tokens tipped.",
+     offsetof(cb2m_bc_metrics, tip_tokens)},
+};
+
 static void render_broadcasters(out *o, const cb2m_bc_metrics *const *bcs, size_t n) {
   char buf[2 * CB2M_LABEL_MAX + 1];
 
@@ -240,13 +259,13 @@ static void render_broadcasters(out *o, const cb2m_bc_metrics *const *bcs, size_
       out_u64(o, bcs[i]->events_by_type[t]);
       out_str(o, "\n");
     }
-  family(o, "cb2mqtt_events_published_total", "counter",
-         "Events the broker acknowledged (or took, at QoS 0).");
-  for (size_t i = 0; i < n; i++)
-    bc_sample(o, "cb2mqtt_events_published_total", bcs[i]->name, bcs[i]->published);
-  family(o, "cb2mqtt_polls_total", "counter", "Answers from the Events API, good or bad.");
-  for (size_t i = 0; i < n; i++)
-    bc_sample(o, "cb2mqtt_polls_total", bcs[i]->name, bcs[i]->polls);
+  /* The families that are one plain number per broadcaster. */
+  for (size_t k = 0; k < sizeof plain / sizeof plain[0]; k++) {
+    family(o, plain[k].name, plain[k].type, plain[k].help);
+    for (size_t i = 0; i < n; i++)
+      bc_sample(o, plain[k].name, bcs[i]->name,
+                *(const uint64_t *)(const void *)((const char *)bcs[i] + plain[k].off));
+  }
   family(o, "cb2mqtt_poll_errors_total", "counter", "Failed polls by reason.");
   for (size_t i = 0; i < n; i++)
     for (int r = 0; r < CB2M_POLL_REASON_COUNT; r++) {
@@ -258,16 +277,6 @@ static void render_broadcasters(out *o, const cb2m_bc_metrics *const *bcs, size_
       out_u64(o, bcs[i]->poll_errors[r]);
       out_str(o, "\n");
     }
-  family(o, "cb2mqtt_queued_events", "gauge", "Events waiting for the broker.");
-  for (size_t i = 0; i < n; i++)
-    bc_sample(o, "cb2mqtt_queued_events", bcs[i]->name, bcs[i]->queued);
-  family(o, "cb2mqtt_publish_refused_total", "counter",
-         "Event publishes the broker refused with an MQTT v5 reason code.");
-  for (size_t i = 0; i < n; i++)
-    bc_sample(o, "cb2mqtt_publish_refused_total", bcs[i]->name, bcs[i]->publish_refused);
-  family(o, "cb2mqtt_tip_tokens_total", "counter", "Tokens tipped.");
-  for (size_t i = 0; i < n; i++)
-    bc_sample(o, "cb2mqtt_tip_tokens_total", bcs[i]->name, bcs[i]->tip_tokens);
   family(o, "cb2mqtt_last_event_timestamp_seconds", "gauge",
          "Unix time of the last event fetched; 0 before the first.");
   for (size_t i = 0; i < n; i++) {
