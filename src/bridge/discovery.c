@@ -276,7 +276,7 @@ static char *build_finish(disc_build *b) {
 }
 
 /* The broadcaster's entities that read its state and event topics. */
-static void add_state_entities(disc_build *b, unsigned mask) {
+static void add_state_entities(disc_build *b) {
   const char *o = b->owner;
   cJSON *c;
 
@@ -308,23 +308,20 @@ static void add_state_entities(disc_build *b, unsigned mask) {
    * in both payload modes, so it has its value again right after a Home
    * Assistant restart. No force_update: the state JSON is re-sent on every
    * change (subject, viewers), and a repeated equal tip still shows as a
-   * new "at" attribute. */
-  if (mask & (1u << CBEV_EVENT_TIP)) {
-    c = component(b, "last_tip", "sensor", "Last tip", 0);
-    put_topic(b, c, "state_topic", o, "state");
-    put_str(b, c, "value_template",
-            "{{ value_json.last_tip.tokens if value_json.last_tip is mapping else none }}");
-    put_str(b, c, "unit_of_measurement", "tokens");
-    put_str(b, c, "state_class", "measurement");
-    put_topic(b, c, "json_attributes_topic", o, "state");
-    put_str(b, c, "json_attributes_template",
-            "{% set t = value_json.last_tip if value_json.last_tip is mapping else {} %}"
-            "{{ {'username': t.username | default(none), 'is_anon': t.is_anon | default(none), "
-            "'message': t.message | default(none), 'at': t.at | default(none)} | to_json }}");
-    put_str(b, c, "icon", "mdi:cash-plus");
-  } else {
-    tombstone(b, "last_tip", "sensor");
-  }
+   * new "at" attribute. The state follows every event whether tips are
+   * published or not, so the sensor is always there. */
+  c = component(b, "last_tip", "sensor", "Last tip", 0);
+  put_topic(b, c, "state_topic", o, "state");
+  put_str(b, c, "value_template",
+          "{{ value_json.last_tip.tokens if value_json.last_tip is mapping else none }}");
+  put_str(b, c, "unit_of_measurement", "tokens");
+  put_str(b, c, "state_class", "measurement");
+  put_topic(b, c, "json_attributes_topic", o, "state");
+  put_str(b, c, "json_attributes_template",
+          "{% set t = value_json.last_tip if value_json.last_tip is mapping else {} %}"
+          "{{ {'username': t.username | default(none), 'is_anon': t.is_anon | default(none), "
+          "'message': t.message | default(none), 'at': t.at | default(none)} | to_json }}");
+  put_str(b, c, "icon", "mdi:cash-plus");
 
   c = component(b, "viewers", "sensor", "Viewers (approximate)", 0);
   put_topic(b, c, "state_topic", o, "state/viewers");
@@ -432,7 +429,7 @@ static void add_diagnostics(disc_build *b) {
        NULL, NULL, NULL, 1},
       /* The total as state, the count of each event type as attributes. */
       {"events_received", "Events received",
-       "{{ (value_json.events | default({})).values() | sum }}", NULL, NULL,
+       "{% set ev = value_json.events | default({}) %}{{ ev.values() | sum }}", NULL, NULL,
        "total_increasing", 0},
   };
   for (size_t i = 0; i < sizeof k_health / sizeof k_health[0]; i++) {
@@ -475,7 +472,7 @@ char *cb2m_discovery_device_json(const cb2m_disc_input *in) {
     cJSON_Delete(b.root);
     goto out;
   }
-  add_state_entities(&b, in->publish_mask);
+  add_state_entities(&b);
   add_event_entities(&b, in->publish_mask);
   add_diagnostics(&b);
   out = build_finish(&b);
