@@ -27,14 +27,27 @@
 
 /* Longest template or name we format; ours are far below it. */
 #define DISC_TEXT_MAX 1024
-/* The broadcaster's own health JSON (<base>/<b>/health), for Jinja. */
-#define HEALTH_OF "(value_json | default({}))"
 
-/* Human names of the event entities, in cbev_event_type order. */
-static const char *const k_type_titles[CBEV_EVENT_TYPE_COUNT] = {
-    "Broadcast start", "Broadcast stop", "Subject change", "User enter",
-    "User leave",      "Follow",         "Unfollow",       "Fan club join",
-    "Chat message",    "Private message", "Tip",           "Media purchase",
+/* Human names and icons of the event entities, in cbev_event_type order.
+ * `quiet` marks the types that fire on every viewer action: their event
+ * entities start disabled so Home Assistant's recorder does not write a row
+ * per chat line or visit unless the user asks for it. */
+static const struct {
+  const char *title, *icon;
+  int quiet;
+} k_types[CBEV_EVENT_TYPE_COUNT] = {
+    {"Broadcast start", "mdi:video", 0},
+    {"Broadcast stop", "mdi:video-off", 0},
+    {"Subject change", "mdi:format-title", 0},
+    {"User enter", "mdi:account-arrow-right", 1},
+    {"User leave", "mdi:account-arrow-left", 1},
+    {"Follow", "mdi:account-plus", 0},
+    {"Unfollow", "mdi:account-minus", 0},
+    {"Fan club join", "mdi:account-star", 0},
+    {"Chat message", "mdi:chat", 1},
+    {"Private message", "mdi:message-lock", 1},
+    {"Tip", "mdi:cash-plus", 0},
+    {"Media purchase", "mdi:cart", 0},
 };
 
 /* The event types that also get a device trigger: the ones an automation
@@ -159,6 +172,23 @@ static void put_availability(disc_build *b, cJSON *obj, int bridge_only) {
   put_str(b, obj, "availability_mode", "all");
 }
 
+/* Adds {"platform": platform} alone under `id`: Home Assistant's rule for
+ * device-based discovery is that a component whose config holds only the
+ * platform is removed (entity and registry entry), and a later payload may
+ * leave it out. We keep such markers for everything we may have announced
+ * before (an unpublished event type, a retired entity), so every transition
+ * removes cleanly and a fresh install just ignores them. */
+static void tombstone(disc_build *b, const char *id, const char *platform) {
+  cJSON *c = cJSON_CreateObject();
+
+  if (!c || !cJSON_AddItemToObject(b->cmps, id, c)) {
+    cJSON_Delete(c);
+    b->failed = 1;
+    return;
+  }
+  put_str(b, c, "platform", platform);
+}
+
 /* Adds component `id` to "components" with its platform, and for entities
  * (everything but device triggers) a name, a unique id that stays the same
  * across restarts ("cb2mqtt_<owner>_<id>") and the availability list.
@@ -218,6 +248,10 @@ static int build_start(disc_build *b, const char *base, const char *owner, const
   put_str(b, origin, "sw_version", sw_version);
   put_str(b, origin, "support_url", CB2M_DISC_SUPPORT_URL);
 
+  /* Shared by every component: Home Assistant subscribes at QoS 1 so the
+   * bridge's QoS 1 is kept on the last hop too. */
+  if (!cJSON_AddNumberToObject(b->root, "qos", 1))
+    b->failed = 1;
   b->cmps = cJSON_AddObjectToObject(b->root, "components");
   if (!b->cmps)
     b->failed = 1;
@@ -242,7 +276,7 @@ static char *build_finish(disc_build *b) {
 }
 
 /* The broadcaster's entities that read its state and event topics. */
-static void add_state_entities(disc_build *b, unsigned mask) {
+static void add_state_entities(disc_build *b) {
   const char *o = b->owner;
   cJSON *c;
 
@@ -270,26 +304,24 @@ static void add_state_entities(disc_build *b, unsigned mask) {
   put_str(b, c, "state_class", "total_increasing");
   put_str(b, c, "icon", "mdi:hand-coin");
 
-  /* The tip topic only carries messages when tips are published. The
-   * templates tolerate a payload without "tip"/"user" objects (payload =
-   * raw) by rendering None, which Home Assistant shows as unknown.
-   * force_update: two equal tips in a row are two tips. */
-  if (mask & (1u << CBEV_EVENT_TIP)) {
-    c = component(b, "last_tip", "sensor", "Last tip", 0);
-    put_topic(b, c, "state_topic", o, "tip");
-    put_str(b, c, "value_template",
-            "{{ value_json.tip.tokens if value_json.tip is mapping else none }}");
-    put_str(b, c, "unit_of_measurement", "tokens");
-    put_str(b, c, "state_class", "measurement");
-    put_bool(b, c, "force_update", 1);
-    put_topic(b, c, "json_attributes_topic", o, "tip");
-    put_str(b, c, "json_attributes_template",
-            "{% set t = value_json.tip if value_json.tip is mapping else {} %}"
-            "{{ {'username': (value_json.user.username if value_json.user is mapping "
-            "else none), 'is_anon': t.is_anon | default(none), "
-            "'message': t.message | default(none)} | to_json }}");
-    put_str(b, c, "icon", "mdi:cash-plus");
-  }
+  /* Last tip reads last_tip of the retained state, which the bridge keeps
+   * in both payload modes, so it has its value again right after a Home
+   * Assistant restart. No force_update: the state JSON is re-sent on every
+   * change (subject, viewers), and a repeated equal tip still shows as a
+   * new "at" attribute. The state follows every event whether tips are
+   * published or not, so the sensor is always there. */
+  c = component(b, "last_tip", "sensor", "Last tip", 0);
+  put_topic(b, c, "state_topic", o, "state");
+  put_str(b, c, "value_template",
+          "{{ value_json.last_tip.tokens if value_json.last_tip is mapping else none }}");
+  put_str(b, c, "unit_of_measurement", "tokens");
+  put_str(b, c, "state_class", "measurement");
+  put_topic(b, c, "json_attributes_topic", o, "state");
+  put_str(b, c, "json_attributes_template",
+          "{% set t = value_json.last_tip if value_json.last_tip is mapping else {} %}"
+          "{{ {'username': t.username | default(none), 'is_anon': t.is_anon | default(none), "
+          "'message': t.message | default(none), 'at': t.at | default(none)} | to_json }}");
+  put_str(b, c, "icon", "mdi:cash-plus");
 
   c = component(b, "viewers", "sensor", "Viewers (approximate)", 0);
   put_topic(b, c, "state_topic", o, "state/viewers");
@@ -307,10 +339,15 @@ static void add_event_entities(disc_build *b, unsigned mask) {
     char id[64];
     cJSON *c;
 
-    if (!(mask & (1u << t)))
-      continue;
     snprintf(id, sizeof id, "event_%s", type);
-    c = component(b, id, "event", k_type_titles[t], 0);
+    if (!(mask & (1u << t))) {
+      tombstone(b, id, "event");
+      continue;
+    }
+    c = component(b, id, "event", k_types[t].title, 0);
+    put_str(b, c, "icon", k_types[t].icon);
+    if (k_types[t].quiet)
+      put_bool(b, c, "enabled_by_default", 0);
     put_topic(b, c, "state_topic", o, type);
     put_str_list(b, c, "event_types", type);
     /* The normalized payload already names its type in "event_type"; the
@@ -329,14 +366,19 @@ static void add_event_entities(disc_build *b, unsigned mask) {
     char id[64];
     cJSON *c;
 
-    if (!(mask & (1u << t)))
-      continue;
     snprintf(id, sizeof id, "trigger_%s", type);
+    if (!(mask & (1u << t))) {
+      tombstone(b, id, "device_automation");
+      continue;
+    }
+    /* The automation editor shows '"<subtype>" <type>': the device already
+     * names the broadcaster, so the subtype says what happened
+     * ('"tip" received'). */
     c = component(b, id, "device_automation", NULL, 0);
     put_str(b, c, "automation_type", "trigger");
     put_topic(b, c, "topic", o, type);
-    put_str(b, c, "type", type);
-    put_str(b, c, "subtype", o);
+    put_str(b, c, "type", "received");
+    put_str(b, c, "subtype", type);
   }
 }
 
@@ -360,33 +402,40 @@ static void add_diagnostics(disc_build *b) {
   put_str(b, c, "device_class", "timestamp");
   put_str(b, c, "entity_category", "diagnostic");
 
-  /* The broadcaster's own health topic (template = head, the lookup,
-   * tail): one small message per broadcaster, so a thousand of them cost
-   * Home Assistant a thousand small parses, not a million. */
+  /* The broadcaster's own retained health (cb/<b>/health): one small
+   * parse per broadcaster, not the whole bridge's health each time. Absent
+   * values render None, which Home Assistant shows as unknown. */
   static const struct {
-    const char *id, *name, *head, *tail, *unit, *device_class, *state_class;
+    const char *id, *name, *tpl, *unit, *device_class, *state_class;
     int enabled;
   } k_health[] = {
-      {"queued", "Queued events", "{{ ", ".queued | default(none) }}", NULL, NULL, "measurement",
-       1},
-      {"polls", "Polls", "{{ ", ".polls | default(none) }}", NULL, NULL, "total_increasing", 0},
-      {"retries", "Retries", "{{ ", ".retries | default(none) }}", NULL, NULL,
+      {"queued", "Queued events", "{{ value_json.queued | default(none) }}", NULL, NULL,
+       "measurement", 1},
+      {"polls", "Polls", "{{ value_json.polls | default(none) }}", NULL, NULL,
        "total_increasing", 0},
-      {"last_event_age", "Last event age", "{{ ", ".last_event_age_s | default(none) }}", "s",
-       "duration", "measurement", 0},
-      {"last_api_error", "Last API error", "{% set e = ",
-       ".last_api_error | default(none) %}{{ 'none' if e is none else e.error ~ "
+      {"retries", "Retries", "{{ value_json.retries | default(none) }}", NULL, NULL,
+       "total_increasing", 0},
+      {"last_event_age", "Last event age", "{{ value_json.last_event_age_s | default(none) }}",
+       "s", "duration", "measurement", 0},
+      {"last_api_error", "Last API error",
+       "{% set e = value_json.last_api_error | default(none) %}"
+       "{{ none if e is not mapping else e.error ~ "
        "((' (HTTP ' ~ e.http_status ~ ')') if e.http_status else '') }}",
        NULL, NULL, NULL, 1},
+      {"last_publish_error", "Last publish error",
+       "{% set e = value_json.last_publish_error | default(none) %}"
+       "{{ none if e is not mapping else e.topic ~ ': ' ~ e.reason ~ "
+       "' (' ~ e.reason_code ~ ')' }}",
+       NULL, NULL, NULL, 1},
       /* The total as state, the count of each event type as attributes. */
-      {"events_received", "Events received", "{% set ev = ",
-       ".events | default({}) %}{{ ev.values() | sum }}", NULL, NULL, "total_increasing", 0},
+      {"events_received", "Events received",
+       "{% set ev = value_json.events | default({}) %}{{ ev.values() | sum }}", NULL, NULL,
+       "total_increasing", 0},
   };
   for (size_t i = 0; i < sizeof k_health / sizeof k_health[0]; i++) {
     c = component(b, k_health[i].id, "sensor", k_health[i].name, 1);
     put_topic(b, c, "state_topic", o, "health");
-    put_owned(b, c, "value_template",
-              fmt("%s" HEALTH_OF "%s", k_health[i].head, k_health[i].tail));
+    put_str(b, c, "value_template", k_health[i].tpl);
     if (k_health[i].unit)
       put_str(b, c, "unit_of_measurement", k_health[i].unit);
     if (k_health[i].device_class)
@@ -399,7 +448,12 @@ static void add_diagnostics(disc_build *b) {
   }
   c = cJSON_GetObjectItemCaseSensitive(b->cmps, "events_received");
   put_topic(b, c, "json_attributes_topic", o, "health");
-  put_str(b, c, "json_attributes_template", "{{ (" HEALTH_OF ".events | default({})) | tojson }}");
+  put_str(b, c, "json_attributes_template", "{{ value_json.events | default({}) | tojson }}");
+  c = cJSON_GetObjectItemCaseSensitive(b->cmps, "last_publish_error");
+  put_topic(b, c, "json_attributes_topic", o, "health");
+  put_str(b, c, "json_attributes_template",
+          "{{ (value_json.last_publish_error if value_json.last_publish_error is mapping "
+          "else {}) | tojson }}");
 }
 
 char *cb2m_discovery_device_json(const cb2m_disc_input *in) {
@@ -418,7 +472,7 @@ char *cb2m_discovery_device_json(const cb2m_disc_input *in) {
     cJSON_Delete(b.root);
     goto out;
   }
-  add_state_entities(&b, in->publish_mask);
+  add_state_entities(&b);
   add_event_entities(&b, in->publish_mask);
   add_diagnostics(&b);
   out = build_finish(&b);
@@ -457,18 +511,19 @@ char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version)
   put_str(&b, c, "payload_off", "offline");
   put_str(&b, c, "device_class", "connectivity");
 
-  c = component(&b, "uptime", "sensor", "Uptime", 0);
-  put_topic(&b, c, "state_topic", "bridge", "health");
-  put_str(&b, c, "value_template", "{{ value_json.uptime_s }}");
-  put_str(&b, c, "unit_of_measurement", "s");
-  put_str(&b, c, "device_class", "duration");
+  /* The start as a timestamp from the retained info, which changes once
+   * per start; an uptime counter would write the recorder every interval. */
+  c = component(&b, "started", "sensor", "Started", 0);
+  put_topic(&b, c, "state_topic", "bridge", "info");
+  put_str(&b, c, "value_template", "{{ value_json.started_at | default(none) }}");
+  put_str(&b, c, "device_class", "timestamp");
   put_str(&b, c, "entity_category", "diagnostic");
 
-  c = component(&b, "mqtt_connected", "binary_sensor", "MQTT connected", 0);
-  put_topic(&b, c, "state_topic", "bridge", "health");
-  put_str(&b, c, "value_template", "{{ 'ON' if value_json.mqtt.connected else 'OFF' }}");
-  put_str(&b, c, "device_class", "connectivity");
-  put_str(&b, c, "entity_category", "diagnostic");
+  /* Retired: Uptime (replaced by Started) and MQTT connected (only ever
+   * sent while connected, so it could never read off; Status above is the
+   * Last Will and does). Removed from Home Assistant by their markers. */
+  tombstone(&b, "uptime", "sensor");
+  tombstone(&b, "mqtt_connected", "binary_sensor");
 
   c = component(&b, "mqtt_reconnects", "sensor", "MQTT reconnects", 0);
   put_topic(&b, c, "state_topic", "bridge", "health");

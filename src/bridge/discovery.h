@@ -29,8 +29,9 @@
  * name, so the two can never collide. */
 #define CB2M_DISC_BRIDGE_ID "cb2mqtt_bridge"
 
-/* The support URL put in every origin block. A placeholder until the
- * project has a public home. */
+/* The support URL put in every origin block: the repository the Home
+ * Assistant add-on store is given (`url` in cb2mqtt/config.yaml and
+ * repository.yaml; the integration test keeps them equal). */
 #define CB2M_DISC_SUPPORT_URL "https://github.com/cb2mqtt/cb2mqtt"
 
 /* Caps: a topic we build, and the record file (names and bytes). */
@@ -55,17 +56,22 @@ char *cb2m_discovery_topic(const char *prefix, const char *object_id);
 
 /* The device config of one broadcaster (object id "cb2mqtt_<b>"):
  * binary_sensor Broadcasting; sensors Subject, Session tokens, Viewers
- * (approximate) and, when tips are published, Last tip; one event entity
+ * (approximate) and Last tip (from the retained state); one event entity
  * per published event type; device triggers for tip, follow, unfollow,
  * fanclub_join, media_purchase, broadcast_start, broadcast_stop and
- * room_subject_change when published; diagnostics API connected, Last
- * event, Queued events, Polls, Retries. Returns compact JSON, or NULL when
- * an input is missing or invalid, or on ENOMEM. */
+ * room_subject_change when published (type "received", subtype the event
+ * type); diagnostics API connected, Last event and, from <base>/<b>/health,
+ * Queued events, Polls, Retries, Last event age, Last API error, Last
+ * publish error, Events received. Event entities and triggers of types not
+ * published are announced as {"platform": ...} only, which removes them
+ * from Home Assistant. The root carries "qos": 1. Returns compact JSON, or
+ * NULL when an input is missing or invalid, or on ENOMEM. */
 char *cb2m_discovery_device_json(const cb2m_disc_input *in);
 
 /* The bridge device config (object id CB2M_DISC_BRIDGE_ID): connectivity
- * from <base>/bridge/status and diagnostics from the retained health JSON
- * on <base>/bridge/health (uptime, MQTT connected, MQTT reconnects).
+ * from <base>/bridge/status, Started (timestamp, started_at of the retained
+ * <base>/bridge/info) and MQTT reconnects from <base>/bridge/health; the
+ * retired Uptime and MQTT connected as removal markers.
  * NULL when an argument is NULL or empty, or on ENOMEM. */
 char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version);
 

@@ -17,6 +17,7 @@ abbreviates.
 """
 
 import json
+import os
 import re
 import signal
 import time
@@ -28,6 +29,10 @@ TOKEN_B = "tokBob-ha-fedcba9876543210"
 PREFIX = "homeassistant"
 TRIGGER_TYPES = ["tip", "follow", "unfollow", "fanclub_join", "media_purchase",
                  "broadcast_start", "broadcast_stop", "room_subject_change"]
+# Event entities that change on every viewer action: disabled by default.
+QUIET_TYPES = {"chat_message", "private_message", "user_enter", "user_leave"}
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
 ALL_TYPES = ["broadcast_start", "broadcast_stop", "room_subject_change", "user_enter",
              "user_leave", "follow", "unfollow", "fanclub_join", "chat_message",
              "private_message", "tip", "media_purchase"]
@@ -147,8 +152,34 @@ def token_of(name):
 
 
 def entities(cfg):
-    """{id: component} without the device triggers."""
-    return {k: c for k, c in cfg["components"].items() if c["platform"] != "device_automation"}
+    """{id: component} without the device triggers and removal markers."""
+    return {k: c for k, c in live(cfg).items() if c["platform"] != "device_automation"}
+
+
+def live(cfg):
+    """The announced components: not the {"platform": ...}-only markers that
+    tell Home Assistant to remove a component."""
+    return {k: c for k, c in cfg["components"].items() if len(c) > 1}
+
+
+def removed(cfg):
+    return {k: c["platform"] for k, c in cfg["components"].items() if len(c) == 1}
+
+
+def yaml_url(path):
+    """The top-level url: of a small YAML file (no PyYAML: stdlib only)."""
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            m = re.match(r"url:\s*(\S+)", line)
+            if m:
+                return m.group(1).strip("'\"")
+    raise AssertionError("no url in %s" % path)
+
+
+def health_of(sub, b):
+    """The first cb/<b>/health the bridge published (waits for it)."""
+    return sub.wait_for(lambda m: m.topic == "cb/%s/health" % b and m.payload, timeout=20,
+                        what="cb/%s/health" % b).json()
 
 
 def avail_topics(c):
@@ -211,7 +242,11 @@ def check_device_block(cfg, b):
         assert isinstance(dev.get(key), str) and dev[key], (key, dev)
     assert origin["name"] == "cb2mqtt", origin
     assert origin["sw_version"] == dev["sw_version"], origin
-    assert origin["support_url"].startswith("https://"), origin
+    # The page exists: the repository the add-on store is given.
+    assert origin["support_url"] == yaml_url(os.path.join(ROOT, "cb2mqtt", "config.yaml")), origin
+    assert origin["support_url"] == yaml_url(os.path.join(ROOT, "repository.yaml")), origin
+    # Home Assistant subscribes at QoS 1.
+    assert cfg["qos"] == 1, cfg
 
 
 def last_json(sub, topic):
@@ -256,17 +291,34 @@ def test_discovery_configs_entities_and_topics():
     assert cmps["session_tokens"]["state_class"] == "total_increasing"
     tip = cmps["last_tip"]
     assert (tip["platform"], tip["state_topic"], tip["unit_of_measurement"],
-            tip["state_class"], tip["force_update"]) == (
-        "sensor", "cb/alice/tip", "tokens", "measurement", True)
+            tip["state_class"], tip["json_attributes_topic"]) == (
+        "sensor", "cb/alice/state", "tokens", "measurement", "cb/alice/state")
+    assert "force_update" not in tip, tip
     assert "approximate" in cmps["viewers"]["name"].lower()
     for t in ALL_TYPES:
         ev = cmps["event_%s" % t]
         assert ev["platform"] == "event" and ev["state_topic"] == "cb/alice/" + t, ev
         assert ev["event_types"] == [t], ev
+        assert ev["icon"].startswith("mdi:"), ev
+        assert ev.get("enabled_by_default", True) is (t not in QUIET_TYPES), ev
     triggers = {k: c for k, c in cmps.items() if c["platform"] == "device_automation"}
-    assert sorted(c["type"] for c in triggers.values()) == sorted(TRIGGER_TYPES), triggers
+    # The editor shows '"<subtype>" <type>': the subtype says what happened.
+    assert sorted(c["subtype"] for c in triggers.values()) == sorted(TRIGGER_TYPES), triggers
     for c in triggers.values():
-        assert c["automation_type"] == "trigger" and c["topic"] == "cb/alice/" + c["type"], c
+        assert c["automation_type"] == "trigger" and c["type"] == "received", c
+        assert c["topic"] == "cb/alice/" + c["subtype"], c
+    # Per-broadcaster diagnostics read the broadcaster's own health only.
+    for b in ("alice", "bob"):
+        for cid, c in entities(configs[b]).items():
+            assert "cb/bridge/health" not in (c.get("state_topic"),
+                                              c.get("json_attributes_topic")), (b, cid)
+    # Retired bridge entities are removed from Home Assistant by markers;
+    # the start is a timestamp read from the retained info.
+    assert removed(configs["bridge"]) == {"uptime": "sensor",
+                                          "mqtt_connected": "binary_sensor"}, configs["bridge"]
+    started = configs["bridge"]["components"]["started"]
+    assert (started["state_topic"], started["device_class"]) == ("cb/bridge/info",
+                                                                 "timestamp"), started
     api = cmps["api_connected"]
     assert (api["platform"], api["device_class"], api["entity_category"],
             api["state_topic"]) == ("binary_sensor", "connectivity", "diagnostic",
@@ -294,11 +346,13 @@ def test_discovery_configs_entities_and_topics():
 
     # Every topic the configs read is really published by the bridge, and
     # every template reads fields its payload has.
+    health_of(rig.sub, "alice")
     seen = {m.topic for m in rig.sub.messages()}
     for b in ("alice", "bridge"):
         missing = topics_of(configs[b]) - seen
         assert not missing, "%s's config reads topics never published: %s" % (b, missing)
     health = last_json(rig.sub, "cb/bridge/health")
+    payloads = {"cb/bridge/health": health, "cb/alice/health": health_of(rig.sub, "alice")}
     for b in ("alice", "bridge"):
         for cid, c in entities(configs[b]).items():
             for key, tkey in (("value_template", "state_topic"),
@@ -306,7 +360,7 @@ def test_discovery_configs_entities_and_topics():
                 if "value_json" not in c.get(key, ""):
                     continue  # absent, or reads the plain payload ("{{ value[:255] }}")
                 topic = c[tkey]
-                payload = health if topic == "cb/bridge/health" else last_json(rig.sub, topic)
+                payload = payloads.get(topic) or last_json(rig.sub, topic)
                 check_template(c[key], payload, "%s.%s.%s" % (b, cid, key))
     # The event entities read the normalized payload's event_type.
     assert "value_json.event_type" in cmps["event_tip"]["value_template"]
@@ -521,30 +575,37 @@ def test_health_json_and_its_sensors():
     ret = rig.retained("cb/alice/health")
     assert ret["cb/alice/health"].json()["events"] == want
 
-    # Home Assistant: diagnostic sensors of the bridge device read it.
+    # Home Assistant: the bridge device reads the reconnects from it; no
+    # uptime (it would write the recorder every interval) and no "MQTT
+    # connected" (only ever sent while connected).
     bridge = rig.config("bridge")
     health_ents = {k: c for k, c in entities(bridge).items()
                    if c.get("state_topic") == "cb/bridge/health"}
-    assert {"uptime", "mqtt_connected", "mqtt_reconnects"} <= set(health_ents), health_ents
+    assert set(health_ents) == {"mqtt_reconnects"}, health_ents
     latest = last_json(rig.sub, "cb/bridge/health")
     for cid, c in health_ents.items():
         assert c["entity_category"] == "diagnostic", cid
         check_template(c["value_template"], latest, "bridge.%s" % cid)
-    assert "uptime_s" in health_ents["uptime"]["value_template"]
     assert "reconnects" in health_ents["mqtt_reconnects"]["value_template"]
-    # The per-broadcaster counters sit on each broadcaster's device and
-    # read its own health topic, never the bridge-wide one.
+    info = rig.retained("cb/bridge/info")["cb/bridge/info"].json()
+    check_template(entities(bridge)["started"]["value_template"], info, "bridge.started")
+    # The per-broadcaster counters sit on each broadcaster's device and read
+    # its own cb/<b>/health, never the bridge-wide one.
     for name in ("alice", "bob"):
         cfg = rig.config(name)
         assert not [k for k, c in entities(cfg).items()
                     if c.get("state_topic") == "cb/bridge/health"], name
         per = {k: c for k, c in entities(cfg).items()
                if c.get("state_topic") == "cb/%s/health" % name}
-        assert per, "no health sensors on %s's device" % name
-        own = last_json(rig.sub, "cb/%s/health" % name)
+        assert set(per) >= {"queued", "polls", "retries", "last_event_age", "last_api_error",
+                            "last_publish_error", "events_received"}, per
+        payload = health_of(rig.sub, name)
         for cid, c in per.items():
             assert c["entity_category"] == "diagnostic", cid
-            check_template(c["value_template"], own, "%s.%s" % (name, cid))
+            assert "broadcasters" not in c["value_template"], c["value_template"]
+            check_template(c["value_template"], payload, "%s.%s" % (name, cid))
+        # An absent error is unknown (None), not the text "none".
+        assert "'none'" not in per["last_api_error"]["value_template"]
 
 
 def test_publish_filter_and_raw_payload():
@@ -584,23 +645,46 @@ def test_publish_filter_and_raw_payload():
     assert ret["cb/alice/state/session_tokens"].text == "125"
 
     # Discovery follows the filter: event entities and triggers only for
-    # the published types.
+    # the published types; the others are removal markers.
     cfg = rig.config("alice")
-    cmps = cfg["components"]
+    cmps = live(cfg)
     assert sorted(k for k in cmps if k.startswith("event_")) == ["event_follow", "event_tip"]
-    assert sorted(c["type"] for c in cmps.values()
+    assert sorted(c["subtype"] for c in cmps.values()
                   if c["platform"] == "device_automation") == ["follow", "tip"]
     assert "last_tip" in cmps and "broadcasting" in cmps and "subject" in cmps
+    gone = removed(cfg)
+    assert gone["event_chat_message"] == "event" and gone["trigger_unfollow"] == \
+        "device_automation", gone
+
+    # Last tip in raw mode: read from the retained state, so a Home
+    # Assistant that starts now (a fresh subscriber) has its value and the
+    # tipper's name; the anonymous last tip stays anonymous.
+    last = [e for e in evs if e["method"] == "tip"][-1]["object"]["tip"]
+    st = ret["cb/alice/state"].json()
+    tip = cmps["last_tip"]
+    assert tip["state_topic"] == "cb/alice/state", tip
+    check_template(tip["value_template"], st, "alice.last_tip")
+    check_template(tip["json_attributes_template"], st, "alice.last_tip attributes")
+    assert st["last_tip"]["tokens"] == last["tokens"], st
+    assert st["last_tip"]["is_anon"] is last["isAnon"], st
+    if last["isAnon"]:
+        assert st["last_tip"]["username"] is None, st
 
 
-def test_filter_without_tips_drops_last_tip_sensor():
+def test_filter_without_tips_keeps_last_tip_from_state():
     rig = Rig()
     ids = rig.control.add_events("alice", show("alice"))
     rig.start_bridge(CB2MQTT_EVENTS_PUBLISH="broadcast_start")
     rig.sub.wait_for(lambda m: m.topic == "cb/alice/state/session_tokens" and m.text == "125",
                      timeout=30, what="the tips counted in the state")
     cfg = rig.config("alice")
-    assert "last_tip" not in cfg["components"], "Last tip reads a topic that is never published"
+    # Tips are not published, but the state counts them: Last tip reads it.
+    tip = live(cfg)["last_tip"]
+    assert tip["state_topic"] == "cb/alice/state", tip
+    assert rig.retained("cb/alice/state")["cb/alice/state"].json()["last_tip"]["tokens"] == 100
+    assert removed(cfg)["event_tip"] == "event" and removed(cfg)["trigger_tip"] == \
+        "device_automation"
+    health_of(rig.sub, "alice")
     seen = {m.topic for m in rig.sub.messages()}
     assert "cb/alice/tip" not in seen
     missing = topics_of(cfg) - seen
@@ -617,4 +701,4 @@ if __name__ == "__main__":
                 test_prefix_validation,
                 test_health_json_and_its_sensors,
                 test_publish_filter_and_raw_payload,
-                test_filter_without_tips_drops_last_tip_sensor])
+                test_filter_without_tips_keeps_last_tip_from_state])

@@ -155,6 +155,8 @@ static void check_config(const cJSON *root) {
     const cJSON *avty, *item;
     n++;
     assert_non_null(p);
+    if (cJSON_GetArraySize(c) == 1)
+      continue; /* a removal marker: {"platform": ...} only */
     if (strcmp(p, "device_automation") == 0) {
       check_keys(c, k_device_automation, NULL, c->string);
       assert_string_equal(str(c, "automation_type"), "trigger");
@@ -255,7 +257,8 @@ static void test_availability(void **state) {
       assert_null(cJSON_GetObjectItemCaseSensitive(c, "availability"));
     } else if (!strcmp(id, "api_connected") || !strcmp(id, "queued") || !strcmp(id, "polls") ||
                !strcmp(id, "retries") || !strcmp(id, "last_event_age") ||
-               !strcmp(id, "last_api_error") || !strcmp(id, "events_received")) {
+               !strcmp(id, "last_api_error") || !strcmp(id, "last_publish_error") ||
+               !strcmp(id, "events_received")) {
       /* Connection diagnostics must stay visible while the feed is down. */
       expect_avty(c, "cb/bridge/status", NULL);
     } else {
@@ -331,11 +334,17 @@ static void test_unique_ids(void **state) {
   cJSON_Delete(rb);
 }
 
+/* A component that is announced, not a removal marker (platform only). */
+static const cJSON *live(const cJSON *root, const char *id) {
+  const cJSON *c = cmp(root, id);
+  return cJSON_GetArraySize(c) > 1 ? c : NULL;
+}
+
 static size_t count_prefix(const cJSON *root, const char *prefix) {
   const cJSON *c;
   size_t n = 0;
   cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "components")) {
-    if (strncmp(c->string, prefix, strlen(prefix)) == 0)
+    if (strncmp(c->string, prefix, strlen(prefix)) == 0 && cJSON_GetArraySize(c) > 1)
       n++;
   }
   return n;
@@ -352,7 +361,7 @@ static void test_publish_mask(void **state) {
   assert_non_null(cmp(root, "event_tip"));
   assert_non_null(cmp(root, "event_follow"));
   assert_non_null(cmp(root, "event_chat_message"));
-  assert_null(cmp(root, "event_unfollow"));
+  assert_null(live(root, "event_unfollow"));
   /* chat_message has an event entity but no trigger. */
   assert_int_equal(count_prefix(root, "trigger_"), 2);
   assert_non_null(cmp(root, "trigger_tip"));
@@ -367,11 +376,12 @@ static void test_publish_mask(void **state) {
   assert_non_null(strstr(str(ev, "value_template"), "value_json.event_type"));
   cJSON_Delete(root);
 
-  /* Without tips: no Last tip sensor, nothing about tips at all. */
+  /* Without tips: no tip event entity or trigger; Last tip reads the
+   * state and stays. */
   root = device_config("cb", "alice", BIT(CBEV_EVENT_BROADCAST_STOP));
-  assert_null(cmp(root, "last_tip"));
-  assert_null(cmp(root, "event_tip"));
-  assert_null(cmp(root, "trigger_tip"));
+  assert_non_null(live(root, "last_tip"));
+  assert_null(live(root, "event_tip"));
+  assert_null(live(root, "trigger_tip"));
   assert_non_null(cmp(root, "trigger_broadcast_stop"));
   assert_int_equal(count_prefix(root, "event_"), 1);
   check_config(root);
@@ -393,7 +403,8 @@ static void test_publish_mask(void **state) {
       t = cmp(root, id);
       assert_non_null(t);
       assert_string_equal(str(t, "topic"), topic);
-      assert_string_equal(str(t, "type"), triggers[i]);
+      assert_string_equal(str(t, "type"), "received");
+      assert_string_equal(str(t, "subtype"), triggers[i]);
     }
   }
   cJSON_Delete(root);
@@ -466,16 +477,20 @@ static void test_entities(void **state) {
   assert_string_equal(str(c, "state_class"), "total_increasing");
   assert_string_equal(str(c, "state_topic"), "cb/alice/state/session_tokens");
 
+  /* Last tip reads the retained state (its last_tip), whatever the
+   * payload mode, so it survives a Home Assistant restart. */
   c = cmp(root, "last_tip");
-  assert_string_equal(str(c, "state_topic"), "cb/alice/tip");
+  assert_string_equal(str(c, "state_topic"), "cb/alice/state");
   assert_string_equal(str(c, "unit_of_measurement"), "tokens");
   assert_string_equal(str(c, "state_class"), "measurement");
-  assert_true(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(c, "force_update")));
-  assert_non_null(strstr(str(c, "value_template"), "value_json.tip.tokens"));
-  assert_string_equal(str(c, "json_attributes_topic"), "cb/alice/tip");
+  assert_null(cJSON_GetObjectItemCaseSensitive(c, "force_update"));
+  assert_non_null(strstr(str(c, "value_template"), "value_json.last_tip.tokens"));
+  assert_string_equal(str(c, "json_attributes_topic"), "cb/alice/state");
+  assert_non_null(strstr(str(c, "json_attributes_template"), "value_json.last_tip"));
   assert_non_null(strstr(str(c, "json_attributes_template"), "'username'"));
   assert_non_null(strstr(str(c, "json_attributes_template"), "'is_anon'"));
   assert_non_null(strstr(str(c, "json_attributes_template"), "'message'"));
+  assert_non_null(strstr(str(c, "json_attributes_template"), "'at'"));
 
   c = cmp(root, "viewers");
   assert_string_equal(str(c, "name"), "Viewers (approximate)");
@@ -494,17 +509,111 @@ static void test_entities(void **state) {
   assert_non_null(strstr(str(c, "value_template"), "value_json.last_event_at"));
   assert_string_equal(str(c, "entity_category"), "diagnostic");
 
-  /* Diagnostics read the broadcaster's own small health topic. */
+  /* Diagnostics read the broadcaster's own health topic. */
   c = cmp(root, "queued");
   assert_string_equal(str(c, "state_topic"), "cb/alice/health");
   assert_null(strstr(str(c, "value_template"), "broadcasters"));
-  assert_non_null(strstr(str(c, "value_template"), "value_json"));
+  assert_non_null(strstr(str(c, "value_template"), "value_json.queued"));
   assert_string_equal(str(c, "entity_category"), "diagnostic");
+  {
+    static const char *const health_ids[] = {"queued",         "polls",
+                                             "retries",        "last_event_age",
+                                             "last_api_error", "last_publish_error",
+                                             "events_received"};
+    for (size_t i = 0; i < sizeof health_ids / sizeof health_ids[0]; i++) {
+      c = cmp(root, health_ids[i]);
+      assert_non_null(c);
+      assert_string_equal(str(c, "state_topic"), "cb/alice/health");
+      assert_null(strstr(str(c, "value_template"), "broadcasters"));
+    }
+  }
+  c = cmp(root, "events_received");
+  assert_string_equal(str(c, "json_attributes_topic"), "cb/alice/health");
+  assert_null(strstr(str(c, "json_attributes_template"), "broadcasters"));
 
+  /* An absent error renders None (unknown), never the text "none". */
+  c = cmp(root, "last_api_error");
+  assert_non_null(strstr(str(c, "value_template"), "value_json.last_api_error"));
+  assert_null(strstr(str(c, "value_template"), "'none'"));
+  assert_non_null(strstr(str(c, "value_template"), "none"));
+  c = cmp(root, "last_publish_error");
+  assert_null(strstr(str(c, "value_template"), "'none'"));
+  assert_non_null(strstr(str(c, "value_template"), "value_json.last_publish_error"));
+
+  /* Triggers: the subtype names what happened, the device already names
+   * the broadcaster. */
   c = cmp(root, "trigger_tip");
   assert_string_equal(str(c, "platform"), "device_automation");
-  assert_string_equal(str(c, "subtype"), "alice");
+  assert_string_equal(str(c, "subtype"), "tip");
+  assert_string_equal(str(c, "type"), "received");
+  c = cmp(root, "trigger_follow");
+  assert_string_equal(str(c, "subtype"), "follow");
   cJSON_Delete(root);
+}
+
+/* The recorder stays quiet: viewer-action event entities are disabled by
+ * default, the others are on; every event entity has an mdi icon; HA
+ * subscribes at QoS 1. */
+static void test_recorder_and_icons(void **state) {
+  cJSON *root = device_config("cb", "alice", ALL_TYPES);
+  cJSON *bridge = bridge_config("cb");
+  const cJSON *c;
+  (void)state;
+
+  assert_int_equal(cJSON_GetObjectItemCaseSensitive(root, "qos")->valueint, 1);
+  assert_int_equal(cJSON_GetObjectItemCaseSensitive(bridge, "qos")->valueint, 1);
+  for (int t = 0; t < (int)CBEV_EVENT_TYPE_COUNT; t++) {
+    char id[64];
+    const cJSON *en;
+    int quiet = t == CBEV_EVENT_CHAT_MESSAGE || t == CBEV_EVENT_PRIVATE_MESSAGE ||
+                t == CBEV_EVENT_USER_ENTER || t == CBEV_EVENT_USER_LEAVE;
+    snprintf(id, sizeof id, "event_%s", cbev_event_type_name((cbev_event_type)t));
+    c = cmp(root, id);
+    assert_non_null(c);
+    assert_non_null(str(c, "icon"));
+    assert_int_equal(strncmp(str(c, "icon"), "mdi:", 4), 0);
+    en = cJSON_GetObjectItemCaseSensitive(c, "enabled_by_default");
+    if (quiet)
+      assert_true(cJSON_IsFalse(en));
+    else
+      assert_null(en);
+  }
+  cJSON_Delete(root);
+  cJSON_Delete(bridge);
+}
+
+/* A component that is no longer announced stays in the payload as
+ * {"platform": ...} only, which Home Assistant reads as "remove it", so
+ * nothing is left orphaned. */
+static void test_removed_components(void **state) {
+  cJSON *bridge = bridge_config("cb");
+  cJSON *root = device_config("cb", "alice", BIT(CBEV_EVENT_FOLLOW));
+  const cJSON *c;
+  (void)state;
+
+  c = cmp(bridge, "uptime");
+  assert_non_null(c);
+  assert_int_equal(cJSON_GetArraySize(c), 1);
+  assert_string_equal(str(c, "platform"), "sensor");
+  c = cmp(bridge, "mqtt_connected");
+  assert_non_null(c);
+  assert_int_equal(cJSON_GetArraySize(c), 1);
+  assert_string_equal(str(c, "platform"), "binary_sensor");
+
+  /* Unpublished types: their event entity and trigger are tombstones. */
+  c = cmp(root, "event_tip");
+  assert_non_null(c);
+  assert_int_equal(cJSON_GetArraySize(c), 1);
+  assert_string_equal(str(c, "platform"), "event");
+  c = cmp(root, "trigger_tip");
+  assert_int_equal(cJSON_GetArraySize(c), 1);
+  assert_string_equal(str(c, "platform"), "device_automation");
+  /* Last tip reads the state, which counts tips even when they are not
+   * published: it stays. */
+  assert_non_null(live(root, "last_tip"));
+  assert_true(cJSON_GetArraySize(cmp(root, "event_follow")) > 1);
+  cJSON_Delete(root);
+  cJSON_Delete(bridge);
 }
 
 static void test_bridge_device(void **state) {
@@ -521,18 +630,29 @@ static void test_bridge_device(void **state) {
   assert_string_equal(str(c, "device_class"), "connectivity");
   assert_string_equal(str(c, "payload_on"), "online");
   assert_null(cJSON_GetObjectItemCaseSensitive(c, "availability"));
-  c = cmp(root, "uptime");
-  assert_string_equal(str(c, "state_topic"), "cb/bridge/health");
-  assert_non_null(strstr(str(c, "value_template"), "value_json.uptime_s"));
+  /* The start is a timestamp read from the retained info, written once
+   * per start rather than every health interval. */
+  c = cmp(root, "started");
+  assert_string_equal(str(c, "platform"), "sensor");
+  assert_string_equal(str(c, "state_topic"), "cb/bridge/info");
+  assert_non_null(strstr(str(c, "value_template"), "value_json.started_at"));
+  assert_string_equal(str(c, "device_class"), "timestamp");
   assert_string_equal(str(c, "entity_category"), "diagnostic");
+  assert_string_equal(str(c, "unique_id"), "cb2mqtt_bridge_started");
   expect_avty(c, "cb/bridge/status", NULL);
   c = cmp(root, "mqtt_reconnects");
+  assert_string_equal(str(c, "state_topic"), "cb/bridge/health");
   assert_non_null(strstr(str(c, "value_template"), "value_json.mqtt.reconnects"));
   assert_string_equal(str(c, "entity_category"), "diagnostic");
-  c = cmp(root, "mqtt_connected");
-  assert_non_null(strstr(str(c, "value_template"), "value_json.mqtt.connected"));
-  assert_string_equal(str(c, "device_class"), "connectivity");
-  assert_string_equal(str(c, "entity_category"), "diagnostic");
+  /* No entity reads mqtt.connected: it is only ever sent while true. */
+  {
+    const cJSON *it;
+    cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "components")) {
+      const char *vt = str(it, "value_template");
+      assert_true(!vt || !strstr(vt, "mqtt.connected"));
+      assert_true(!vt || !strstr(vt, "uptime_s"));
+    }
+  }
   cJSON_Delete(root);
 }
 
@@ -952,6 +1072,8 @@ int main(void) {
       cmocka_unit_test(test_base_topic_and_prefix),
       cmocka_unit_test(test_entities),
       cmocka_unit_test(test_bridge_device),
+      cmocka_unit_test(test_recorder_and_icons),
+      cmocka_unit_test(test_removed_components),
       cmocka_unit_test(test_invalid_inputs),
       cmocka_unit_test(test_birth_message),
       cmocka_unit_test(test_record_json_round_trip),
