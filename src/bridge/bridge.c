@@ -23,6 +23,7 @@
 #include "cbevents/cbevents.h"
 #include "cursor.h"
 #include "discovery.h"
+#include "retained.h"
 #include "fsutil.h"
 #include "heartbeat.h"
 #include "logsink.h"
@@ -404,19 +405,40 @@ static int disc_publish(void *ud, const char *topic, const void *payload, size_t
   return cb2m_mqtt_publish(b->mqtt, topic, payload, len, 1, 1, NULL);
 }
 
+/* The configured broadcasters' names (borrowed), in order; free() the
+ * array. NULL when out of memory. */
+static const char **names_of(const bridge *b) {
+  const char **names = calloc(b->n ? b->n : 1, sizeof *names);
+
+  for (size_t i = 0; names && i < b->n; i++)
+    names[i] = b->bcs[i].cfg->name;
+  return names;
+}
+
 /* Home Assistant discovery: the bridge device and one device per
  * broadcaster; configs of broadcasters no longer configured are cleared. */
 static void announce(bridge *b) {
   cb2m_disc_settings s;
-  const char **names = calloc(b->n ? b->n : 1, sizeof *names);
+  const char **names = names_of(b);
 
   if (!names)
     return;
-  for (size_t i = 0; i < b->n; i++)
-    names[i] = b->bcs[i].cfg->name;
   s = (cb2m_disc_settings){b->cfg->mqtt.base_topic, b->cfg->homeassistant.prefix, names, b->n,
                            b->cfg->events.publish_mask, cbev_version(), b->cfg->events.state_dir};
   cb2m_discovery_publish_with(&s, disc_publish, b, &b->logger);
+  free(names);
+}
+
+/* Retained topics of broadcasters no longer configured are cleared, and
+ * the configured ones recorded (retained.h), before anything of theirs
+ * is published. */
+static void clear_removed(bridge *b) {
+  const char **names = names_of(b);
+
+  if (!names)
+    return;
+  cb2m_retained_sync(b->cfg->events.state_dir, b->cfg->mqtt.base_topic, names, b->n,
+                     disc_publish, b, &b->logger);
   free(names);
 }
 
@@ -425,6 +447,7 @@ static void announce(bridge *b) {
 static void on_connect(void *ud) {
   bridge *b = ud;
 
+  clear_removed(b);
   publish_retained(b, b->topic_status, "online");
   publish_info(b);
   for (size_t i = 0; i < b->n; i++) {
