@@ -444,3 +444,40 @@ static int check_log_level(cb2m_config *cfg, char *why, size_t whylen) {
   return 0;
 }
 
+
+/* ---- comparison (reload) ------------------------------------------------- */
+
+static int same_text(const char *x, const char *y) {
+  if (!x || !y)
+    return x == y;
+  return strcmp(x, y) == 0;
+}
+
+int cb2m_config_section_differs(const cb2m_config *a, const cb2m_config *b, const char *section,
+                                char *key, size_t keylen) {
+  for (size_t i = 0; i < NKEYS; i++) {
+    const key_def *k = &KEYS[i];
+    int same;
+
+    if (strcmp(k->section, section) != 0)
+      continue;
+    switch (k->type) {
+    case T_BOOL:
+    case T_INT: same = CFIELD(a, k->off, int) == CFIELD(b, k->off, int); break;
+    case T_DOUBLE: same = CFIELD(a, k->off, double) == CFIELD(b, k->off, double); break;
+    default: same = same_text(CFIELD(a, k->off, char *), CFIELD(b, k->off, char *)); break;
+    }
+    if (!same) {
+      if (keylen)
+        snprintf(key, keylen, "%s.%s", k->section, k->key);
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int cb2m_config_broadcaster_same(const cb2m_broadcaster_config *a,
+                                 const cb2m_broadcaster_config *b) {
+  return same_text(a->name, b->name) && same_text(a->token, b->token) &&
+         same_text(a->url, b->url) && same_text(a->secret_file, b->secret_file);
+}
