@@ -85,5 +85,37 @@ def test_sighup_bad_file_then_log_level():
     assert bridge.returncode == 0, bridge.describe()
 
 
+def test_hundred_reloads_leak_nothing():
+    """100 reloads in a row, good and bad files in turn; the bridge is built
+    with ASan (leak detection on at exit): exit 0 means nothing leaked."""
+    state_dir = cbtest.tempdir("cbtest-state-")
+    ini = os.path.join(cbtest.tempdir("cbtest-conf-"), "cb2mqtt.ini")
+    broker = cbtest.Mosquitto().start()
+    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A])
+    cbtest.on_cleanup(api.stop)
+    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
+    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL"):
+        env.pop(k, None)
+    write_ini(ini)
+    bridge = cbtest.start_bridge(env, args=("-c", ini))
+    cbtest.wait_until(lambda: "mqtt: connected to" in bridge.stderr_text(), timeout=10,
+                      what="the connect")
+    for n in range(1, 101):
+        write_ini(ini, qos="7" if n % 2 else "1")
+        bridge.send_signal(signal.SIGHUP)
+        cbtest.wait_until(lambda: bridge.stderr_text().count("reload: reading the settings") >= n
+                          and (bridge.stderr_text().count("the running settings stay")
+                               + bridge.stderr_text().count("reload: done")) >= n,
+                          timeout=10, what="reload %d" % n)
+    write_ini(ini, level="debug")
+    bridge.send_signal(signal.SIGHUP)
+    cbtest.wait_until(lambda: "reload: log settings applied (level debug" in
+                      bridge.stderr_text(), timeout=10, what="the last reload")
+    assert bridge.alive(), bridge.describe()
+    bridge.stop(timeout=20)
+    assert bridge.returncode == 0, bridge.describe()
+    assert "LeakSanitizer" not in bridge.stderr_text(), bridge.stderr_text()[-4000:]
+
+
 if __name__ == "__main__":
-    cbtest.run([test_sighup_bad_file_then_log_level])
+    cbtest.run([test_sighup_bad_file_then_log_level, test_hundred_reloads_leak_nothing])
