@@ -23,6 +23,8 @@
 #include "cbevents/cbevents.h"
 #include "cursor.h"
 #include "discovery.h"
+#include "reload.h"
+#include "retained.h"
 #include "fsutil.h"
 #include "health.h"
 #include "heartbeat.h"
@@ -434,19 +436,40 @@ static int disc_publish(void *ud, const char *topic, const void *payload, size_t
   return cb2m_mqtt_publish(b->mqtt, topic, payload, len, 1, 1, NULL);
 }
 
+/* The configured broadcasters' names (borrowed), in order; free() the
+ * array. NULL when out of memory. */
+static const char **names_of(const bridge *b) {
+  const char **names = calloc(b->n ? b->n : 1, sizeof *names);
+
+  for (size_t i = 0; names && i < b->n; i++)
+    names[i] = b->bcs[i].cfg->name;
+  return names;
+}
+
 /* Home Assistant discovery: the bridge device and one device per
  * broadcaster; configs of broadcasters no longer configured are cleared. */
 static void announce(bridge *b) {
   cb2m_disc_settings s;
-  const char **names = calloc(b->n ? b->n : 1, sizeof *names);
+  const char **names = names_of(b);
 
   if (!names)
     return;
-  for (size_t i = 0; i < b->n; i++)
-    names[i] = b->bcs[i].cfg->name;
   s = (cb2m_disc_settings){b->cfg->mqtt.base_topic, b->cfg->homeassistant.prefix, names, b->n,
                            b->cfg->events.publish_mask, cbev_version(), b->cfg->events.state_dir};
   cb2m_discovery_publish_with(&s, disc_publish, b, &b->logger);
+  free(names);
+}
+
+/* Retained topics of broadcasters no longer configured are cleared, and
+ * the configured ones recorded (retained.h), before anything of theirs
+ * is published. */
+static void clear_removed(bridge *b) {
+  const char **names = names_of(b);
+
+  if (!names)
+    return;
+  cb2m_retained_sync(b->cfg->events.state_dir, b->cfg->mqtt.base_topic, names, b->n,
+                     disc_publish, b, &b->logger);
   free(names);
 }
 
@@ -455,6 +478,7 @@ static void announce(bridge *b) {
 static void on_connect(void *ud) {
   bridge *b = ud;
 
+  clear_removed(b);
   publish_retained(b, b->topic_status, "online");
   publish_info(b);
   for (size_t i = 0; i < b->n; i++) {
@@ -1109,7 +1133,55 @@ static void shutdown_bridge(bridge *b, volatile sig_atomic_t *stop, int signal_f
   cb2m_heartbeat_write(b->cfg->events.state_dir, 0, time(NULL));
 }
 
+/* ---- reload (SIGHUP, SPEC 5) */
+
+/* Loads and validates the settings again and applies what may change
+ * while running. Anything refused is logged and the running settings
+ * stay; broadcasters whose settings did not change are never touched. */
+static void reload(bridge *b, const cb2m_bridge_hooks *hooks) {
+  cb2m_config next;
+  cb2m_reload_plan plan = {0};
+  char err[512];
+
+  LOG(b, CBEV_LOG_INFO, "reload: reading the settings again (SIGHUP)");
+  if (hooks->load(hooks->load_ud, &next, err, sizeof err) != 0) {
+    LOG(b, CBEV_LOG_ERROR, "%s; the running settings stay", err);
+    goto out;
+  }
+  if (cb2m_reload_plan_make(b->cfg, &next, &plan) != 0) {
+    LOG(b, CBEV_LOG_ERROR, "reload: out of memory; the running settings stay");
+    goto out;
+  }
+  if (plan.restart_key[0]) {
+    LOG(b, CBEV_LOG_ERROR, "config: %s: cannot change while running (restart cb2mqtt); the "
+        "running settings stay", plan.restart_key);
+    goto out;
+  }
+  if (plan.log_changed) {
+    b->sink.json = next.log.json;
+    b->logger.max_level = next.log.level;
+    LOG(b, CBEV_LOG_INFO, "reload: log settings applied (level %s, format %s)",
+        next.log.level_name, next.log.format);
+  }
+  if (plan.n_added || plan.n_removed || plan.n_changed || plan.mqtt_changed)
+    LOG(b, CBEV_LOG_WARN, "reload: %zu broadcaster(s) added, %zu removed, %zu with another "
+        "secret%s: not applied while running yet; restart cb2mqtt to apply them",
+        plan.n_added, plan.n_removed, plan.n_changed,
+        plan.mqtt_changed ? ", mqtt.* changed" : "");
+  LOG(b, CBEV_LOG_INFO, "reload: done; %zu broadcaster(s) untouched", plan.n_untouched);
+out:
+  cb2m_reload_plan_free(&plan);
+  cb2m_config_free(&next);
+}
+
 int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd) {
+  cb2m_bridge_hooks hooks = {stop, NULL, NULL, NULL, signal_fd};
+  return cb2m_bridge_run_hooks(cfg, &hooks);
+}
+
+int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks) {
+  volatile sig_atomic_t *stop = hooks->stop;
+  int signal_fd = hooks->signal_fd;
   bridge *b = calloc(1, sizeof *b);
   int status = CB2M_EXIT_FATAL;
 
@@ -1123,6 +1195,10 @@ int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int sig
       cbev_version(), b->n, cfg->mqtt.host, cfg->mqtt.port, cfg->events.state_dir);
   while (!*stop && !b->fatal && !all_auth_failed(b)) {
     turn(b, signal_fd, stop, 10000);
+    if (hooks->reload && *hooks->reload && hooks->load) {
+      *hooks->reload = 0;
+      reload(b, hooks);
+    }
     timers(b);
   }
   if (b->fatal)

@@ -28,4 +28,23 @@
  * Returns one of the CB2M_EXIT_* codes. */
 int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd);
 
+/* Loads the settings again for a reload, as at start (cb2m_config_load()
+ * with the same command line). Returns 0, or non-zero with err holding
+ * one line (never a secret); out is always initialised and freed by the
+ * caller. */
+typedef int (*cb2m_reload_load_fn)(void *ud, cb2m_config *out, char *err, size_t errlen);
+
+typedef struct cb2m_bridge_hooks {
+  volatile sig_atomic_t *stop;   /* SIGINT/SIGTERM set it */
+  volatile sig_atomic_t *reload; /* SIGHUP sets it; NULL: no reload */
+  cb2m_reload_load_fn load;      /* NULL: no reload */
+  void *load_ud;
+  int signal_fd; /* readable after a signal (the self-pipe); -1: none */
+} cb2m_bridge_hooks;
+
+/* cb2m_bridge_run() that also reloads when *hooks->reload becomes
+ * non-zero (SPEC 5, Signals): the new settings are loaded and validated
+ * as at start; a bad result is logged and the running settings stay. */
+int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks);
+
 #endif

@@ -1,7 +1,7 @@
 /*
  * config.h: cb2mqtt's settings (SPEC section 5). One table of keys in
- * config.c is read by everything here: the INI file, the environment, the
- * command line, validation, --print-config, --help, the settings part of
+ * config_keys.c (config_impl.h lists the parts) is read by everything
+ * here: the INI file, the environment, the command line, validation, --print-config, --help, the settings part of
  * cb/bridge/info and the example config/cb2mqtt.ini.
  *
  * Precedence, highest first: command line, environment, config file,
@@ -141,6 +141,16 @@ int cb2m_config_reread_secret(const cb2m_broadcaster_config *b, char **secret, c
                               size_t errlen);
 /* Wipes the string s (a secret) and frees it; NULL is fine. */
 void cb2m_config_secret_free(char *s);
+/* 1 when some key of section ("mqtt", "events", "metrics", "homeassistant", "log")
+ * has another value in b than in a, with key (keylen bytes, may be 0)
+ * naming the first such key as "<section>.<key>"; else 0. Broadcasters
+ * are not compared (see reload.h). */
+int cb2m_config_section_differs(const cb2m_config *a, const cb2m_config *b, const char *section,
+                                char *key, size_t keylen);
+/* 1 when a and b are the same broadcaster with the same secret source
+ * (name, token, feed URL and secret file all equal), else 0. */
+int cb2m_config_broadcaster_same(const cb2m_broadcaster_config *a,
+                                 const cb2m_broadcaster_config *b);
 /* Frees and wipes everything cfg owns; NULL is fine. cfg is zeroed. */
 void cb2m_config_free(cb2m_config *cfg);
 

@@ -683,13 +683,17 @@ size_t cb2m_discovery_stale(const cb2m_disc_record *old, const char *prefix,
 }
 
 int cb2m_disc_record_load(const char *state_dir, cb2m_disc_record *out) {
+  return cb2m_disc_record_load_from(state_dir, CB2M_DISC_RECORD_FILE, out);
+}
+
+int cb2m_disc_record_load_from(const char *state_dir, const char *file, cb2m_disc_record *out) {
   char path[4096];
   char *buf = NULL;
   size_t len = 0;
   int n, rc;
 
   memset(out, 0, sizeof *out);
-  n = snprintf(path, sizeof path, "%s/%s", state_dir, CB2M_DISC_RECORD_FILE);
+  n = snprintf(path, sizeof path, "%s/%s", state_dir, file);
   if (n < 0 || (size_t)n >= sizeof path)
     return CBEV_EIO;
   if (cb2m_read_file(path, CB2M_DISC_RECORD_MAX_BYTES, &buf, &len) != 0) {
@@ -706,12 +710,17 @@ int cb2m_disc_record_load(const char *state_dir, cb2m_disc_record *out) {
 
 int cb2m_disc_record_save(const char *state_dir, const char *prefix, const char *const *names,
                           size_t n_names) {
+  return cb2m_disc_record_save_to(state_dir, CB2M_DISC_RECORD_FILE, prefix, names, n_names);
+}
+
+int cb2m_disc_record_save_to(const char *state_dir, const char *file, const char *prefix,
+                             const char *const *names, size_t n_names) {
   char *json = cb2m_disc_record_json(prefix, names, n_names);
   int rc = CBEV_OK;
 
   if (!json)
     return CBEV_ENOMEM;
-  if (cb2m_write_atomic(state_dir, CB2M_DISC_RECORD_FILE, json, strlen(json), 0600) != 0)
+  if (cb2m_write_atomic(state_dir, file, json, strlen(json), 0600) != 0)
     rc = CBEV_EIO;
   free(json);
   return rc;

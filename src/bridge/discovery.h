@@ -129,6 +129,11 @@ int cb2m_disc_record_load(const char *state_dir, cb2m_disc_record *out);
 int cb2m_disc_record_save(const char *state_dir, const char *prefix, const char *const *names,
                           size_t n_names);
 
+/* The two above on another file name in state_dir (a record of the same
+ * shape, e.g. the retained topics' record of retained.h). */
+int cb2m_disc_record_load_from(const char *state_dir, const char *file, cb2m_disc_record *out);
+int cb2m_disc_record_save_to(const char *state_dir, const char *file, const char *prefix,
+                             const char *const *names, size_t n_names);
 /* Which announced configs must be cleared: the names of old (pointers into
  * old, in its order) that are not among names, or all of old's names when
  * the prefix changed (their configs live under the old prefix). At most

@@ -27,15 +27,18 @@
 
 extern char **environ;
 
-static volatile sig_atomic_t g_stop;
+static volatile sig_atomic_t g_stop, g_reload;
 static int g_signal_pipe[2] = {-1, -1};
 
 /* Only async-signal-safe work here: a flag and a byte into the pipe that
- * wakes the poll loop. */
+ * wakes the poll loop. SIGHUP asks for a reload, the others to stop. */
 static void on_signal(int sig) {
   int saved = errno;
   char c = (char)sig;
-  g_stop = 1;
+  if (sig == SIGHUP)
+    g_reload = 1;
+  else
+    g_stop = 1;
   if (g_signal_pipe[1] >= 0 && write(g_signal_pipe[1], &c, 1) < 0) {
     /* The pipe is full: the loop is already awake. */
   }
@@ -54,10 +57,23 @@ static int install_signals(void) {
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
   sigemptyset(&sa.sa_mask);
-  if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL))
+  if (sigaction(SIGINT, &sa, NULL) || sigaction(SIGTERM, &sa, NULL) ||
+      sigaction(SIGHUP, &sa, NULL))
     return -1;
   sa.sa_handler = SIG_IGN;
   return sigaction(SIGPIPE, &sa, NULL);
+}
+
+/* The command line, kept for a reload (SIGHUP): the same sources are
+ * read again by the same loader. */
+typedef struct reload_args {
+  int argc;
+  char **argv;
+} reload_args;
+
+static int reload_config(void *ud, cb2m_config *out, char *err, size_t errlen) {
+  const reload_args *a = ud;
+  return cb2m_config_load(out, a->argc, a->argv, environ, err, errlen);
 }
 
 int main(int argc, char **argv) {
@@ -114,7 +130,11 @@ int main(int argc, char **argv) {
     goto out;
   }
   srand((unsigned)time(NULL) ^ (unsigned)getpid());
-  status = cb2m_bridge_run(&cfg, &g_stop, g_signal_pipe[0]);
+  {
+    reload_args ra = {argc, argv};
+    cb2m_bridge_hooks hooks = {&g_stop, &g_reload, reload_config, &ra, g_signal_pipe[0]};
+    status = cb2m_bridge_run_hooks(&cfg, &hooks);
+  }
   mosquitto_lib_cleanup();
   curl_global_cleanup();
 out:
