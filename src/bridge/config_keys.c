@@ -101,7 +101,8 @@ const key_def cb2m_config_keys[] = {
      "normalized JSON, or the upstream event object (an anonymous tipper still null)"},
     {"events", "expose_anonymous_tippers", T_BOOL, "false", 0, 1, 0,
      OFF(events.expose_anonymous_tippers), NO_AUX, NO_AUX, NULL, NULL, NULL,
-     "publish the user of anonymous tips"},
+     "publish the user of anonymous tips (a tip is anonymous unless its isAnon is absent or "
+     "JSON false: any other value counts as anonymous)"},
     {"events", "state_dir", T_STRING, "/var/lib/cb2mqtt", 0, 0, F_NOT_EMPTY, OFF(events.state_dir),
      NO_AUX, NO_AUX, NULL, NULL, NULL, "cursors and state survive restarts here"},
     {"events", "max_queued", T_INT, "10000", 1, 1000000, 0, OFF(events.max_queued), NO_AUX, NO_AUX,
