@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import resource
+import socket
 import subprocess
 import sys
 import tempfile
@@ -91,9 +92,12 @@ def fmt(st):
         1e3 * st["p50"], 1e3 * st["p99"], 1e3 * st["max"], st["n"])
 
 
+NODELAY = []    # ["--nodelay"] for mosquitto_sub / mosquitto_pub when --nodelay
+
+
 def start_sub(broker, topics, out_path):
     argv = ["mosquitto_sub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
-            "-F", "%U %t %p"]
+            "-F", "%U %t %p"] + NODELAY
     for t in topics:
         argv += ["-t", t]
     return subprocess.Popen(argv, stdout=open(out_path, "wb"))
@@ -142,10 +146,15 @@ def scrape_histogram(port):
     return rows
 
 
-def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup):
+def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup, nodelay):
     names = ["b%04d" % i for i in range(count)]
     cls = PerBroadcasterWakeApi if wakeup == "per-broadcaster" else fake_api.FakeApi
     api = cls({n: "tok-" + n for n in names}, max_wait=10, batch_size=1000).start()
+    if nodelay:
+        # http.server writes the headers and the body in two sends: with
+        # Nagle the body waits for the client's delayed ACK (40 ms on
+        # Linux). Accepted sockets inherit TCP_NODELAY from the listener.
+        api._server.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     state = tempfile.mkdtemp(prefix="bench-lat-")
     out = os.path.join(state, "sub.txt")
     sub = start_sub(broker, ["cb/+/chat_message"], out)
@@ -193,7 +202,7 @@ def run_reference(broker, rate, seconds):
     sub = start_sub(broker, ["ref/lat"], out)
     time.sleep(0.5)
     pub = subprocess.Popen(["mosquitto_pub", "-h", "127.0.0.1", "-p", str(broker.port), "-q", "1",
-                            "-t", "ref/lat", "-l"], stdin=subprocess.PIPE)
+                            "-t", "ref/lat", "-l"] + NODELAY, stdin=subprocess.PIPE)
 
     def emit(seq):
         pub.stdin.write(("%s%d %.6f\n" % (STAMP, seq, time.time())).encode())
@@ -221,13 +230,21 @@ def main():
     ap.add_argument("--switch-interval", type=float, default=0.0005,
                     help="sys.setswitchinterval for this process (fake API threads; 0.005 "
                          "is Python's default, which delays a woken long-poll by up to 5 ms)")
+    ap.add_argument("--nodelay", choices=("on", "off"), default="on",
+                    help="TCP_NODELAY on the bench's side: the fake API's sockets, the broker "
+                         "(set_tcp_nodelay), mosquitto_sub and mosquitto_pub")
     a = ap.parse_args()
+    nodelay = a.nodelay == "on"
+    if nodelay:
+        NODELAY.append("--nodelay")
     sys.setswitchinterval(a.switch_interval)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    broker = cbtest.Mosquitto(extra_conf=("max_queued_messages 0",)).start()
+    conf = ("max_queued_messages 0",) + (("set_tcp_nodelay true",) if nodelay else ())
+    broker = cbtest.Mosquitto(extra_conf=conf).start()
     print("latency, QoS 1, %g s per setting, rate_limit %s, fake API wake-up %s, "
-          "switch interval %g s" % (a.seconds, a.rate_limit, a.wakeup, a.switch_interval))
+          "switch interval %g s, bench-side TCP_NODELAY %s"
+          % (a.seconds, a.rate_limit, a.wakeup, a.switch_interval, a.nodelay))
     try:
         for rate in [int(x) for x in a.rates.split(",")]:
             ref = run_reference(broker, rate, a.seconds)
@@ -235,7 +252,7 @@ def main():
                   "max %.1f ms" % (rate, fmt(ref["stats"]), ref["got"], ref["sent"],
                                    1e3 * ref["feeder_late"]))
             for count in [int(x) for x in a.broadcasters.split(",")]:
-                r = run_bridge(a.bridge, broker, count, rate, a.seconds, a.rate_limit, a.wakeup)
+                r = run_bridge(a.bridge, broker, count, rate, a.seconds, a.rate_limit, a.wakeup, nodelay)
                 print("%5d ev/s  %4d broadcaster(s) API -> sub: %s; %d/%d received; bridge "
                       "cpu %.2f s; feeder late max %.1f ms"
                       % (rate, count, fmt(r["stats"]), r["got"], r["sent"], r["cpu"],
