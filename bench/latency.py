@@ -59,6 +59,8 @@ class PerBroadcasterWakeApi(fake_api.FakeApi):
         lock = threading.RLock()
         self._cond = threading.Condition(lock)
         self._wake = {n: threading.Condition(lock) for n in self._bc}
+        self.served = []   # (time.time(), items) as each long-poll takes its batch
+
 
     def add_events(self, name, events):
         with self._cond:
@@ -73,6 +75,8 @@ class PerBroadcasterWakeApi(fake_api.FakeApi):
                 items, keys = super()._collect(name, cursor, 0)
                 left = deadline - time.monotonic()
                 if items or left <= 0 or self._stopping:
+                    if items:
+                        self.served.append((time.time(), items))
                     return items, keys
                 self._wake[name].wait(left)
 
@@ -192,7 +196,18 @@ def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup, nodelay
         sub.wait(5)
         api.stop()
     got = read_delays(out, "cb/")
+    # Where the time goes: available -> the fake API's long-poll thread has
+    # woken and taken the batch (the fake API's part, Python), and from
+    # there to the subscriber (HTTP answer, curl, the bridge, the broker).
+    api_part, rest = [], []
+    for t_taken, items in getattr(api, "served", ()):
+        for it in items:
+            seq, t_sent = it["object"]["message"]["message"][len(STAMP):].split()
+            api_part.append(t_taken - float(t_sent))
+            if int(seq) in got:
+                rest.append(got[int(seq)] - api_part[-1])
     return {"sent": sent, "got": len(got), "stats": percentiles(got.values()),
+            "api_part": percentiles(api_part), "rest": percentiles(rest),
             "feeder_late": late, "cpu": cpu, "hist": hist}
 
 
@@ -257,6 +272,9 @@ def main():
                       "cpu %.2f s; feeder late max %.1f ms"
                       % (rate, count, fmt(r["stats"]), r["got"], r["sent"], r["cpu"],
                          1e3 * r["feeder_late"]))
+                if r["api_part"]:
+                    print("      split: available -> fake API took it: %s; -> subscriber: %s"
+                          % (fmt(r["api_part"]), fmt(r["rest"])))
                 print("      bridge histogram: " + "; ".join(
                     h.replace("cb2mqtt_event_delivery_seconds", "") for h in r["hist"]
                     if "le=" not in h or not h.endswith(" 0")))
