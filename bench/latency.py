@@ -77,8 +77,25 @@ class PerBroadcasterWakeApi(fake_api.FakeApi):
                 if items or left <= 0 or self._stopping:
                     if items:
                         self.served.append((time.time(), items))
+                        _TAKEN.items = items
                     return items, keys
                 self._wake[name].wait(left)
+
+
+_TAKEN = threading.local()   # the batch a handler thread took, until it is written
+WRITTEN = []                 # (time.time() after the answer's last send, items)
+_orig_send = fake_api._Handler._send
+
+
+def _timed_send(self, *a, **kw):
+    _orig_send(self, *a, **kw)
+    items = getattr(_TAKEN, "items", None)
+    if items:
+        WRITTEN.append((time.time(), items))
+        _TAKEN.items = None
+
+
+fake_api._Handler._send = _timed_send
 
 
 def percentiles(values):
@@ -199,15 +216,22 @@ def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup, nodelay
     # Where the time goes: available -> the fake API's long-poll thread has
     # woken and taken the batch (the fake API's part, Python), and from
     # there to the subscriber (HTTP answer, curl, the bridge, the broker).
-    api_part, rest = [], []
-    for t_taken, items in getattr(api, "served", ()):
-        for it in items:
-            seq, t_sent = it["object"]["message"]["message"][len(STAMP):].split()
-            api_part.append(t_taken - float(t_sent))
-            if int(seq) in got:
-                rest.append(got[int(seq)] - api_part[-1])
+    def split(marks):
+        part, rest = [], []
+        for t_mark, items in marks:
+            for it in items:
+                seq, t_sent = it["object"]["message"]["message"][len(STAMP):].split()
+                part.append(t_mark - float(t_sent))
+                if int(seq) in got:
+                    rest.append(got[int(seq)] - part[-1])
+        return percentiles(part), percentiles(rest)
+
+    taken, after_taken = split(getattr(api, "served", ()))
+    written, after_written = split(WRITTEN)
+    del WRITTEN[:]
     return {"sent": sent, "got": len(got), "stats": percentiles(got.values()),
-            "api_part": percentiles(api_part), "rest": percentiles(rest),
+            "api_part": taken, "rest": after_taken, "written": written,
+            "after_written": after_written,
             "feeder_late": late, "cpu": cpu, "hist": hist}
 
 
@@ -275,6 +299,8 @@ def main():
                 if r["api_part"]:
                     print("      split: available -> fake API took it: %s; -> subscriber: %s"
                           % (fmt(r["api_part"]), fmt(r["rest"])))
+                    print("      split: available -> fake API wrote the answer: %s; -> subscriber: %s"
+                          % (fmt(r["written"]), fmt(r["after_written"])))
                 print("      bridge histogram: " + "; ".join(
                     h.replace("cb2mqtt_event_delivery_seconds", "") for h in r["hist"]
                     if "le=" not in h or not h.endswith(" 0")))
