@@ -113,6 +113,7 @@ def fmt(st):
         1e3 * st["p50"], 1e3 * st["p99"], 1e3 * st["max"], st["n"])
 
 
+SLOW_S = []    # [seconds] when --slow-ms is given
 NODELAY = []    # ["--nodelay"] for mosquitto_sub / mosquitto_pub when --nodelay
 
 
@@ -139,7 +140,18 @@ def read_delays(out_path, prefix):
                 continue
             seq, t_sent = payload[len(STAMP):].split()
             got.setdefault(int(seq), t_recv - float(t_sent))
+            SENT_AT[int(seq)] = float(t_sent)
     return got
+
+
+SENT_AT = {}   # seq -> when it was made available (the last run read)
+
+
+def slow_times(got, slow_s):
+    """When (s after the first event) the deliveries slower than slow_s were
+    made available: a periodic pattern points at a timer in the loop."""
+    t0 = min(SENT_AT.values()) if SENT_AT else 0.0
+    return sorted("%.2f" % (SENT_AT[q] - t0) for q, d in got.items() if d > slow_s)
 
 
 def steady(rate, seconds, emit):
@@ -229,7 +241,8 @@ def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup, nodelay
     taken, after_taken = split(getattr(api, "served", ()))
     written, after_written = split(WRITTEN)
     del WRITTEN[:]
-    return {"sent": sent, "got": len(got), "stats": percentiles(got.values()),
+    slow = slow_times(got, SLOW_S[0]) if SLOW_S else []
+    return {"slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()),
             "api_part": taken, "rest": after_taken, "written": written,
             "after_written": after_written,
             "feeder_late": late, "cpu": cpu, "hist": hist}
@@ -254,7 +267,8 @@ def run_reference(broker, rate, seconds):
     sub.terminate()
     sub.wait(5)
     got = read_delays(out, "ref/")
-    return {"sent": sent, "got": len(got), "stats": percentiles(got.values()), "feeder_late": late}
+    slow = slow_times(got, SLOW_S[0]) if SLOW_S else []
+    return {"slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()), "feeder_late": late}
 
 
 def main():
@@ -272,7 +286,11 @@ def main():
     ap.add_argument("--nodelay", choices=("on", "off"), default="on",
                     help="TCP_NODELAY on the bench's side: the fake API's sockets, the broker "
                          "(set_tcp_nodelay), mosquitto_sub and mosquitto_pub")
+    ap.add_argument("--slow-ms", type=float,
+                    help="also list when the deliveries slower than this were made available")
     a = ap.parse_args()
+    if a.slow_ms is not None:
+        SLOW_S.append(a.slow_ms / 1e3)
     nodelay = a.nodelay == "on"
     if nodelay:
         NODELAY.append("--nodelay")
@@ -301,6 +319,9 @@ def main():
                           % (fmt(r["api_part"]), fmt(r["rest"])))
                     print("      split: available -> fake API wrote the answer: %s; -> subscriber: %s"
                           % (fmt(r["written"]), fmt(r["after_written"])))
+                if r["slow"]:
+                    print("      slower than %g ms, made available at (s): %s"
+                          % (a.slow_ms, " ".join(r["slow"][:200])))
                 print("      bridge histogram: " + "; ".join(
                     h.replace("cb2mqtt_event_delivery_seconds", "") for h in r["hist"]
                     if "le=" not in h or not h.endswith(" 0")))
