@@ -128,6 +128,7 @@ def start_sub(broker, topics, out_path):
 def read_delays(out_path, prefix):
     """{seq: delay_s} for the lines of topics starting with prefix."""
     got = {}
+    DUPES[0] = 0
     with open(out_path, "rb") as f:
         for line in f:
             parts = line.decode("utf-8", "replace").rstrip("\n").split(" ", 2)
@@ -139,11 +140,14 @@ def read_delays(out_path, prefix):
             if not payload.startswith(STAMP):
                 continue
             seq, t_sent = payload[len(STAMP):].split()
+            if int(seq) in got:
+                DUPES[0] += 1
             got.setdefault(int(seq), t_recv - float(t_sent))
             SENT_AT[int(seq)] = float(t_sent)
     return got
 
 
+DUPES = [0]    # messages the subscriber received more than once (last read)
 SENT_AT = {}   # seq -> when it was made available (the last run read)
 
 
@@ -241,8 +245,9 @@ def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup, nodelay
     taken, after_taken = split(getattr(api, "served", ()))
     written, after_written = split(WRITTEN)
     del WRITTEN[:]
+    dupes = DUPES[0]
     slow = slow_times(got, SLOW_S[0]) if SLOW_S else []
-    return {"slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()),
+    return {"dupes": dupes, "slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()),
             "api_part": taken, "rest": after_taken, "written": written,
             "after_written": after_written,
             "feeder_late": late, "cpu": cpu, "hist": hist}
@@ -267,8 +272,9 @@ def run_reference(broker, rate, seconds):
     sub.terminate()
     sub.wait(5)
     got = read_delays(out, "ref/")
+    dupes = DUPES[0]
     slow = slow_times(got, SLOW_S[0]) if SLOW_S else []
-    return {"slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()), "feeder_late": late}
+    return {"dupes": dupes, "slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()), "feeder_late": late}
 
 
 def main():
@@ -310,9 +316,9 @@ def main():
                                    1e3 * ref["feeder_late"]))
             for count in [int(x) for x in a.broadcasters.split(",")]:
                 r = run_bridge(a.bridge, broker, count, rate, a.seconds, a.rate_limit, a.wakeup, nodelay)
-                print("%5d ev/s  %4d broadcaster(s) API -> sub: %s; %d/%d received; bridge "
-                      "cpu %.2f s; feeder late max %.1f ms"
-                      % (rate, count, fmt(r["stats"]), r["got"], r["sent"], r["cpu"],
+                print("%5d ev/s  %4d broadcaster(s) API -> sub: %s; %d/%d received, %d twice; "
+                      "bridge cpu %.2f s; feeder late max %.1f ms"
+                      % (rate, count, fmt(r["stats"]), r["got"], r["sent"], r["dupes"], r["cpu"],
                          1e3 * r["feeder_late"]))
                 if r["api_part"]:
                     print("      split: available -> fake API took it: %s; -> subscriber: %s"
