@@ -21,6 +21,12 @@ How the two ends are timed, on one clock (time.time(), one machine):
 At the end, GET /metrics of the bridge gives its own
 cb2mqtt_event_delivery_seconds histogram (fetched -> acknowledged).
 
+Each bridge setting also prints where the time went: available -> the
+fake API's long-poll took the batch -> it wrote the answer -> subscriber.
+--slow-ms N lists when the slower deliveries were made available (a timer
+in the bridge's loop shows as a period). The bridge's state_dir is a temp
+dir: TMPDIR=/dev/shm puts it on tmpfs (fsync then costs nothing).
+
 --wakeup: the fake API wakes every waiting long-poll on each new event
 (one Condition for all); with 1000 broadcasters that is 1000 Python thread
 wake-ups per event, which measures the fake API, not the bridge.
