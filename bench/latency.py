@@ -21,6 +21,12 @@ How the two ends are timed, on one clock (time.time(), one machine):
 At the end, GET /metrics of the bridge gives its own
 cb2mqtt_event_delivery_seconds histogram (fetched -> acknowledged).
 
+Each bridge setting also prints where the time went: available -> the
+fake API's long-poll took the batch -> it wrote the answer -> subscriber.
+--slow-ms N lists when the slower deliveries were made available (a timer
+in the bridge's loop shows as a period). The bridge's state_dir is a temp
+dir: TMPDIR=/dev/shm puts it on tmpfs (fsync then costs nothing).
+
 --wakeup: the fake API wakes every waiting long-poll on each new event
 (one Condition for all); with 1000 broadcasters that is 1000 Python thread
 wake-ups per event, which measures the fake API, not the bridge.
@@ -128,6 +134,7 @@ def start_sub(broker, topics, out_path):
 def read_delays(out_path, prefix):
     """{seq: delay_s} for the lines of topics starting with prefix."""
     got = {}
+    DUPES[0] = 0
     with open(out_path, "rb") as f:
         for line in f:
             parts = line.decode("utf-8", "replace").rstrip("\n").split(" ", 2)
@@ -139,11 +146,14 @@ def read_delays(out_path, prefix):
             if not payload.startswith(STAMP):
                 continue
             seq, t_sent = payload[len(STAMP):].split()
+            if int(seq) in got:
+                DUPES[0] += 1
             got.setdefault(int(seq), t_recv - float(t_sent))
             SENT_AT[int(seq)] = float(t_sent)
     return got
 
 
+DUPES = [0]    # messages the subscriber received more than once (last read)
 SENT_AT = {}   # seq -> when it was made available (the last run read)
 
 
@@ -241,8 +251,9 @@ def run_bridge(bridge, broker, count, rate, seconds, rate_limit, wakeup, nodelay
     taken, after_taken = split(getattr(api, "served", ()))
     written, after_written = split(WRITTEN)
     del WRITTEN[:]
+    dupes = DUPES[0]
     slow = slow_times(got, SLOW_S[0]) if SLOW_S else []
-    return {"slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()),
+    return {"dupes": dupes, "slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()),
             "api_part": taken, "rest": after_taken, "written": written,
             "after_written": after_written,
             "feeder_late": late, "cpu": cpu, "hist": hist}
@@ -267,8 +278,9 @@ def run_reference(broker, rate, seconds):
     sub.terminate()
     sub.wait(5)
     got = read_delays(out, "ref/")
+    dupes = DUPES[0]
     slow = slow_times(got, SLOW_S[0]) if SLOW_S else []
-    return {"slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()), "feeder_late": late}
+    return {"dupes": dupes, "slow": slow, "sent": sent, "got": len(got), "stats": percentiles(got.values()), "feeder_late": late}
 
 
 def main():
@@ -310,9 +322,9 @@ def main():
                                    1e3 * ref["feeder_late"]))
             for count in [int(x) for x in a.broadcasters.split(",")]:
                 r = run_bridge(a.bridge, broker, count, rate, a.seconds, a.rate_limit, a.wakeup, nodelay)
-                print("%5d ev/s  %4d broadcaster(s) API -> sub: %s; %d/%d received; bridge "
-                      "cpu %.2f s; feeder late max %.1f ms"
-                      % (rate, count, fmt(r["stats"]), r["got"], r["sent"], r["cpu"],
+                print("%5d ev/s  %4d broadcaster(s) API -> sub: %s; %d/%d received, %d twice; "
+                      "bridge cpu %.2f s; feeder late max %.1f ms"
+                      % (rate, count, fmt(r["stats"]), r["got"], r["sent"], r["dupes"], r["cpu"],
                          1e3 * r["feeder_late"]))
                 if r["api_part"]:
                     print("      split: available -> fake API took it: %s; -> subscriber: %s"
