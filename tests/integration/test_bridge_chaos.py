@@ -343,6 +343,10 @@ def test_chaos():
     assert figures["unique"] == events + odd, figures
     assert figures["misrouted"] == 0, figures
     assert odd > 0, "no hostile event was produced: the run proved nothing"
+    # Events with an id that is not <ms>-<seq> are delivered (SPEC 3), not
+    # dropped. Not all of them: a kill between the fetch of such a body and
+    # its publish loses it, since the fake API serves an injected body once.
+    assert figures["odd_ids"] > 0, ("no event with an odd id was delivered", figures)
     assert figures["duplicated"] <= bound, (figures, bound)
     assert figures["duplicated"] <= static_bound, (figures, static_bound)
     if fault_rate > 0 and events >= 1000:
