@@ -77,7 +77,6 @@ typedef struct bc {
   unsigned failures;       /* consecutive failed polls */
   /* Health counters; mx is also what /metrics shows. */
   cb2m_bc_metrics mx;
-  unsigned long retries;
   uint64_t last_event_ms;
   cb2m_publish_error publish_error; /* the last refusal, for cb/<b>/health */
   int last_error_rc;
@@ -211,7 +210,7 @@ static void publish_health(bridge *b, uint64_t now) {
 
   for (size_t i = 0; i < b->n; i++) {
     bc *c = &b->bcs[i];
-    cb2m_bc_health h = {&c->mx, c->status == BC_ONLINE, c->retries, c->queue.count,
+    cb2m_bc_health h = {&c->mx, c->status == BC_ONLINE, c->queue.count,
                         c->last_event_ms ? (long long)((now - c->last_event_ms) / 1000u) : -1,
                         c->last_error_rc, c->last_error_status,
                         c->last_error_rc ? cbev_strerror(c->last_error_rc) : NULL,
@@ -662,7 +661,6 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
   cbev_session_last_error(c->session, &c->last_error_rc, &status, NULL);
   c->last_error_status = status;
   c->mx.poll_errors[cb2m_poll_reason_of(c->last_error_rc ? c->last_error_rc : rc)]++;
-  c->retries++;
   c->failures++;
   switch (rc) {
   case CBEV_EAUTH:

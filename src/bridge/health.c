@@ -18,12 +18,18 @@ char *cb2m_health_broadcaster_json(const cb2m_bc_health *h) {
   cJSON *o = cJSON_CreateObject(), *ev, *e;
   char *text = NULL, at[32];
   const cb2m_publish_error *pe = h->last_publish_error;
+  uint64_t retries = 0;
+
+  /* Every failed poll is retried (the daemon retries forever), so the
+   * retries are the failed polls, counted once, by reason. */
+  for (int r = 0; r < CB2M_POLL_REASON_COUNT; r++)
+    retries += h->m->poll_errors[r];
 
   if (!o)
     return NULL;
   cJSON_AddBoolToObject(o, "available", h->available);
   cJSON_AddNumberToObject(o, "polls", (double)h->m->polls);
-  cJSON_AddNumberToObject(o, "retries", (double)h->retries);
+  cJSON_AddNumberToObject(o, "retries", (double)retries);
   cJSON_AddNumberToObject(o, "queued", (double)h->queued);
   if (h->last_event_age_s >= 0)
     cJSON_AddNumberToObject(o, "last_event_age_s", (double)h->last_event_age_s);

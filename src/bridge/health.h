@@ -27,9 +27,8 @@ typedef struct cb2m_publish_error {
 } cb2m_publish_error;
 
 typedef struct cb2m_bc_health {
-  const cb2m_bc_metrics *m; /* events by type, polls */
+  const cb2m_bc_metrics *m; /* events by type, polls; retries = the failed polls */
   int available;
-  unsigned long retries;
   size_t queued;
   long long last_event_age_s; /* -1: no event yet (null) */
   int last_api_error_rc;      /* 0: none (null) */

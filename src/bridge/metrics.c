@@ -226,7 +226,7 @@ static const struct {
     {"cb2mqtt_events_published_total", "counter",
      "Events the broker acknowledged (or took, at QoS 0).",
      offsetof(cb2m_bc_metrics, published)},
-    {"cb2mqtt_polls_total", "counter", "Answers from the Events API, good or bad.",
+    {"cb2mqtt_polls_total", "counter", "Polls of the Events API that ended, answered or failed.",
      offsetof(cb2m_bc_metrics, polls)},
     {"cb2mqtt_queued_events", "gauge", "Events waiting for the broker.",
      offsetof(cb2m_bc_metrics, queued)},

@@ -16,7 +16,7 @@
 static void test_broadcaster_fresh(void **state) {
   cb2m_bc_metrics m = {0};
   cb2m_publish_error pe = {0};
-  cb2m_bc_health h = {&m, 0, 0, 0, -1, 0, 0, NULL, &pe};
+  cb2m_bc_health h = {&m, 0, 0, -1, 0, 0, NULL, &pe};
   char *t;
   (void)state;
   t = cb2m_health_broadcaster_json(&h);
@@ -31,10 +31,12 @@ static void test_broadcaster_busy(void **state) {
   cb2m_bc_metrics m = {0};
   cb2m_publish_error pe = {"cb/alice/tip", 0x87, "reason code 0x87 (Not authorized)",
                            1764331200};
-  cb2m_bc_health h = {&m, 1, 3, 7, 12, 4, 503, "HTTP error", &pe};
+  cb2m_bc_health h = {&m, 1, 7, 12, 4, 503, "HTTP error", &pe};
   char *t;
   (void)state;
   m.polls = 9;
+  m.poll_errors[CB2M_POLL_HTTP] = 2; /* 3 failed polls, so 3 retries */
+  m.poll_errors[CB2M_POLL_TRANSPORT] = 1;
   m.events_by_type[CBEV_EVENT_TIP] = 2;
   m.events_by_type[CBEV_EVENT_UNKNOWN] = 1;
   t = cb2m_health_broadcaster_json(&h);
