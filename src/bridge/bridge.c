@@ -104,7 +104,7 @@ typedef struct bridge {
   /* What the log sink masks: the collected secrets, then one slot per
    * broadcaster for a token re-read after an auth failure. */
   const char **mask;
-  size_t mask_cap;
+  size_t mask_cap, n_masked;
   int discovery_due;     /* HA asked for a re-publish (birth message) */
   uint64_t discovery_at_ms;
   time_t started_at;
@@ -116,6 +116,9 @@ typedef struct bridge {
   cb2m_metrics_http *http;
   cb2m_metrics mx;
   const cb2m_bc_metrics **mx_list; /* n pointers into bcs[].mx */
+  /* The settings of the last reload (cfg points here then); NULL while
+   * the caller's settings of the start run. */
+  cb2m_config *owned_cfg;
 } bridge;
 
 static uint64_t now_ms(void) {
@@ -371,7 +374,7 @@ static void collect_acked(bridge *b) {
     if (was_full && !cb2m_queue_full(&c->queue)) {
       LOG(b, CBEV_LOG_INFO, "%s: queue below %zu again, polling resumes", c->cfg->name,
           c->queue.max_items);
-      cb2m_poller_kick(b->poller, i);
+      cb2m_poller_kick(b->poller);
     }
   }
 }
@@ -802,8 +805,10 @@ static void reread_secret(bridge *b, size_t i) {
     goto out;
   }
   /* Masked before the new session could log anything with it. */
-  if (!c->secret_slot && b->sink.n_secrets < b->mask_cap)
-    c->secret_slot = 1 + b->sink.n_secrets++;
+  if (!c->secret_slot && b->n_masked < b->mask_cap) {
+    c->secret_slot = 1 + b->n_masked++;
+    b->sink.n_secrets = b->n_masked;
+  }
   if (c->secret_slot)
     b->mask[c->secret_slot - 1] = cbev_session_token(fresh);
   if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
@@ -850,25 +855,27 @@ static uint64_t retry_auth_due(bridge *b, uint64_t now, int start) {
         c->cfg->name);
     reread_secret(b, i);
     c->auth_retry = 1;
-    cb2m_poller_kick(b->poller, i);
+    cb2m_poller_kick(b->poller);
   }
   return next;
 }
 
-static int setup_broadcaster(bridge *b, size_t i) {
+/* Sets c up for the broadcaster bcfg: queue, limiter, session, saved
+ * cursor and state. The poller slot is the caller's. Returns 0, or -1
+ * (logged) with c holding what was set up, for bc_close(). */
+static int bc_open(bridge *b, bc *c, const cb2m_broadcaster_config *bcfg) {
   const cb2m_config *cfg = b->cfg;
-  bc *c = &b->bcs[i];
   char *aside = NULL;
   int rc;
 
-  c->cfg = &cfg->broadcasters[i];
+  c->cfg = bcfg;
   c->published_available = -1;
   if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != 0)
-    return -1;
+    goto nomem;
   if (!b->shared_limiter &&
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
           CBEV_OK)
-    return -1;
+    goto nomem;
   rc = open_session(b, c, c->cfg->token, c->cfg->url, &c->session);
   if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot set up the Events API session: %s", c->cfg->name,
@@ -888,24 +895,29 @@ static int setup_broadcaster(bridge *b, size_t i) {
     LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
         c->cfg->name, aside ? aside : "(unknown)");
   free(aside);
-  cb2m_poller_set_session(b->poller, i, c->session);
   return 0;
+nomem:
+  LOG(b, CBEV_LOG_ERROR, "%s: out of memory", bcfg->name);
+  return -1;
+}
+
+/* Frees what bc_open() set up. Its poller slot must be gone or idle
+ * first: the poller borrows the session. */
+static void bc_close(bc *c) {
+  cb2m_queue_cleanup(&c->queue);
+  cb2m_state_cleanup(&c->state);
+  free(c->cursor_url);
+  free(c->cursor_id);
+  cbev_session_free(c->session);
+  cbev_ratelimit_free(c->own_limiter);
+  cb2m_config_secret_free(c->secret_now);
+  memset(c, 0, sizeof *c);
 }
 
 static void teardown(bridge *b) {
-  for (size_t i = 0; b->bcs && i < b->n; i++) {
-    bc *c = &b->bcs[i];
-    cb2m_queue_cleanup(&c->queue);
-    cb2m_state_cleanup(&c->state);
-    free(c->cursor_url);
-    free(c->cursor_id);
-  }
   cb2m_poller_free(b->poller); /* before the sessions it borrows */
-  for (size_t i = 0; b->bcs && i < b->n; i++) {
-    cbev_session_free(b->bcs[i].session);
-    cbev_ratelimit_free(b->bcs[i].own_limiter);
-    cb2m_config_secret_free(b->bcs[i].secret_now);
-  }
+  for (size_t i = 0; b->bcs && i < b->n; i++)
+    bc_close(&b->bcs[i]);
   cb2m_metrics_http_free(b->http);
   free(b->mx_list);
   cb2m_mqtt_free(b->mqtt);
@@ -913,56 +925,18 @@ static void teardown(bridge *b) {
   free(b->bcs);
   cb2m_secrets_cleanup(&b->secrets);
   free(b->mask);
+  if (b->owned_cfg) {
+    cb2m_config_free(b->owned_cfg);
+    free(b->owned_cfg);
+  }
 }
 
-static int setup(bridge *b, const cb2m_config *cfg) {
-  cb2m_poller_opts po = {0};
+/* A client for the mqtt.* settings of b->cfg; it connects in the loop.
+ * Returns 0, or -1 (logged by mqtt.c). */
+static int mqtt_open(bridge *b, cb2m_mqtt **out) {
+  const cb2m_config *cfg = b->cfg;
   cb2m_mqtt_opts mo = {0};
   cb2m_mqtt_cbs cbs = {on_connect, on_disconnect, on_ack, on_message, b};
-
-  b->cfg = cfg;
-  b->n = cfg->n_broadcasters;
-  b->started_at = time(NULL);
-  b->started_ms = now_ms();
-  b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
-  /* Every secret the bridge knows is masked out of every log line, the
-   * token inside a configured feed URL included. */
-  if (!b->bcs || cb2m_secrets_collect(cfg, &b->secrets) != 0)
-    return -1;
-  b->mask_cap = b->secrets.n + b->n;
-  b->mask = calloc(b->mask_cap ? b->mask_cap : 1, sizeof *b->mask);
-  if (!b->mask)
-    return -1;
-  for (size_t i = 0; i < b->secrets.n; i++)
-    b->mask[i] = b->secrets.v[i];
-  b->sink = (cb2m_logsink){stderr, cfg->log.json, b->mask, b->secrets.n};
-  b->logger = (cbev_logger){cb2m_logsink_write, &b->sink, cfg->log.level};
-
-  if (topic_for(b, b->topic_status, "bridge", "status") != 0 ||
-      snprintf(b->topic_ha_status, sizeof b->topic_ha_status, "%s/status",
-               cfg->homeassistant.prefix) >= (int)sizeof b->topic_ha_status)
-    return -1;
-  if (cfg->events.shared_rate_limit &&
-      cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds,
-                         &b->shared_limiter) != CBEV_OK)
-    return -1;
-  po = (cb2m_poller_opts){b->n, cfg->events.ca_file, 0, on_poll_done, poll_allowed, b};
-  if (cb2m_poller_new(&po, &b->poller) != 0)
-    return -1;
-  for (size_t i = 0; i < b->n; i++)
-    if (setup_broadcaster(b, i) != 0)
-      return -1;
-  b->mx.version = cbev_version();
-  b->mx.start_time_s = (double)wall_ms() / 1000.0;
-  b->mx_list = calloc(b->n ? b->n : 1, sizeof *b->mx_list);
-  if (!b->mx_list)
-    return -1;
-  /* A metrics address that cannot be bound stops the start (logged by
-   * metrics_http.c): an operator who asked for metrics must not find out
-   * from a silent scrape failure. */
-  if (cfg->metrics.listen &&
-      cb2m_metrics_http_new(cfg->metrics.listen, render_metrics, b, &b->logger, &b->http) != 0)
-    return -1;
 
   mo.host = cfg->mqtt.host;
   mo.port = cfg->mqtt.port;
@@ -983,7 +957,60 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   mo.backoff_initial_ms = 1000;
   mo.backoff_max_ms = 60000;
   mo.logger = &b->logger;
-  return cb2m_mqtt_new(&mo, &cbs, &b->mqtt) == 0 ? 0 : -1;
+  return cb2m_mqtt_new(&mo, &cbs, out) == 0 ? 0 : -1;
+}
+
+static int setup(bridge *b, const cb2m_config *cfg) {
+  cb2m_poller_opts po = {0};
+
+  b->cfg = cfg;
+  b->n = cfg->n_broadcasters;
+  b->started_at = time(NULL);
+  b->started_ms = now_ms();
+  b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
+  /* Every secret the bridge knows is masked out of every log line, the
+   * token inside a configured feed URL included. */
+  if (!b->bcs || cb2m_secrets_collect(cfg, &b->secrets) != 0)
+    return -1;
+  b->mask_cap = b->secrets.n + b->n;
+  b->mask = calloc(b->mask_cap ? b->mask_cap : 1, sizeof *b->mask);
+  if (!b->mask)
+    return -1;
+  for (size_t i = 0; i < b->secrets.n; i++)
+    b->mask[i] = b->secrets.v[i];
+  b->n_masked = b->secrets.n;
+  b->sink = (cb2m_logsink){stderr, cfg->log.json, b->mask, b->n_masked};
+  b->logger = (cbev_logger){cb2m_logsink_write, &b->sink, cfg->log.level};
+
+  if (topic_for(b, b->topic_status, "bridge", "status") != 0 ||
+      snprintf(b->topic_ha_status, sizeof b->topic_ha_status, "%s/status",
+               cfg->homeassistant.prefix) >= (int)sizeof b->topic_ha_status)
+    return -1;
+  if (cfg->events.shared_rate_limit &&
+      cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds,
+                         &b->shared_limiter) != CBEV_OK)
+    return -1;
+  po = (cb2m_poller_opts){b->n, cfg->events.ca_file, 0, on_poll_done, poll_allowed, b};
+  if (cb2m_poller_new(&po, &b->poller) != 0)
+    return -1;
+  for (size_t i = 0; i < b->n; i++) {
+    if (bc_open(b, &b->bcs[i], &cfg->broadcasters[i]) != 0)
+      return -1;
+    cb2m_poller_set_session(b->poller, i, b->bcs[i].session);
+  }
+  b->mx.version = cbev_version();
+  b->mx.start_time_s = (double)wall_ms() / 1000.0;
+  b->mx_list = calloc(b->n ? b->n : 1, sizeof *b->mx_list);
+  if (!b->mx_list)
+    return -1;
+  /* A metrics address that cannot be bound stops the start (logged by
+   * metrics_http.c): an operator who asked for metrics must not find out
+   * from a silent scrape failure. */
+  if (cfg->metrics.listen &&
+      cb2m_metrics_http_new(cfg->metrics.listen, render_metrics, b, &b->logger, &b->http) != 0)
+    return -1;
+
+  return mqtt_open(b, &b->mqtt);
 }
 
 /* Exit 3 (SPEC 5): at start only, when every broadcaster failed
@@ -1133,20 +1160,304 @@ static void shutdown_bridge(bridge *b, volatile sig_atomic_t *stop, int signal_f
 
 /* ---- reload (SIGHUP, SPEC 5) */
 
-/* Loads and validates the settings again and applies what may change
- * while running. Anything refused is logged and the running settings
- * stay; broadcasters whose settings did not change are never touched. */
+/* What a reload builds before it changes anything, so that any failure
+ * leaves the bridge as it ran. */
+typedef struct reload_work {
+  cb2m_config *next;
+  const cb2m_reload_plan *plan;
+  bc *bcs;                /* the broadcasters in next's order */
+  size_t *old_of_new;     /* for cb2m_poller_remap() */
+  uint32_t *new_of_old;   /* for cb2m_midmap_remap() */
+  const cb2m_bc_metrics **mx_list;
+  cb2m_secrets secrets;   /* next's */
+  const char **mask, **union_mask;
+  size_t mask_cap;
+  cbev_session **fresh;   /* per new index: the new session of a changed one */
+} reload_work;
+
+static void reload_work_free(reload_work *w) {
+  free(w->old_of_new);
+  free(w->new_of_old);
+  free(w->mx_list);
+  cb2m_secrets_cleanup(&w->secrets);
+  free(w->mask);
+  free(w->union_mask);
+  free(w->fresh);
+  free(w->bcs);
+}
+
+/* A session for the changed broadcaster c (settings in cfg) that resumes
+ * where c's session stands: its i= and last id, so nothing is lost or
+ * fetched twice. Returns 0, or -1 (logged). */
+static int carry_session(bridge *b, bc *c, const cb2m_broadcaster_config *cfg,
+                         cbev_session **out) {
+  bc tmp = *c;
+  char *i_value = NULL, *moved = NULL;
+  int rc = -1;
+
+  tmp.cfg = cfg;
+  if (open_session(b, &tmp, cfg->token, cfg->url, out) != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "%s: the new secret is not usable", cfg->name);
+    goto out;
+  }
+  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
+      !(moved = rebase_cursor(cbev_session_cursor_url(*out), i_value)) ||
+      cbev_session_set_cursor(*out, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret", cfg->name);
+    cbev_session_free(*out);
+    *out = NULL;
+    goto out;
+  }
+  rc = 0;
+out:
+  free(i_value);
+  cb2m_config_secret_free(moved);
+  return rc;
+}
+
+/* Builds everything the plan needs: new sessions and queues of added
+ * broadcasters, carried-over sessions of changed ones, the index maps and
+ * the masking list. Returns 0, or -1 (logged) with w to be undone by
+ * reload_undo(). */
+static int reload_prepare(bridge *b, reload_work *w) {
+  const cb2m_reload_plan *plan = w->plan;
+  size_t n = w->next->n_broadcasters, k = 0;
+  int rc = -1;
+
+  w->bcs = calloc(n ? n : 1, sizeof *w->bcs);
+  w->old_of_new = malloc((n ? n : 1) * sizeof *w->old_of_new);
+  w->new_of_old = malloc((b->n ? b->n : 1) * sizeof *w->new_of_old);
+  w->mx_list = calloc(n ? n : 1, sizeof *w->mx_list);
+  w->fresh = calloc(n ? n : 1, sizeof *w->fresh);
+  if (!w->bcs || !w->old_of_new || !w->new_of_old || !w->mx_list || !w->fresh ||
+      cb2m_secrets_collect(w->next, &w->secrets) != 0)
+    goto nomem;
+  w->mask_cap = w->secrets.n + n;
+  w->mask = calloc(w->mask_cap ? w->mask_cap : 1, sizeof *w->mask);
+  w->union_mask = calloc(b->sink.n_secrets + w->secrets.n + 1, sizeof *w->union_mask);
+  if (!w->mask || !w->union_mask)
+    goto nomem;
+  /* Until the switch, both the running and the new secrets are masked:
+   * the new sessions may log before it. */
+  for (size_t i = 0; i < b->sink.n_secrets; i++)
+    w->union_mask[k++] = b->sink.secrets[i];
+  for (size_t i = 0; i < w->secrets.n; i++)
+    w->union_mask[k++] = w->secrets.v[i];
+  b->sink.secrets = w->union_mask;
+  b->sink.n_secrets = k;
+
+  for (size_t j = 0; j < n; j++)
+    w->old_of_new[j] = CB2M_POLLER_NEW_SLOT;
+  for (size_t i = 0; i < b->n; i++)
+    w->new_of_old[i] = CB2M_MIDMAP_GONE;
+  for (size_t k2 = 0; k2 < plan->n_untouched; k2++) {
+    w->old_of_new[plan->untouched[k2].new_i] = plan->untouched[k2].old_i;
+    w->new_of_old[plan->untouched[k2].old_i] = (uint32_t)plan->untouched[k2].new_i;
+  }
+  for (size_t k2 = 0; k2 < plan->n_changed; k2++) {
+    const cb2m_reload_pair *pr = &plan->changed[k2];
+    w->old_of_new[pr->new_i] = pr->old_i;
+    w->new_of_old[pr->old_i] = (uint32_t)pr->new_i;
+    if (carry_session(b, &b->bcs[pr->old_i], &w->next->broadcasters[pr->new_i],
+                      &w->fresh[pr->new_i]) != 0)
+      goto out;
+  }
+  /* bc_open() reads the settings of the running bridge: the ones it uses
+   * (events.*) cannot differ, or the plan would have refused. */
+  for (size_t k2 = 0; k2 < plan->n_added; k2++) {
+    size_t j = plan->added[k2];
+    if (bc_open(b, &w->bcs[j], &w->next->broadcasters[j]) != 0)
+      goto out;
+  }
+  rc = 0;
+  goto out;
+nomem:
+  LOG(b, CBEV_LOG_ERROR, "reload: out of memory");
+out:
+  return rc;
+}
+
+/* Frees what reload_prepare() built and puts the running masking list
+ * back. */
+static void reload_undo(bridge *b, reload_work *w) {
+  for (size_t j = 0; w->bcs && j < w->next->n_broadcasters; j++) {
+    if (w->old_of_new && w->old_of_new[j] == CB2M_POLLER_NEW_SLOT)
+      bc_close(&w->bcs[j]);
+    if (w->fresh)
+      cbev_session_free(w->fresh[j]);
+  }
+  b->sink.secrets = b->mask;
+  b->sink.n_secrets = b->n_masked;
+}
+
+/* A removed broadcaster stops: its acknowledged cursor and its state are
+ * written (the next start, or a reload that adds it back, resumes there),
+ * and what it had queued and not delivered is fetched again then. */
+static void stop_removed(bridge *b, bc *c) {
+  if (c->cursor_url && save_cursor(b, c) != 0)
+    b->fatal = 1;
+  if (c->state_unsaved && cb2m_state_save(b->cfg->events.state_dir, c->cfg->name, &c->state) != 0) {
+    LOG(b, CBEV_LOG_ERROR, "%s: cannot write the state file in %s: %s; stopping", c->cfg->name,
+        b->cfg->events.state_dir, strerror(errno));
+    b->fatal = 1;
+  }
+  LOG(b, CBEV_LOG_INFO, "reload: %s removed: stopped%s", c->cfg->name,
+      c->queue.count ? "; its events not yet delivered are fetched again if it is added back"
+                     : "");
+}
+
+/* Switches the bridge to w (nothing here can fail): slots, in-flight
+ * ids, broadcasters, masking list and settings. */
+static void reload_commit(bridge *b, reload_work *w) {
+  const cb2m_reload_plan *plan = w->plan;
+  size_t n = w->next->n_broadcasters, k = 0;
+
+  for (size_t i = 0; i < plan->n_removed; i++)
+    stop_removed(b, &b->bcs[plan->removed[i]]);
+  /* The changed ones' requests were asked with the old secret: their
+   * answers belong to the old sessions, which go. */
+  for (size_t i = 0; i < plan->n_changed; i++)
+    cb2m_poller_abort(b->poller, plan->changed[i].old_i);
+  cb2m_poller_remap(b->poller, n, w->old_of_new); /* memory reserved: cannot fail */
+  cb2m_midmap_remap(&b->midmap, w->new_of_old, (uint32_t)b->n);
+  for (size_t j = 0; j < n; j++) {
+    size_t old = w->old_of_new[j];
+    bc *c = &w->bcs[j];
+    if (old != CB2M_POLLER_NEW_SLOT) {
+      *c = b->bcs[old];
+      memset(&b->bcs[old], 0, sizeof b->bcs[old]);
+    }
+    c->cfg = &w->next->broadcasters[j];
+    if (w->fresh[j]) {
+      cbev_session_free(c->session);
+      c->session = w->fresh[j];
+      w->fresh[j] = NULL;
+      cb2m_config_secret_free(c->secret_now);
+      c->secret_now = NULL;
+      c->failures = 0;
+      c->auth_retry = c->status == BC_AUTH_FAILED; /* a new secret is worth a try now */
+      LOG(b, CBEV_LOG_INFO, "reload: %s: the new secret applies from the next request",
+          c->cfg->name);
+    }
+    cb2m_poller_set_session(b->poller, j, c->session);
+    if (old == CB2M_POLLER_NEW_SLOT)
+      LOG(b, CBEV_LOG_INFO, "reload: %s added", c->cfg->name);
+  }
+  for (size_t i = 0; i < plan->n_removed; i++)
+    bc_close(&b->bcs[plan->removed[i]]);
+  /* The masking list of the new settings, plus the re-read tokens of
+   * broadcasters that kept theirs. */
+  for (size_t i = 0; i < w->secrets.n; i++)
+    w->mask[k++] = w->secrets.v[i];
+  for (size_t j = 0; j < n; j++) {
+    bc *c = &w->bcs[j];
+    c->secret_slot = 0;
+    if (c->secret_now) {
+      c->secret_slot = 1 + k;
+      w->mask[k++] = cbev_session_token(c->session);
+    }
+  }
+  free(b->bcs);
+  b->bcs = w->bcs;
+  w->bcs = NULL;
+  b->n = n;
+  b->next_pump = 0;
+  free(b->mx_list);
+  b->mx_list = w->mx_list;
+  w->mx_list = NULL;
+  cb2m_secrets_cleanup(&b->secrets);
+  b->secrets = w->secrets;
+  memset(&w->secrets, 0, sizeof w->secrets);
+  free(b->mask);
+  b->mask = w->mask;
+  w->mask = NULL;
+  b->mask_cap = w->mask_cap;
+  b->n_masked = k;
+  b->sink.secrets = b->mask;
+  b->sink.n_secrets = k;
+  b->sink.json = w->next->log.json;
+  b->logger.max_level = w->next->log.level;
+  b->cfg = w->next;
+  if (b->owned_cfg) {
+    cb2m_config_free(b->owned_cfg);
+    free(b->owned_cfg);
+  }
+  b->owned_cfg = w->next;
+  w->next = NULL;
+}
+
+/* Publishes what the reload changed: cleared topics of removed
+ * broadcasters, the added ones' availability and state, info, discovery,
+ * health. Without a broker, the next connect publishes it all. */
+static void publish_reloaded(bridge *b, const cb2m_reload_plan *plan) {
+  if (!cb2m_mqtt_connected(b->mqtt))
+    return;
+  if (plan->n_added || plan->n_removed) {
+    clear_removed(b);
+    publish_info(b);
+    if (b->cfg->homeassistant.discovery)
+      announce(b);
+  }
+  for (size_t k = 0; k < plan->n_added; k++) {
+    bc *c = &b->bcs[plan->added[k]];
+    publish_availability(b, c, c->status == BC_ONLINE);
+    publish_state(b, c, CB2M_CHG_ANY);
+  }
+  b->next_health_ms = 0;
+}
+
+/* mqtt.* changed: a new client with the new settings, after the old one
+ * delivered what it could. Events it did not get acknowledged go out
+ * again, in order, on the new connection (at least once). A new broker
+ * address leaves "offline" on the old one, as a stop would. Returns 0, or
+ * -1 (logged) with the old client kept. */
+static int reconnect(bridge *b, const char *old_host, int old_port) {
+  cb2m_mqtt *fresh = NULL;
+
+  if (mqtt_open(b, &fresh) != 0) {
+    LOG(b, CBEV_LOG_ERROR, "reload: the new mqtt.* settings are not usable; staying connected "
+        "with the old ones until a restart");
+    return -1;
+  }
+  LOG(b, CBEV_LOG_INFO, "reload: mqtt.* changed; reconnecting to %s:%d", b->cfg->mqtt.host,
+      b->cfg->mqtt.port);
+  if (cb2m_mqtt_connected(b->mqtt) &&
+      (!old_host || strcmp(old_host, b->cfg->mqtt.host) != 0 || old_port != b->cfg->mqtt.port)) {
+    for (size_t i = 0; i < b->n; i++)
+      publish_availability(b, &b->bcs[i], 0);
+    publish_retained(b, b->topic_status, "offline");
+  }
+  cb2m_mqtt_shutdown(b->mqtt, now_ms() + 1000u);
+  cb2m_mqtt_free(b->mqtt);
+  b->mqtt = fresh;
+  on_disconnect(b);
+  for (size_t i = 0; i < b->n; i++)
+    b->bcs[i].published_available = -1;
+  return 0;
+}
+
+/* Loads and validates the settings again and applies them (SPEC 5).
+ * Anything refused is logged and the running settings stay; broadcasters
+ * whose settings did not change are never touched. */
 static void reload(bridge *b, const cb2m_bridge_hooks *hooks) {
-  cb2m_config next;
+  cb2m_config *next = calloc(1, sizeof *next);
+  char *old_host = NULL;
+  int old_port = 0;
   cb2m_reload_plan plan = {0};
+  reload_work w = {0};
   char err[512];
+  int mqtt_changed;
 
   LOG(b, CBEV_LOG_INFO, "reload: reading the settings again (SIGHUP)");
-  if (hooks->load(hooks->load_ud, &next, err, sizeof err) != 0) {
+  if (!next) {
+    LOG(b, CBEV_LOG_ERROR, "reload: out of memory; the running settings stay");
+    return;
+  }
+  if (hooks->load(hooks->load_ud, next, err, sizeof err) != 0) {
     LOG(b, CBEV_LOG_ERROR, "%s; the running settings stay", err);
     goto out;
   }
-  if (cb2m_reload_plan_make(b->cfg, &next, &plan) != 0) {
+  if (cb2m_reload_plan_make(b->cfg, next, &plan) != 0) {
     LOG(b, CBEV_LOG_ERROR, "reload: out of memory; the running settings stay");
     goto out;
   }
@@ -1155,21 +1466,37 @@ static void reload(bridge *b, const cb2m_bridge_hooks *hooks) {
         "running settings stay", plan.restart_key);
     goto out;
   }
-  if (plan.log_changed) {
-    b->sink.json = next.log.json;
-    b->logger.max_level = next.log.level;
-    LOG(b, CBEV_LOG_INFO, "reload: log settings applied (level %s, format %s)",
-        next.log.level_name, next.log.format);
+  w.next = next;
+  w.plan = &plan;
+  if (reload_prepare(b, &w) != 0) {
+    reload_undo(b, &w);
+    LOG(b, CBEV_LOG_ERROR, "reload: the running settings stay");
+    goto out;
   }
-  if (plan.n_added || plan.n_removed || plan.n_changed || plan.mqtt_changed)
-    LOG(b, CBEV_LOG_WARN, "reload: %zu broadcaster(s) added, %zu removed, %zu with another "
-        "secret%s: not applied while running yet; restart cb2mqtt to apply them",
-        plan.n_added, plan.n_removed, plan.n_changed,
-        plan.mqtt_changed ? ", mqtt.* changed" : "");
-  LOG(b, CBEV_LOG_INFO, "reload: done; %zu broadcaster(s) untouched", plan.n_untouched);
+  mqtt_changed = plan.mqtt_changed;
+  /* What reconnect() compares: the old broker address outlives the old
+   * settings. */
+  old_host = strdup(b->cfg->mqtt.host);
+  old_port = b->cfg->mqtt.port;
+  reload_commit(b, &w);
+  next = NULL; /* the bridge's now */
+  if (plan.log_changed)
+    LOG(b, CBEV_LOG_INFO, "reload: log settings applied (level %s, format %s)",
+        b->cfg->log.level_name, b->cfg->log.format);
+  if (mqtt_changed)
+    reconnect(b, old_host, old_port);
+  publish_reloaded(b, &plan);
+  LOG(b, CBEV_LOG_INFO, "reload: done; %zu broadcaster(s) untouched, %zu added, %zu removed, "
+      "%zu with a new secret%s", plan.n_untouched, plan.n_added, plan.n_removed, plan.n_changed,
+      mqtt_changed ? ", mqtt.* changed" : "");
 out:
+  free(old_host);
+  reload_work_free(&w);
   cb2m_reload_plan_free(&plan);
-  cb2m_config_free(&next);
+  if (next) {
+    cb2m_config_free(next);
+    free(next);
+  }
 }
 
 int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd) {

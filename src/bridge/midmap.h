@@ -44,4 +44,12 @@ int cb2m_midmap_put(cb2m_midmap *m, int mid, uint32_t owner, uint64_t seq);
  * held (an id of a message that is not an event, such as retained state). */
 int cb2m_midmap_take(cb2m_midmap *m, int mid, uint32_t *owner, uint64_t *seq);
 
+/* new_of_old[o] for an owner that is gone. */
+#define CB2M_MIDMAP_GONE UINT32_MAX
+/* Renumbers owners after a reload: an entry of owner o (< n_old) now
+ * belongs to new_of_old[o], and is forgotten when that is
+ * CB2M_MIDMAP_GONE (its ack, if it comes, then names no item: the item
+ * went with its broadcaster). Entries of owners >= n_old are forgotten. */
+void cb2m_midmap_remap(cb2m_midmap *m, const uint32_t *new_of_old, uint32_t n_old);
+
 #endif

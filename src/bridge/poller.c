@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 
 #include "cbevents/alloc.h"
 #include "cbevents/error.h"
@@ -34,8 +33,12 @@
 #define EPOLL_BATCH 64
 #define MAX_EXTRA_FDS 8
 
+/* Slots are allocated one by one: curl holds a pointer to each (its
+ * PRIVATE and callback data), so a reload that adds or removes slots
+ * moves the pointers, never a running slot. */
 typedef struct slot {
   cb2m_poller *owner;
+  size_t index; /* its position, reported to done() */
   cbev_session *session;
   CURL *easy;
   int running;
@@ -49,13 +52,13 @@ typedef struct slot {
 
 struct cb2m_poller {
   CURLM *multi;
-  slot *slots;
+  slot **slots;
+  size_t n_slots;
   cb2m_poller_opts opts;
   char *ca_file;
   size_t running;
   uint64_t next_check_ms; /* no slot is due before this */
-  int epfd;               /* curl's sockets and wake_fd */
-  int wake_fd;            /* eventfd for cb2m_poller_wakeup() */
+  int epfd;               /* curl's sockets */
   int64_t timer_at_ms;    /* curl's timeout (monotonic), -1: none */
 };
 
@@ -87,37 +90,14 @@ static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
   return 0;
 }
 
-int cb2m_poller_new(const cb2m_poller_opts *opts, cb2m_poller **out) {
-  cb2m_poller *p = calloc(1, sizeof *p);
+static slot *slot_new(cb2m_poller *p, size_t index) {
+  slot *s = calloc(1, sizeof *s);
 
-  if (!p)
-    return -1;
-  p->opts = *opts;
-  p->epfd = p->wake_fd = -1;
-  p->timer_at_ms = -1;
-  if (!p->opts.max_body_bytes)
-    p->opts.max_body_bytes = CBEV_DEFAULT_MAX_BODY_BYTES;
-  p->slots = calloc(opts->slots ? opts->slots : 1, sizeof *p->slots);
-  p->multi = curl_multi_init();
-  if (opts->ca_file)
-    p->ca_file = strdup(opts->ca_file);
-  p->epfd = epoll_create1(EPOLL_CLOEXEC);
-  p->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-  if (!p->slots || !p->multi || (opts->ca_file && !p->ca_file) || p->epfd < 0 ||
-      p->wake_fd < 0 ||
-      epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->wake_fd,
-                &(struct epoll_event){.events = EPOLLIN, .data.fd = p->wake_fd}) != 0) {
-    cb2m_poller_free(p);
-    return -1;
+  if (s) {
+    s->owner = p;
+    s->index = index;
   }
-  curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
-  curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
-  curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
-  for (size_t i = 0; i < opts->slots; i++)
-    p->slots[i].owner = p;
-  *out = p;
-  return 0;
+  return s;
 }
 
 static void slot_finish(cb2m_poller *p, slot *s) {
@@ -133,48 +113,114 @@ static void slot_finish(cb2m_poller *p, slot *s) {
   s->request_url = NULL;
 }
 
+static void slot_free(cb2m_poller *p, slot *s) {
+  if (!s)
+    return;
+  slot_finish(p, s);
+  if (s->easy)
+    curl_easy_cleanup(s->easy);
+  free(s);
+}
+
+int cb2m_poller_new(const cb2m_poller_opts *opts, cb2m_poller **out) {
+  cb2m_poller *p = calloc(1, sizeof *p);
+  int ok;
+
+  if (!p)
+    return CBEV_ENOMEM;
+  p->opts = *opts;
+  p->epfd = -1;
+  p->timer_at_ms = -1;
+  if (!p->opts.max_body_bytes)
+    p->opts.max_body_bytes = CBEV_DEFAULT_MAX_BODY_BYTES;
+  p->slots = calloc(opts->slots ? opts->slots : 1, sizeof *p->slots);
+  ok = p->slots != NULL;
+  for (size_t i = 0; ok && i < opts->slots; i++, p->n_slots++)
+    ok = (p->slots[i] = slot_new(p, i)) != NULL;
+  p->multi = curl_multi_init();
+  if (opts->ca_file)
+    p->ca_file = strdup(opts->ca_file);
+  p->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (!ok || !p->multi || (opts->ca_file && !p->ca_file) || p->epfd < 0) {
+    cb2m_poller_free(p);
+    return CBEV_ENOMEM;
+  }
+  curl_multi_setopt(p->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(p->multi, CURLMOPT_SOCKETDATA, p);
+  curl_multi_setopt(p->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(p->multi, CURLMOPT_TIMERDATA, p);
+  *out = p;
+  return CBEV_OK;
+}
+
 void cb2m_poller_abort_all(cb2m_poller *p) {
-  for (size_t i = 0; i < p->opts.slots; i++)
-    slot_finish(p, &p->slots[i]);
+  for (size_t i = 0; i < p->n_slots; i++)
+    slot_finish(p, p->slots[i]);
+}
+
+void cb2m_poller_abort(cb2m_poller *p, size_t i) {
+  slot_finish(p, p->slots[i]);
+  p->next_check_ms = 0;
 }
 
 void cb2m_poller_free(cb2m_poller *p) {
   if (!p)
     return;
-  if (p->slots) {
-    cb2m_poller_abort_all(p);
-    for (size_t i = 0; i < p->opts.slots; i++)
-      if (p->slots[i].easy)
-        curl_easy_cleanup(p->slots[i].easy);
-  }
+  for (size_t i = 0; p->slots && i < p->n_slots; i++)
+    slot_free(p, p->slots[i]);
   if (p->multi)
     curl_multi_cleanup(p->multi);
   if (p->epfd >= 0)
     close(p->epfd);
-  if (p->wake_fd >= 0)
-    close(p->wake_fd);
   free(p->slots);
   free(p->ca_file);
   free(p);
 }
 
+int cb2m_poller_remap(cb2m_poller *p, size_t n, const size_t *old_of_new) {
+  slot **next = calloc(n ? n : 1, sizeof *next);
+  int *kept = calloc(p->n_slots ? p->n_slots : 1, sizeof *kept);
+  int rc = CBEV_ENOMEM;
+
+  if (!next || !kept)
+    goto out;
+  /* Every allocation first, so a failure leaves the poller as it was. */
+  for (size_t j = 0; j < n; j++)
+    if (old_of_new[j] == CB2M_POLLER_NEW_SLOT && !(next[j] = slot_new(p, j)))
+      goto out;
+  for (size_t j = 0; j < n; j++) {
+    if (old_of_new[j] == CB2M_POLLER_NEW_SLOT)
+      continue;
+    next[j] = p->slots[old_of_new[j]];
+    next[j]->index = j;
+    kept[old_of_new[j]] = 1;
+  }
+  for (size_t i = 0; i < p->n_slots; i++)
+    if (!kept[i])
+      slot_free(p, p->slots[i]);
+  free(p->slots);
+  p->slots = next;
+  p->n_slots = n;
+  next = NULL;
+  p->next_check_ms = 0;
+  rc = CBEV_OK;
+out:
+  for (size_t j = 0; next && j < n; j++)
+    if (old_of_new[j] == CB2M_POLLER_NEW_SLOT)
+      slot_free(p, next[j]);
+  free(next);
+  free(kept);
+  return rc;
+}
+
 void cb2m_poller_set_session(cb2m_poller *p, size_t i, cbev_session *s) {
-  p->slots[i].session = s;
+  p->slots[i]->session = s;
   p->next_check_ms = 0;
 }
 
-void cb2m_poller_kick(cb2m_poller *p, size_t i) {
-  (void)i;
-  p->next_check_ms = 0;
-}
+void cb2m_poller_kick(cb2m_poller *p) { p->next_check_ms = 0; }
 
 size_t cb2m_poller_running(const cb2m_poller *p) { return p->running; }
-
-void cb2m_poller_wakeup(cb2m_poller *p) {
-  uint64_t one = 1;
-  ssize_t n = write(p->wake_fd, &one, sizeof one);
-  (void)n; /* a full counter already wakes */
-}
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata) {
   slot *s = userdata;
@@ -196,21 +242,22 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata) {
   return n;
 }
 
+/* Returns CBEV_OK, or CBEV_ENOMEM / a curl failure as CBEV_ETRANSPORT. */
 static int slot_start(cb2m_poller *p, slot *s, const char *url) {
   if (!s->easy && !(s->easy = curl_easy_init()))
-    return -1;
+    return CBEV_ENOMEM;
   curl_easy_reset(s->easy);
   free(s->request_url);
   s->request_url = strdup(url);
   if (!s->request_url)
-    return -1;
+    return CBEV_ENOMEM;
   s->body_len = 0;
   s->too_big = 0;
   s->retry_after[0] = '\0';
   s->location[0] = '\0';
   if (cbev_transport_setup(s->easy, url, cbev_session_timeout_s(s->session), p->ca_file,
                            "cb2mqtt/" CBEV_VERSION) != CBEV_OK)
-    return -1;
+    return CBEV_ETRANSPORT;
   curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
   curl_easy_setopt(s->easy, CURLOPT_BUFFERSIZE, RECV_BUFFER_BYTES);
   curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body);
@@ -218,10 +265,10 @@ static int slot_start(cb2m_poller *p, slot *s, const char *url) {
   curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(s->easy, CURLOPT_HEADERDATA, s);
   if (curl_multi_add_handle(p->multi, s->easy) != CURLM_OK)
-    return -1;
+    return CBEV_ETRANSPORT;
   s->running = 1;
   p->running++;
-  return 0;
+  return CBEV_OK;
 }
 
 uint64_t cb2m_poller_start_due(cb2m_poller *p, uint64_t now_ms) {
@@ -229,8 +276,8 @@ uint64_t cb2m_poller_start_due(cb2m_poller *p, uint64_t now_ms) {
 
   if (now_ms < p->next_check_ms)
     return p->next_check_ms;
-  for (size_t i = 0; i < p->opts.slots; i++) {
-    slot *s = &p->slots[i];
+  for (size_t i = 0; i < p->n_slots; i++) {
+    slot *s = p->slots[i];
     const char *url = NULL;
     uint64_t wait_ms = 0;
     int rc;
@@ -245,7 +292,7 @@ uint64_t cb2m_poller_start_due(cb2m_poller *p, uint64_t now_ms) {
         next = now_ms + wait_ms;
       continue;
     }
-    if (rc != CBEV_OK || slot_start(p, s, url) != 0) {
+    if (rc != CBEV_OK || slot_start(p, s, url) != CBEV_OK) {
       /* Out of memory or a curl failure: try again in a second. */
       if (now_ms + 1000 < next)
         next = now_ms + 1000;
@@ -281,7 +328,7 @@ int cb2m_poller_wait(cb2m_poller *p, struct curl_waitfd *extra, unsigned n_extra
                                ((r & POLLPRI) ? CURL_WAIT_POLLPRI : 0) |
                                ((r & POLLOUT) ? CURL_WAIT_POLLOUT : 0));
   }
-  return rc < 0 && errno != EINTR ? -1 : 0;
+  return rc < 0 && errno != EINTR ? CBEV_EIO : CBEV_OK;
 }
 
 /* Hands curl its due timer and every ready socket. */
@@ -293,17 +340,11 @@ static void drive(cb2m_poller *p) {
     p->timer_at_ms = -1;
     curl_multi_socket_action(p->multi, CURL_SOCKET_TIMEOUT, 0, &still);
   }
-  /* Bounded: at most one round per slot plus the wake fd. */
-  for (size_t round = 0; round <= p->opts.slots; round++) {
+  /* Bounded: at most one round per slot. */
+  for (size_t round = 0; round <= p->n_slots; round++) {
     n = epoll_wait(p->epfd, evs, EPOLL_BATCH, 0);
     for (int i = 0; i < n; i++) {
       int fd = evs[i].data.fd, flags = 0;
-      if (fd == p->wake_fd) {
-        uint64_t count;
-        ssize_t r = read(p->wake_fd, &count, sizeof count);
-        (void)r;
-        continue;
-      }
       if (evs[i].events & (EPOLLIN | EPOLLHUP))
         flags |= CURL_CSELECT_IN;
       if (evs[i].events & EPOLLOUT)
@@ -351,7 +392,7 @@ void cb2m_poller_perform(cb2m_poller *p, uint64_t now_ms) {
     s->request_url = NULL;
     slot_finish(p, s);
     p->next_check_ms = 0;
-    p->opts.done(p->opts.userdata, (size_t)(s - p->slots), rc, batch, url);
+    p->opts.done(p->opts.userdata, s->index, rc, batch, url);
     free(url);
   }
 }

@@ -41,23 +41,40 @@ typedef struct cb2m_poller_opts {
   void *userdata;
 } cb2m_poller_opts;
 
-/* Returns 0, or -1 on ENOMEM / curl failure. */
+/* Returns CBEV_OK, or CBEV_ENOMEM (memory, or curl/epoll could not be
+ * set up). */
 int cb2m_poller_new(const cb2m_poller_opts *opts, cb2m_poller **out);
 /* Aborts running requests (their cursors are kept by the sessions). */
 void cb2m_poller_free(cb2m_poller *p);
 
-/* Borrowed; must outlive the poller or be replaced. */
+/* Borrowed; must outlive the poller or be replaced. NULL leaves the slot
+ * idle. A slot's session may only be replaced while it runs no request
+ * (cb2m_poller_abort() first): the answer belongs to the session that
+ * asked. */
 void cb2m_poller_set_session(cb2m_poller *p, size_t slot, cbev_session *s);
+
+/* old_of_new[j]: which current slot becomes slot j, or this for a new,
+ * idle one. */
+#define CB2M_POLLER_NEW_SLOT ((size_t)-1)
+/* Renumbers the slots for a reload: slot j of the n new ones is the
+ * current slot old_of_new[j] with its session and running request, or a
+ * new idle slot. Current slots named by no j are aborted and freed (their
+ * sessions, the caller's, are not touched). Returns CBEV_OK, or
+ * CBEV_ENOMEM with the poller unchanged. */
+int cb2m_poller_remap(cb2m_poller *p, size_t n, const size_t *old_of_new);
 
 /* Starts the requests that are due and allowed. Returns the time (ms) by
  * which it must be called again at the latest (UINT64_MAX: nothing is
  * scheduled). */
 uint64_t cb2m_poller_start_due(cb2m_poller *p, uint64_t now_ms);
-/* Marks slot as worth re-checking at once (e.g. its queue drained). */
-void cb2m_poller_kick(cb2m_poller *p, size_t slot);
+/* Makes the next cb2m_poller_start_due() ask every idle slot again, as
+ * something changed that allowed() answers (a queue drained, an auth
+ * retry became due). */
+void cb2m_poller_kick(cb2m_poller *p);
 
 /* Waits for network activity of the transfers or of extra fds, at most
- * timeout_ms (or curl's own timer). Returns 0 or -1 (poll failed). */
+ * timeout_ms (or curl's own timer). Returns CBEV_OK (also when a signal
+ * interrupted the wait) or CBEV_EIO (poll failed, errno set). */
 int cb2m_poller_wait(cb2m_poller *p, struct curl_waitfd *extra, unsigned n_extra,
                      int timeout_ms);
 /* Drives the transfers and reports each completed one through done(). */
@@ -65,9 +82,10 @@ void cb2m_poller_perform(cb2m_poller *p, uint64_t now_ms);
 
 /* Aborts every running request (shutdown). Sessions keep their cursors. */
 void cb2m_poller_abort_all(cb2m_poller *p);
+/* Aborts slot's running request, if any, e.g. before its session is
+ * replaced. The session keeps its cursor; the slot starts again when due. */
+void cb2m_poller_abort(cb2m_poller *p, size_t slot);
 /* Number of requests running. */
 size_t cb2m_poller_running(const cb2m_poller *p);
-/* Interrupts a cb2m_poller_wait() from another context (not a signal). */
-void cb2m_poller_wakeup(cb2m_poller *p);
 
 #endif

@@ -31,8 +31,9 @@ typedef struct cb2m_reload_plan {
   size_t n_untouched;
   int mqtt_changed; /* some mqtt.* key differs: reconnect */
   int log_changed;  /* some log.* key differs: applies at once */
-  /* A key of a section that cannot change while running (events.*,
-   * homeassistant.*), e.g. "events.state_dir"; "" when none differs. */
+  /* A key that cannot change while running (events.*, homeassistant.*,
+   * metrics.*, mqtt.base_topic), e.g. "events.state_dir"; "" when none
+   * differs. */
   char restart_key[64];
 } cb2m_reload_plan;
 

@@ -7,6 +7,13 @@ logged as `config: <section>.<key>: <reason>` and the running settings
 stay: events keep flowing, none twice, and cb/bridge/status never says
 offline. A SIGHUP that changes log.level applies it at once, without
 touching the broadcaster (no duplicate, no second connect).
+
+A SIGHUP that adds carol and removes bob starts carol and stops bob: bob's
+retained topics and Home Assistant config are cleared, alice is not
+touched (no request again, no duplicate), cb/bridge/status never says
+offline. A new token for alice applies from her next request, resuming at
+her cursor; a changed mqtt.keepalive reconnects, and alice's events keep
+arriving, each once.
 """
 
 import os
@@ -16,6 +23,9 @@ import time
 import cbtest
 
 TOKEN_A = "tokAlice-0123456789abcdef"
+TOKEN_A2 = "tokAliceRotated-13579bdf"
+TOKEN_B = "tokBob-fedcba9876543210"
+TOKEN_C = "tokCarol-2468ace02468ace0"
 
 user = cbtest.api_user
 event = cbtest.api_event
@@ -85,13 +95,127 @@ def test_sighup_bad_file_then_log_level():
     assert bridge.returncode == 0, bridge.describe()
 
 
-def test_hundred_reloads_leak_nothing():
-    """100 reloads in a row, good and bad files in turn; the bridge is built
-    with ASan (leak detection on at exit): exit 0 means nothing leaked."""
+def write_ini_many(path, broadcasters, keepalive=60):
+    text = "[mqtt]\nkeepalive = %d\n\n[homeassistant]\ndiscovery = true\n" % keepalive
+    for name, token in broadcasters:
+        text += "\n[broadcaster:%s]\ntoken = %s\n" % (name, token)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
+
+
+def retained_now(broker, topics=("cb/#", "homeassistant/#"), settle=1.5):
+    """What a fresh subscriber gets: the retained messages, by topic."""
+    sub = cbtest.Subscriber(broker, topics=topics, qos=1).start()
+    time.sleep(settle)
+    sub.stop()
+    return {m.topic: m for m in sub.messages() if m.retained and m.payload}
+
+
+def sighup_and_wait(bridge, n):
+    bridge.send_signal(signal.SIGHUP)
+    cbtest.wait_until(lambda: bridge.stderr_text().count("reload: reading the settings") >= n
+                      and (bridge.stderr_text().count("the running settings stay")
+                           + bridge.stderr_text().count("reload: done")) >= n,
+                      timeout=15, what="reload %d" % n)
+
+
+def test_sighup_add_remove_change_reconnect():
     state_dir = cbtest.tempdir("cbtest-state-")
     ini = os.path.join(cbtest.tempdir("cbtest-conf-"), "cb2mqtt.ini")
     broker = cbtest.Mosquitto().start()
-    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A])
+    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A,
+                                 "--broadcaster", "bob:" + TOKEN_B,
+                                 "--broadcaster", "carol:" + TOKEN_C])
+    cbtest.on_cleanup(api.stop)
+    sub = cbtest.Subscriber(broker, topics=("cb/#",), qos=1).start()
+    cbtest.on_cleanup(sub.stop)
+    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
+    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL", "CB2MQTT_HOMEASSISTANT_DISCOVERY"):
+        env.pop(k, None)
+    write_ini_many(ini, (("alice", TOKEN_A), ("bob", TOKEN_B)))
+    bridge = cbtest.start_bridge(env, args=("-c", ini))
+
+    def tip(name, who):
+        return event("tip", b=name, user=user(who),
+                     tip={"tokens": 5, "isAnon": False, "message": ""})
+
+    ids = api.control.add_events("alice", [tip("alice", "dan")])
+    api.control.add_events("bob", [tip("bob", "dan"),
+                                   event("roomSubjectChange", b="bob", subject="hi bob")])
+    sub.wait_for(lambda m: m.topic == "cb/alice/tip", timeout=20, what="alice's first tip")
+    cbtest.wait_until(lambda: {"cb/bob/state/subject", "cb/bob/availability",
+                               "cb/bob/health"} <= set(retained_now(broker, settle=0.5))
+                      and "homeassistant/device/cb2mqtt_bob/config"
+                      in retained_now(broker, settle=0.5), timeout=20,
+                      what="bob's retained topics and HA config")
+    alice_requests = len(api.control.requests("alice"))
+
+    # Add carol, remove bob: one reload.
+    write_ini_many(ini, (("alice", TOKEN_A), ("carol", TOKEN_C)))
+    sighup_and_wait(bridge, 1)
+    assert "reload: done; 1 broadcaster(s) untouched, 1 added, 1 removed" in \
+        bridge.stderr_text(), bridge.stderr_text()[-3000:]
+    api.control.add_events("carol", [tip("carol", "erin")])
+    sub.wait_for(lambda m: m.topic == "cb/carol/tip", timeout=20, what="carol's tip")
+    ids += api.control.add_events("alice", [tip("alice", "fay")])
+    sub.wait_count("cb/alice/tip", 2, timeout=20)
+    cbtest.wait_until(lambda: not any(t.startswith("cb/bob/") or "cb2mqtt_bob" in t
+                                      for t in retained_now(broker, settle=0.5)),
+                      timeout=20, what="bob's retained topics cleared")
+    retained = retained_now(broker)
+    assert retained["cb/carol/availability"].text == "online", retained.keys()
+    assert "homeassistant/device/cb2mqtt_carol/config" in retained_now(
+        broker, topics=("homeassistant/#",)), "carol announced"
+    # alice untouched: her long-poll went on at her cursor (every request
+    # after the reload has i=), and no session was set up again for her.
+    after = api.control.requests("alice")[alice_requests:]
+    assert after and all(r.get("i") for r in after), after
+    assert "alice: resuming" not in bridge.stderr_text()
+
+    # A bad file: nothing changes.
+    write_ini_many(ini, (("alice", TOKEN_A), ("carol", TOKEN_C)), keepalive=1)
+    sighup_and_wait(bridge, 2)
+    assert "config: mqtt.keepalive:" in bridge.stderr_text()
+
+    # A new token for alice (the old one revoked upstream).
+    api.control.set_broadcaster("alice", TOKEN_A2)
+    write_ini_many(ini, (("alice", TOKEN_A2), ("carol", TOKEN_C)))
+    sighup_and_wait(bridge, 3)
+    assert "reload: alice: the new secret applies" in bridge.stderr_text()
+    ids += api.control.add_events("alice", [tip("alice", "gus")])
+    sub.wait_count("cb/alice/tip", 3, timeout=30)
+
+    # mqtt.keepalive changes: one reconnect, nothing lost or twice.
+    connects = bridge.stderr_text().count("mqtt: connected to")
+    write_ini_many(ini, (("alice", TOKEN_A2), ("carol", TOKEN_C)), keepalive=30)
+    sighup_and_wait(bridge, 4)
+    cbtest.wait_until(lambda: bridge.stderr_text().count("mqtt: connected to") == connects + 1,
+                      timeout=20, what="the reconnect")
+    ids += api.control.add_events("alice", [tip("alice", "hal")])
+    sub.wait_count("cb/alice/tip", 4, timeout=20)
+
+    time.sleep(1.5)
+    got = [m.json()["id"] for m in sub.messages("cb/alice/tip")]
+    assert got == ids, (got, ids)
+    status = [m.text for m in sub.messages("cb/bridge/status")]
+    assert "offline" not in status, status
+    for secret in (TOKEN_A, TOKEN_A2, TOKEN_B, TOKEN_C):
+        assert secret not in bridge.stderr_text()
+    bridge.stop()
+    assert bridge.returncode == 0, bridge.describe()
+    assert "LeakSanitizer" not in bridge.stderr_text(), bridge.stderr_text()[-4000:]
+
+
+def test_hundred_reloads_leak_nothing():
+    """100 reloads in a row: bad files, broadcasters added and removed,
+    reconnects; the bridge is built with ASan (leak detection on at exit):
+    exit 0 means nothing leaked."""
+    state_dir = cbtest.tempdir("cbtest-state-")
+    ini = os.path.join(cbtest.tempdir("cbtest-conf-"), "cb2mqtt.ini")
+    broker = cbtest.Mosquitto().start()
+    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A,
+                                 "--broadcaster", "bob:" + TOKEN_B])
     cbtest.on_cleanup(api.stop)
     env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
     for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL"):
@@ -100,13 +224,20 @@ def test_hundred_reloads_leak_nothing():
     bridge = cbtest.start_bridge(env, args=("-c", ini))
     cbtest.wait_until(lambda: "mqtt: connected to" in bridge.stderr_text(), timeout=10,
                       what="the connect")
+    # In turn: a bad file, bob added, bob removed, mqtt.keepalive changed
+    # (a reconnect), back.
     for n in range(1, 101):
-        write_ini(ini, qos="7" if n % 2 else "1")
-        bridge.send_signal(signal.SIGHUP)
-        cbtest.wait_until(lambda: bridge.stderr_text().count("reload: reading the settings") >= n
-                          and (bridge.stderr_text().count("the running settings stay")
-                               + bridge.stderr_text().count("reload: done")) >= n,
-                          timeout=10, what="reload %d" % n)
+        step = n % 4
+        if step == 1:
+            write_ini(ini, qos="7")
+        elif step == 2:
+            write_ini_many(ini, (("alice", TOKEN_A), ("bob", TOKEN_B)))
+        elif step == 3:
+            write_ini_many(ini, (("alice", TOKEN_A),), keepalive=30)
+        else:
+            write_ini(ini)
+        sighup_and_wait(bridge, n)
+    assert bridge.stderr_text().count("reload: bob added") == 25
     write_ini(ini, level="debug")
     bridge.send_signal(signal.SIGHUP)
     cbtest.wait_until(lambda: "reload: log settings applied (level debug" in
@@ -118,4 +249,5 @@ def test_hundred_reloads_leak_nothing():
 
 
 if __name__ == "__main__":
-    cbtest.run([test_sighup_bad_file_then_log_level, test_hundred_reloads_leak_nothing])
+    cbtest.run([test_sighup_bad_file_then_log_level, test_sighup_add_remove_change_reconnect,
+                test_hundred_reloads_leak_nothing])
