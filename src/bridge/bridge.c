@@ -121,12 +121,6 @@ typedef struct bridge {
   cb2m_config *owned_cfg;
 } bridge;
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 #define LOG(b, lvl, ...) cbev_log(&(b)->logger, NULL, lvl, __VA_ARGS__)
 
 /* ---- publishing helpers */
@@ -327,7 +321,7 @@ static int pump_one(bridge *b, uint32_t i, uint64_t now) {
  * write calls of a fast run failed with EAGAIN), so the rest waits for the
  * socket to drain. */
 static void pump(bridge *b) {
-  uint64_t now = now_ms();
+  uint64_t now = cbev_now_ms();
   size_t idle = 0; /* broadcasters in a row with nothing ready */
 
   if (!cb2m_mqtt_connected(b->mqtt) || b->n == 0)
@@ -520,12 +514,12 @@ static void on_ack(void *ud, int mid, int reason) {
     char why[96];
     snprintf(why, sizeof why, "reason code 0x%02x (%s)", (unsigned)reason,
              mosquitto_reason_string(reason));
-    refused(b, i, seq, reason, why, now_ms());
+    refused(b, i, seq, reason, why, cbev_now_ms());
     return;
   }
   {
     const cb2m_item *it = cb2m_queue_sent_item(&c->queue, seq);
-    uint64_t now = now_ms();
+    uint64_t now = cbev_now_ms();
     if (it) {
       c->mx.published++;
       cb2m_histogram_observe(&b->mx.delivery,
@@ -551,7 +545,7 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
     /* Home Assistant restarted: re-announce after a short random delay so
      * a fleet of bridges does not answer at the same instant. */
     b->discovery_due = 1;
-    b->discovery_at_ms = now_ms() + cb2m_discovery_birth_delay_ms((uint64_t)rand());
+    b->discovery_at_ms = cbev_now_ms() + cb2m_discovery_birth_delay_ms((uint64_t)rand());
   }
 }
 
@@ -589,7 +583,7 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
   }
   fetch = cb2m_fetch_new(request_url, cbev_batch_next_url(batch));
   if (fetch)
-    fetch->fetched_ms = now_ms();
+    fetch->fetched_ms = cbev_now_ms();
   if (!fetch) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot queue a batch of %zu events: %s", c->cfg->name, n,
         cbev_strerror(rc));
@@ -614,7 +608,7 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
     if (type == CBEV_EVENT_TIP && cbev_event_tip(ev) && cbev_event_tip(ev)->has_tokens &&
         cbev_event_tip(ev)->tokens > 0)
       c->mx.tip_tokens += (uint64_t)cbev_event_tip(ev)->tokens;
-    c->last_event_ms = now_ms();
+    c->last_event_ms = cbev_now_ms();
     c->mx.last_event_unix_ms = wall_ms();
     rc = cb2m_route_push(&route, ev, &c->queue, fetch, i + 1 == n);
     if (rc != CBEV_OK) {
@@ -674,7 +668,7 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
         c->cfg->secret_file ? " (its secret file is read again first)" : "");
     set_status(b, c, BC_AUTH_FAILED);
     c->auth_retry = 0;
-    c->auth_retry_at_ms = now_ms() + (uint64_t)b->cfg->events.auth_retry_interval * 1000u;
+    c->auth_retry_at_ms = cbev_now_ms() + (uint64_t)b->cfg->events.auth_retry_interval * 1000u;
     break;
   case CBEV_EURL:
   case CBEV_EHTTP:
@@ -835,29 +829,33 @@ out:
   cb2m_config_secret_free(moved);
 }
 
-/* With start set, starts the tries that are due after authentication
- * failures (SPEC 5: every auth_retry_interval seconds, forever). Returns
- * the time of the next one not started (UINT64_MAX: none), so the loop
- * wakes for it. */
-static uint64_t retry_auth_due(bridge *b, uint64_t now, int start) {
+/* When the next try after an authentication failure is due (SPEC 5:
+ * every auth_retry_interval seconds, forever); UINT64_MAX: none. */
+static uint64_t auth_retry_next(bridge *b, uint64_t now) {
   uint64_t next = UINT64_MAX;
 
+  (void)now;
+  for (size_t i = 0; i < b->n; i++) {
+    const bc *c = &b->bcs[i];
+    if (c->status == BC_AUTH_FAILED && !c->auth_retry && !b->stopping &&
+        c->auth_retry_at_ms < next)
+      next = c->auth_retry_at_ms;
+  }
+  return next;
+}
+
+/* Starts the tries that are due: the secret file is read again first. */
+static void auth_retry_fire(bridge *b, uint64_t now) {
   for (size_t i = 0; i < b->n; i++) {
     bc *c = &b->bcs[i];
-    if (c->status != BC_AUTH_FAILED || c->auth_retry || b->stopping)
+    if (c->status != BC_AUTH_FAILED || c->auth_retry || now < c->auth_retry_at_ms)
       continue;
-    if (now < c->auth_retry_at_ms || !start) {
-      if (c->auth_retry_at_ms < next)
-        next = c->auth_retry_at_ms;
-      continue;
-    }
     LOG(b, CBEV_LOG_INFO, "%s: trying the Events API again after the authentication failure",
         c->cfg->name);
     reread_secret(b, i);
     c->auth_retry = 1;
     cb2m_poller_kick(b->poller);
   }
-  return next;
 }
 
 /* Sets c up for the broadcaster bcfg: queue, limiter, session, saved
@@ -966,7 +964,7 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   b->cfg = cfg;
   b->n = cfg->n_broadcasters;
   b->started_at = time(NULL);
-  b->started_ms = now_ms();
+  b->started_ms = cbev_now_ms();
   b->bcs = calloc(b->n ? b->n : 1, sizeof *b->bcs);
   /* Every secret the bridge knows is masked out of every log line, the
    * token inside a configured feed URL included. */
@@ -1031,35 +1029,112 @@ static int queues_settled(const bridge *b) {
   return 1;
 }
 
-/* One turn of the loop: wait for activity or the next timer, then serve
- * the MQTT socket, the transfers and the timers. */
-static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t max_wait_ms) {
+/* ---- the loop's timers: one list (as redis's ae.c keeps its time
+ * events). Each says when it is next due (UINT64_MAX: not armed) and
+ * what to do then; turn() sleeps until the earliest, timers() runs every
+ * one that is due. The I/O modules (poller, MQTT, metrics HTTP) keep
+ * their own deadlines, which turn() adds. */
+
+static uint64_t save_next(bridge *b, uint64_t now) {
+  (void)now;
+  return b->stopping ? UINT64_MAX : b->next_save_ms;
+}
+
+static void save_fire(bridge *b, uint64_t now) {
+  if (save_all(b) != 0)
+    b->fatal = 1;
+  b->next_save_ms = now + SAVE_INTERVAL_MS;
+}
+
+static uint64_t heartbeat_next(bridge *b, uint64_t now) {
+  (void)now;
+  return b->stopping ? UINT64_MAX : b->next_heartbeat_ms;
+}
+
+static void heartbeat_fire(bridge *b, uint64_t now) {
+  if (cb2m_heartbeat_write(b->cfg->events.state_dir, cb2m_mqtt_connected(b->mqtt), time(NULL)) != 0)
+    LOG(b, CBEV_LOG_WARN, "cannot write the heartbeat file in %s: %s",
+        b->cfg->events.state_dir, strerror(errno));
+  b->next_heartbeat_ms = now + HEARTBEAT_INTERVAL_MS;
+}
+
+/* The next three wait for the broker: while it is away they must not
+ * make the loop spin (the connect itself wakes the loop). */
+static uint64_t health_next(bridge *b, uint64_t now) {
+  (void)now;
+  return b->stopping || !cb2m_mqtt_connected(b->mqtt) ? UINT64_MAX : b->next_health_ms;
+}
+
+static void health_fire(bridge *b, uint64_t now) {
+  publish_health(b, now);
+  b->next_health_ms = now + (uint64_t)b->cfg->mqtt.health_interval * 1000u;
+}
+
+static uint64_t discovery_next(bridge *b, uint64_t now) {
+  (void)now;
+  return b->stopping || !b->discovery_due || !cb2m_mqtt_connected(b->mqtt) ? UINT64_MAX
+                                                                           : b->discovery_at_ms;
+}
+
+static void discovery_fire(bridge *b, uint64_t now) {
+  (void)now;
+  b->discovery_due = 0;
+  LOG(b, CBEV_LOG_INFO, "homeassistant: birth message seen, re-publishing discovery and state");
+  announce(b);
+  for (size_t i = 0; i < b->n; i++) {
+    b->bcs[i].published_available = -1;
+    publish_availability(b, &b->bcs[i], b->bcs[i].status == BC_ONLINE);
+    publish_state(b, &b->bcs[i], CB2M_CHG_ALL);
+  }
+}
+
+/* A refused publish due again: pump(), which every turn runs, sends it. */
+static uint64_t refused_next(bridge *b, uint64_t now) {
+  (void)now;
+  return b->stopping || !cb2m_mqtt_connected(b->mqtt) ? UINT64_MAX : retry_due_ms(b);
+}
+
+typedef struct loop_timer {
+  uint64_t (*next)(bridge *b, uint64_t now);
+  void (*fire)(bridge *b, uint64_t now); /* NULL: turn() itself acts */
+} loop_timer;
+
+static const loop_timer TIMERS[] = {
+    {auth_retry_next, auth_retry_fire}, {save_next, save_fire},
+    {heartbeat_next, heartbeat_fire},   {health_next, health_fire},
+    {discovery_next, discovery_fire},   {refused_next, NULL},
+};
+#define N_TIMERS (sizeof TIMERS / sizeof TIMERS[0])
+
+static void timers(bridge *b) {
+  uint64_t now = cbev_now_ms();
+
+  for (size_t i = 0; i < N_TIMERS; i++)
+    if (TIMERS[i].fire && TIMERS[i].next(b, now) <= now)
+      TIMERS[i].fire(b, now);
+}
+
+/* One turn of the loop: wait for activity or the next deadline, then
+ * serve the MQTT socket, the transfers and the metrics requests, and hand
+ * queued events to MQTT. The signal pipe only wakes it: the caller reads
+ * the flags the handlers set. */
+static void turn(bridge *b, int signal_fd, uint64_t max_wait_ms) {
   struct curl_waitfd fds[3];
   unsigned nfds = 0;
-  uint64_t now = now_ms(), next, wait;
+  uint64_t now = cbev_now_ms(), next, wait;
   int mfd = cb2m_mqtt_fd(b->mqtt), mqtt_slot = -1, http_slot = -1;
+  short revents = 0;
 
   next = b->stopping ? now + max_wait_ms : cb2m_poller_start_due(b->poller, now);
-  if (retry_auth_due(b, now, 0) < next)
-    next = retry_auth_due(b, now, 0);
+  for (size_t i = 0; i < N_TIMERS; i++) {
+    uint64_t t = TIMERS[i].next(b, now);
+    if (t < next)
+      next = t;
+  }
   if (cb2m_mqtt_next_ms(b->mqtt, now) < next)
     next = cb2m_mqtt_next_ms(b->mqtt, now);
-  if (!b->stopping) {
-    if (b->next_save_ms < next)
-      next = b->next_save_ms;
-    if (b->next_heartbeat_ms < next)
-      next = b->next_heartbeat_ms;
-    /* These two wait for the broker: while it is away they must not make
-     * the loop spin (the connect itself wakes the loop). */
-    if (cb2m_mqtt_connected(b->mqtt) && b->next_health_ms < next)
-      next = b->next_health_ms;
-    if (cb2m_mqtt_connected(b->mqtt) && b->discovery_due && b->discovery_at_ms < next)
-      next = b->discovery_at_ms;
-    if (cb2m_mqtt_connected(b->mqtt) && retry_due_ms(b) < next)
-      next = retry_due_ms(b);
-    if (b->http && cb2m_metrics_http_next_ms(b->http, now) < next)
-      next = cb2m_metrics_http_next_ms(b->http, now);
-  }
+  if (b->http && !b->stopping && cb2m_metrics_http_next_ms(b->http, now) < next)
+    next = cb2m_metrics_http_next_ms(b->http, now);
   wait = next > now ? next - now : 0;
   if (wait > max_wait_ms)
     wait = max_wait_ms;
@@ -1083,18 +1158,14 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
     while (read(signal_fd, buf, sizeof buf) > 0)
       ;
   }
-  (void)stop;
-  now = now_ms();
-  {
-    short revents = 0;
-    if (mqtt_slot >= 0) {
-      if (fds[mqtt_slot].revents & CURL_WAIT_POLLIN)
-        revents |= POLLIN;
-      if (fds[mqtt_slot].revents & CURL_WAIT_POLLOUT)
-        revents |= POLLOUT;
-    }
-    cb2m_mqtt_service(b->mqtt, revents, now);
+  now = cbev_now_ms();
+  if (mqtt_slot >= 0) {
+    if (fds[mqtt_slot].revents & CURL_WAIT_POLLIN)
+      revents |= POLLIN;
+    if (fds[mqtt_slot].revents & CURL_WAIT_POLLOUT)
+      revents |= POLLOUT;
   }
+  cb2m_mqtt_service(b->mqtt, revents, now);
   cb2m_poller_perform(b->poller, now);
   if (http_slot >= 0 && ((fds[http_slot].revents & CURL_WAIT_POLLIN) ||
                          cb2m_metrics_http_next_ms(b->http, now) <= now))
@@ -1104,46 +1175,15 @@ static void turn(bridge *b, int signal_fd, volatile sig_atomic_t *stop, uint64_t
   collect_acked(b);
 }
 
-static void timers(bridge *b) {
-  uint64_t now = now_ms();
-
-  retry_auth_due(b, now, 1);
-  if (now >= b->next_save_ms) {
-    if (save_all(b) != 0)
-      b->fatal = 1;
-    b->next_save_ms = now + SAVE_INTERVAL_MS;
-  }
-  if (now >= b->next_heartbeat_ms) {
-    if (cb2m_heartbeat_write(b->cfg->events.state_dir, cb2m_mqtt_connected(b->mqtt), time(NULL)) != 0)
-      LOG(b, CBEV_LOG_WARN, "cannot write the heartbeat file in %s: %s",
-          b->cfg->events.state_dir, strerror(errno));
-    b->next_heartbeat_ms = now + HEARTBEAT_INTERVAL_MS;
-  }
-  if (now >= b->next_health_ms && cb2m_mqtt_connected(b->mqtt)) {
-    publish_health(b, now);
-    b->next_health_ms = now + (uint64_t)b->cfg->mqtt.health_interval * 1000u;
-  }
-  if (b->discovery_due && now >= b->discovery_at_ms && cb2m_mqtt_connected(b->mqtt)) {
-    b->discovery_due = 0;
-    LOG(b, CBEV_LOG_INFO, "homeassistant: birth message seen, re-publishing discovery and state");
-    announce(b);
-    for (size_t i = 0; i < b->n; i++) {
-      b->bcs[i].published_available = -1;
-      publish_availability(b, &b->bcs[i], b->bcs[i].status == BC_ONLINE);
-      publish_state(b, &b->bcs[i], CB2M_CHG_ALL);
-    }
-  }
-}
-
-static void shutdown_bridge(bridge *b, volatile sig_atomic_t *stop, int signal_fd) {
-  uint64_t deadline = now_ms() + CB2M_SHUTDOWN_GRACE_MS;
+static void shutdown_bridge(bridge *b, int signal_fd) {
+  uint64_t deadline = cbev_now_ms() + CB2M_SHUTDOWN_GRACE_MS;
   size_t left = 0;
 
   b->stopping = 1;
   cb2m_poller_abort_all(b->poller);
   /* Deliver what is queued while the broker is there, for at most 5 s. */
-  while (!queues_settled(b) && cb2m_mqtt_connected(b->mqtt) && now_ms() < deadline)
-    turn(b, signal_fd, stop, 100);
+  while (!queues_settled(b) && cb2m_mqtt_connected(b->mqtt) && cbev_now_ms() < deadline)
+    turn(b, signal_fd, 100);
   for (size_t i = 0; i < b->n; i++)
     left += b->bcs[i].queue.count;
   if (left)
@@ -1154,7 +1194,7 @@ static void shutdown_bridge(bridge *b, volatile sig_atomic_t *stop, int signal_f
     publish_availability(b, &b->bcs[i], 0);
   if (cb2m_mqtt_connected(b->mqtt))
     publish_retained(b, b->topic_status, "offline");
-  cb2m_mqtt_shutdown(b->mqtt, now_ms() + 1000u);
+  cb2m_mqtt_shutdown(b->mqtt, cbev_now_ms() + 1000u);
   cb2m_heartbeat_write(b->cfg->events.state_dir, 0, time(NULL));
 }
 
@@ -1427,7 +1467,7 @@ static int reconnect(bridge *b, const char *old_host, int old_port) {
       publish_availability(b, &b->bcs[i], 0);
     publish_retained(b, b->topic_status, "offline");
   }
-  cb2m_mqtt_shutdown(b->mqtt, now_ms() + 1000u);
+  cb2m_mqtt_shutdown(b->mqtt, cbev_now_ms() + 1000u);
   cb2m_mqtt_free(b->mqtt);
   b->mqtt = fresh;
   on_disconnect(b);
@@ -1519,7 +1559,7 @@ int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks
   LOG(b, CBEV_LOG_INFO, "cb2mqtt %s: %zu broadcaster(s), broker %s:%d, state in %s",
       cbev_version(), b->n, cfg->mqtt.host, cfg->mqtt.port, cfg->events.state_dir);
   while (!*stop && !b->fatal && !all_auth_failed(b)) {
-    turn(b, signal_fd, stop, 10000);
+    turn(b, signal_fd, 10000);
     if (hooks->reload && *hooks->reload && hooks->load) {
       *hooks->reload = 0;
       reload(b, hooks);
@@ -1536,7 +1576,7 @@ int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks
     LOG(b, CBEV_LOG_ERROR, "every broadcaster failed authentication; exiting");
   else
     LOG(b, CBEV_LOG_INFO, "stopping");
-  shutdown_bridge(b, stop, signal_fd);
+  shutdown_bridge(b, signal_fd);
 out:
   teardown(b);
   free(b);
