@@ -17,7 +17,6 @@
 #include <unistd.h>
 
 #include <mosquitto.h>
-#include <mqtt_protocol.h>
 
 #include "cbevents/alloc.h"
 #include "cbevents/backoff.h"
@@ -246,7 +245,8 @@ void cb2m_mqtt_service(cb2m_mqtt *m, short revents, uint64_t now_ms) {
     if (m->state == ST_CONNECTING || m->state == ST_CONNECTED) {
       rc = mosquitto_loop_misc(m->mosq);
       if (rc != MOSQ_ERR_SUCCESS)
-        cb2m_mqtt__mark_lost(m, rc == MOSQ_ERR_NO_CONN ? "keepalive timeout" : mosquitto_strerror(rc));
+        cb2m_mqtt__mark_lost(m,
+                             rc == MOSQ_ERR_NO_CONN ? "keepalive timeout" : mosquitto_strerror(rc));
     }
     if (m->state == ST_CONNECTING && now_ms - m->attempt_started_ms >= CB2M_MQTT_CONNECT_TIMEOUT_MS)
       cb2m_mqtt__mark_lost(m, "no CONNACK in time");

@@ -93,7 +93,9 @@ typedef struct cb2m_mqtt_cbs {
  * every ack libmosquitto 2.0 walks its message list up to the first one
  * still waiting for a slot, i.e. past every message in flight
  * (bench/bench_bridge_mqtt.c, loopback, 10000 queued: 20..1000 in flight
- * all give 60-100k msgs/s, 65535 gives 15-25k). */
+ * all give 60-100k msgs/s, 65535 gives 15-25k). The bridge hands at most
+ * this many events to the client at once (its mid map counts them), so
+ * the window is written here only. */
 #define CB2M_MQTT_DEFAULT_INFLIGHT 256u
 /* The reconnect backoff: attempt n waits
  * cbev_backoff_ms(initial, CB2M_MQTT_BACKOFF_FACTOR, max, n, ...)
