@@ -1060,6 +1060,26 @@ static void test_publish_with_not_connected(void **state) {
   mosquitto_lib_cleanup();
 }
 
+/* The object id both the device config and its topic are named by. */
+static void test_object_id(void **state) {
+  char id[CB2M_DISC_OBJECT_ID_MAX], small[8];
+  char longest[CB2M_NAME_MAX + 1];
+
+  (void)state;
+  assert_int_equal(cb2m_discovery_object_id("alice", id, sizeof id), CBEV_OK);
+  assert_string_equal(id, "cb2mqtt_alice");
+  memset(longest, 'a', CB2M_NAME_MAX);
+  longest[CB2M_NAME_MAX] = '\0';
+  assert_int_equal(cb2m_discovery_object_id(longest, id, sizeof id), CBEV_OK);
+  assert_int_equal(strlen(id), strlen("cb2mqtt_") + CB2M_NAME_MAX);
+  assert_int_equal(cb2m_discovery_object_id("alice", small, sizeof small), CBEV_EINVAL);
+  assert_string_equal(small, "");
+  assert_int_equal(cb2m_discovery_object_id("bridge", id, sizeof id), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_object_id("no/slash", id, sizeof id), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_object_id(NULL, id, sizeof id), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_object_id("alice", NULL, 16), CBEV_EINVAL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_keys_documented),
@@ -1075,6 +1095,7 @@ int main(void) {
       cmocka_unit_test(test_removed_components),
       cmocka_unit_test(test_invalid_inputs),
       cmocka_unit_test(test_birth_message),
+      cmocka_unit_test(test_object_id),
       cmocka_unit_test(test_record_json_round_trip),
       cmocka_unit_test(test_record_parse_hostile),
       cmocka_unit_test(test_stale),
