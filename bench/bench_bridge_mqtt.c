@@ -34,6 +34,7 @@
 #include <arpa/inet.h>
 
 #include "cbevents/error.h"
+#include "cbevents/transport.h"
 #include "mqtt.h"
 
 /* mosquitto_pub -l waits for the ack of the last mid it sent and mids wrap
@@ -178,9 +179,9 @@ static double bench_ours(int port, int protocol, unsigned long n, size_t size, u
   cbs.ud = &b;
   if (cb2m_mqtt_new(&o, &cbs, &m) != CBEV_OK)
     goto out;
-  deadline = cb2m_mqtt_now_ms() + 300000;
+  deadline = cbev_now_ms() + 300000;
   while (b.acked + b.failed < n) {
-    uint64_t now = cb2m_mqtt_now_ms(), next;
+    uint64_t now = cbev_now_ms(), next;
     struct pollfd pfd;
 
     if (now > deadline)
@@ -200,13 +201,13 @@ static double bench_ours(int port, int protocol, unsigned long n, size_t size, u
     pfd.revents = 0;
     next = cb2m_mqtt_next_ms(m, now);
     poll(&pfd, 1, next > now ? (int)(next - now) : 0);
-    cb2m_mqtt_service(m, pfd.revents, cb2m_mqtt_now_ms());
+    cb2m_mqtt_service(m, pfd.revents, cbev_now_ms());
   }
-  t1 = cb2m_mqtt_now_ms();
+  t1 = cbev_now_ms();
   rate = (double)n * 1000.0 / (double)(t1 > t0 ? t1 - t0 : 1);
   if (b.failed)
     fprintf(stderr, "bench: %lu refused by the broker\n", b.failed);
-  cb2m_mqtt_shutdown(m, cb2m_mqtt_now_ms() + 2000);
+  cb2m_mqtt_shutdown(m, cbev_now_ms() + 2000);
 out:
   cb2m_mqtt_free(m);
   free(payload);
@@ -222,7 +223,7 @@ static double bench_mosquitto_pub(int port, const char *dir, unsigned chunks, un
   pid_t pid;
 
   snprintf(portstr, sizeof portstr, "%d", port);
-  t0 = cb2m_mqtt_now_ms();
+  t0 = cbev_now_ms();
   for (unsigned c = 0; c < chunks; c++) {
     snprintf(input, sizeof input, "%s/input.%u", dir, c);
     pid = fork();
@@ -237,7 +238,7 @@ static double bench_mosquitto_pub(int port, const char *dir, unsigned chunks, un
         WEXITSTATUS(status) != 0)
       return -1;
   }
-  t1 = cb2m_mqtt_now_ms();
+  t1 = cbev_now_ms();
   return (double)n * 1000.0 / (double)(t1 > t0 ? t1 - t0 : 1);
 }
 

@@ -40,10 +40,12 @@
 #include "topics.h"
 
 #define TOPIC_MAX 512
-/* Messages handed to libmosquitto and not yet acknowledged, across all
- * broadcasters: bounds the memory libmosquitto holds for us. */
-#define MAX_INFLIGHT 256u
-_Static_assert(MAX_INFLIGHT * 4 <= CB2M_MIDMAP_SLOTS, "midmap probe runs stay short");
+/* Events handed to libmosquitto and not yet acknowledged, across all
+ * broadcasters, are at most the MQTT client's in-flight window (the
+ * bridge leaves mo.max_inflight 0): more would only wait inside
+ * libmosquitto, and this bounds the memory it holds for us. */
+_Static_assert(CB2M_MQTT_DEFAULT_INFLIGHT * 4 <= CB2M_MIDMAP_SLOTS,
+               "midmap probe runs stay short");
 /* A broadcaster's refused publishes are logged at most this often. */
 #define REFUSAL_LOG_INTERVAL_MS 60000u
 #define SAVE_INTERVAL_MS 1000u
@@ -326,7 +328,8 @@ static void pump(bridge *b) {
 
   if (!cb2m_mqtt_connected(b->mqtt) || b->n == 0)
     return;
-  while (idle < b->n && b->midmap.count < MAX_INFLIGHT && !cb2m_mqtt_backlogged(b->mqtt)) {
+  while (idle < b->n && b->midmap.count < CB2M_MQTT_DEFAULT_INFLIGHT &&
+         !cb2m_mqtt_backlogged(b->mqtt)) {
     uint32_t i = (uint32_t)b->next_pump;
     int r = pump_one(b, i, now);
     if (r < 0)
@@ -952,8 +955,6 @@ static int mqtt_open(bridge *b, cb2m_mqtt **out) {
   mo.will_payload = "offline";
   mo.will_qos = 1;
   mo.will_retain = 1;
-  mo.backoff_initial_ms = 1000;
-  mo.backoff_max_ms = 60000;
   mo.logger = &b->logger;
   return cb2m_mqtt_new(&mo, &cbs, out) == 0 ? 0 : -1;
 }

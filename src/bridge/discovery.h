@@ -8,13 +8,28 @@
  * broadcasters were announced, so a broadcaster removed from the settings has
  * its config cleared (empty retained payload) on the next start.
  *
- * The builders are pure: they turn plain inputs into topic and payload
- * strings and touch neither the network nor the disk, so the JSON can be
- * checked key by key in unit tests. cb2m_discovery_publish_all() is the thin
- * layer that reads the settings, publishes and rewrites the record.
+ * The parts, one job each:
+ *   discovery.c         the builders: pure, they turn plain inputs into
+ *                       topic and payload strings and touch neither the
+ *                       network nor the disk, so the JSON can be checked
+ *                       key by key in unit tests;
+ *   discovery_record.c  the record in state_dir, which configs are stale,
+ *                       and cb2m_discovery_publish_with(), the one publish
+ *                       step: plain settings and a publish function in,
+ *                       so the module needs neither the MQTT client nor the
+ *                       settings loader.
  *
- * Every string returned by a builder is allocated with malloc(); the caller
- * releases it with free().
+ * Who frees what:
+ *  - JSON texts (cb2m_discovery_device_json(), cb2m_discovery_bridge_json(),
+ *    cb2m_disc_record_json()) are cJSON's output: cJSON_free() them, never
+ *    free().
+ *  - Topics (cb2m_discovery_topic(), cb2m_discovery_status_topic()) are
+ *    malloc()'d: free() them.
+ *  - A cb2m_disc_record owns its strings: cb2m_disc_record_cleanup().
+ *
+ * Return codes: functions returning int answer CBEV_* codes of
+ * cbevents/error.h (0 = CBEV_OK), each listed at the function;
+ * cb2m_discovery_is_birth() is a predicate (1/0).
  */
 #ifndef CB2M_DISCOVERY_H
 #define CB2M_DISCOVERY_H
@@ -23,6 +38,7 @@
 #include <stdint.h>
 
 #include "cbevents/log.h"
+#include "topics.h"
 
 /* Object id of the bridge device in `<prefix>/device/<id>/config`. Each
  * broadcaster's is "cb2mqtt_<name>"; `bridge` is a reserved broadcaster
@@ -50,9 +66,19 @@ typedef struct cb2m_disc_input {
   const char *sw_version;  /* cb2mqtt's version, for device and origin */
 } cb2m_disc_input;
 
-/* "<prefix>/device/<object_id>/config", or NULL when an argument is NULL or
- * empty, or the topic would exceed CB2M_DISC_TOPIC_MAX, or on ENOMEM. */
+/* "<prefix>/device/<object_id>/config" (free() it), or NULL when an
+ * argument is NULL or empty, or the topic would exceed CB2M_DISC_TOPIC_MAX,
+ * or on ENOMEM. */
 char *cb2m_discovery_topic(const char *prefix, const char *object_id);
+
+/* Room for a broadcaster's object id: "cb2mqtt_", the name, the NUL. */
+#define CB2M_DISC_OBJECT_ID_MAX (sizeof "cb2mqtt_" + CB2M_NAME_MAX)
+
+/* Writes the object id of broadcaster's device, "cb2mqtt_<broadcaster>",
+ * into buf (cap bytes; CB2M_DISC_OBJECT_ID_MAX always fits). Returns
+ * CBEV_OK, or CBEV_EINVAL (buf left "" when cap > 0) when broadcaster is
+ * refused by cb2m_name_valid(), buf is NULL or cap too small. */
+int cb2m_discovery_object_id(const char *broadcaster, char *buf, size_t cap);
 
 /* The device config of one broadcaster (object id "cb2mqtt_<b>"):
  * binary_sensor Broadcasting; sensors Subject, Session tokens, Viewers
@@ -64,15 +90,17 @@ char *cb2m_discovery_topic(const char *prefix, const char *object_id);
  * Queued events, Polls, Retries, Last event age, Last API error, Last
  * publish error, Events received. Event entities and triggers of types not
  * published are announced as {"platform": ...} only, which removes them
- * from Home Assistant. The root carries "qos": 1. Returns compact JSON, or
- * NULL when an input is missing or invalid, or on ENOMEM. */
+ * from Home Assistant. The root carries "qos": 1. Returns compact JSON
+ * (cJSON_free() it), or NULL when an input is missing or invalid, or on
+ * ENOMEM. */
 char *cb2m_discovery_device_json(const cb2m_disc_input *in);
 
 /* The bridge device config (object id CB2M_DISC_BRIDGE_ID): connectivity
  * from <base>/bridge/status, Started (timestamp, started_at of the retained
  * <base>/bridge/info) and MQTT reconnects from <base>/bridge/health; the
- * retired Uptime and MQTT connected as removal markers.
- * NULL when an argument is NULL or empty, or on ENOMEM. */
+ * retired Uptime and MQTT connected as removal markers. Compact JSON
+ * (cJSON_free() it), or NULL when an argument is NULL or empty, or on
+ * ENOMEM. */
 char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version);
 
 /* Home Assistant's birth message: after "online" on "<prefix>/status" the
@@ -82,8 +110,8 @@ char *cb2m_discovery_bridge_json(const char *base_topic, const char *sw_version)
 #define CB2M_DISC_BIRTH_DELAY_MIN_MS 1000u
 #define CB2M_DISC_BIRTH_DELAY_MAX_MS 5000u
 
-/* "<prefix>/status" (the topic to subscribe to), or NULL for an invalid
- * prefix or on ENOMEM. */
+/* "<prefix>/status" (the topic to subscribe to; free() it), or NULL for an
+ * invalid prefix or on ENOMEM. */
 char *cb2m_discovery_status_topic(const char *prefix);
 
 /* 1 when a message on topic with payload (len bytes, not NUL-terminated)
@@ -108,8 +136,8 @@ typedef struct cb2m_disc_record {
 void cb2m_disc_record_cleanup(cb2m_disc_record *rec);
 
 /* Serializes prefix and names to the record's JSON
- * ({"prefix": "...", "broadcasters": ["...", ...]}). NULL on ENOMEM or when
- * prefix is NULL. */
+ * ({"prefix": "...", "broadcasters": ["...", ...]}; cJSON_free() it). NULL
+ * on ENOMEM or when prefix is NULL. */
 char *cb2m_disc_record_json(const char *prefix, const char *const *names, size_t n_names);
 
 /* Parses the record's JSON into *out (which must be zeroed or cleaned up).
@@ -119,21 +147,27 @@ char *cb2m_disc_record_json(const char *prefix, const char *const *names, size_t
  * text is not such an object (*out stays empty), CBEV_ENOMEM. */
 int cb2m_disc_record_parse(const char *text, size_t len, cb2m_disc_record *out);
 
-/* Reads and parses <state_dir>/CB2M_DISC_RECORD_FILE. CBEV_ENOTFOUND when the file does not exist (the
- * first start), CBEV_EIO when it cannot be read, CBEV_ETOOBIG beyond
- * CB2M_DISC_RECORD_MAX_BYTES, else as cb2m_disc_record_parse(). */
+/* Reads and parses <state_dir>/CB2M_DISC_RECORD_FILE into *out (emptied
+ * first). Returns CBEV_OK; CBEV_ENOTFOUND when the file does not exist (the
+ * first start); CBEV_EIO when it cannot be read or the path does not fit
+ * CB2M_PATH_MAX; CBEV_ETOOBIG beyond CB2M_DISC_RECORD_MAX_BYTES;
+ * CBEV_ENOMEM; CBEV_EPARSE as cb2m_disc_record_parse(). */
 int cb2m_disc_record_load(const char *state_dir, cb2m_disc_record *out);
 
 /* Writes <state_dir>/CB2M_DISC_RECORD_FILE atomically (cb2m_write_atomic:
- * temp file, fsync, rename). CBEV_OK, CBEV_ENOMEM or CBEV_EIO. */
+ * temp file, fsync, rename). Returns CBEV_OK; CBEV_ENOMEM when the JSON
+ * cannot be made (also for a NULL prefix); CBEV_EIO when the file cannot
+ * be written (the old one stays). */
 int cb2m_disc_record_save(const char *state_dir, const char *prefix, const char *const *names,
                           size_t n_names);
 
 /* The two above on another file name in state_dir (a record of the same
- * shape, e.g. the retained topics' record of retained.h). */
+ * shape, e.g. the retained topics' record of retained.h), with the same
+ * return codes. */
 int cb2m_disc_record_load_from(const char *state_dir, const char *file, cb2m_disc_record *out);
 int cb2m_disc_record_save_to(const char *state_dir, const char *file, const char *prefix,
                              const char *const *names, size_t n_names);
+
 /* Which announced configs must be cleared: the names of old (pointers into
  * old, in its order) that are not among names, or all of old's names when
  * the prefix changed (their configs live under the old prefix). At most
@@ -155,33 +189,26 @@ typedef struct cb2m_disc_settings {
   const char *state_dir;         /* where CB2M_DISC_RECORD_FILE lives */
 } cb2m_disc_settings;
 
-/* Sends one retained QoS 1 message; returns CBEV_OK or an error code
- * (CBEV_EAGAIN when not connected). */
+/* Sends one retained QoS 1 message (len bytes of payload, not
+ * NUL-terminated; len 0: the empty payload that removes a config). Returns
+ * CBEV_OK or a CBEV_* error code (CBEV_EAGAIN when not connected), which
+ * cb2m_discovery_publish_with() passes on. The bridge's is
+ * cb2m_mqtt_publish(..., qos 1, retain 1, ...). */
 typedef int (*cb2m_disc_publish_fn)(void *ud, const char *topic, const void *payload,
                                     size_t len);
 
-/* The publish step on any transport: publishes the bridge config and one
- * config per broadcaster through publish, clears (empty payload) the
- * configs the record in state_dir lists but the settings no longer have
- * (under the recorded prefix), and rewrites the record only when every
- * publish succeeded, so a clear that could not be sent is retried next
- * time. An unreadable or corrupt record is logged and treated as empty.
- * Returns CBEV_OK; the first error of publish (nothing more is sent after
- * it); CBEV_EINVAL when a setting is refused by the builders (logged);
- * CBEV_ENOMEM; CBEV_EIO when the record cannot be written (the configs
- * were published). */
+/* The publish step, the one the bridge and the tests use: publishes
+ * (through publish, with ud) the bridge config and one config per
+ * broadcaster, clears (empty payload) the configs the record in state_dir
+ * lists but the settings no longer have (under the recorded prefix), and
+ * rewrites the record only when every publish succeeded, so a clear that
+ * could not be sent is retried next time. An unreadable or corrupt record
+ * is logged and treated as empty. Returns CBEV_OK; the first error of
+ * publish (nothing more is sent after it); CBEV_EINVAL when s or publish
+ * is NULL or a setting is refused by the builders (logged); CBEV_ENOMEM;
+ * CBEV_EIO when the record cannot be written (the configs were
+ * published). */
 int cb2m_discovery_publish_with(const cb2m_disc_settings *s, cb2m_disc_publish_fn publish,
                                 void *ud, const cbev_logger *logger);
-
-typedef struct cb2m_mqtt cb2m_mqtt;
-typedef struct cb2m_config cb2m_config;
-
-/* Publishes (retained, QoS 1) the bridge device config and one device
- * config per configured broadcaster, clears the configs of broadcasters
- * announced before but no longer configured, then rewrites the record:
- * cb2m_discovery_publish_with() on cb2m_mqtt_publish() and the settings of
- * cfg. Same return codes (CBEV_EAGAIN when the client is not connected). */
-int cb2m_discovery_publish_all(cb2m_mqtt *mqtt, const cb2m_config *cfg,
-                               const cbev_logger *logger);
 
 #endif

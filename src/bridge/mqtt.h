@@ -10,7 +10,7 @@
  * MQTT v5 -> 3.1.1 fallback all happen inside cb2m_mqtt_service().
  *
  * Time: every now_ms and deadline_ms is milliseconds on CLOCK_MONOTONIC,
- * the clock cb2m_mqtt_now_ms() reads.
+ * the clock cbev_now_ms() (cbevents/transport.h) reads.
  *
  * Delivery contract (at least once is the caller's job, not this module's):
  *  - cb2m_mqtt_publish() hands a message to the current connection and
@@ -68,8 +68,10 @@ typedef struct cb2m_mqtt_opts {
   const char *will_payload; /* NULL: empty */
   int will_qos;             /* 0..2 */
   bool will_retain;
-  unsigned backoff_initial_ms; /* first reconnect delay; 0: 1000 */
-  unsigned backoff_max_ms;     /* cap of the doubling; 0: 60000 */
+  unsigned backoff_initial_ms; /* first reconnect delay;
+                                * 0: CB2M_MQTT_BACKOFF_INITIAL_MS */
+  unsigned backoff_max_ms;     /* cap of the doubling;
+                                * 0: CB2M_MQTT_BACKOFF_MAX_MS */
   unsigned max_inflight;       /* QoS 1/2 messages sent and not yet acked, at
                                 * most (the broker's Receive Maximum may
                                 * lower it); more wait inside libmosquitto.
@@ -91,8 +93,17 @@ typedef struct cb2m_mqtt_cbs {
  * every ack libmosquitto 2.0 walks its message list up to the first one
  * still waiting for a slot, i.e. past every message in flight
  * (bench/bench_bridge_mqtt.c, loopback, 10000 queued: 20..1000 in flight
- * all give 60-100k msgs/s, 65535 gives 15-25k). */
-#define CB2M_MQTT_DEFAULT_INFLIGHT 256
+ * all give 60-100k msgs/s, 65535 gives 15-25k). The bridge hands at most
+ * this many events to the client at once (its mid map counts them), so
+ * the window is written here only. */
+#define CB2M_MQTT_DEFAULT_INFLIGHT 256u
+/* The reconnect backoff: attempt n waits
+ * cbev_backoff_ms(initial, CB2M_MQTT_BACKOFF_FACTOR, max, n, ...)
+ * (cbevents/backoff.h: doubled per failure, capped, jittered into
+ * [d/2, d]); these are initial and max when the options leave them 0. */
+#define CB2M_MQTT_BACKOFF_INITIAL_MS 1000u
+#define CB2M_MQTT_BACKOFF_MAX_MS 60000u
+#define CB2M_MQTT_BACKOFF_FACTOR 2.0
 /* Most topics cb2m_mqtt_subscribe() remembers. */
 #define CB2M_MQTT_MAX_SUBS 16
 /* Most acks held between a publish and the next service() call; beyond it
@@ -166,19 +177,10 @@ void cb2m_mqtt_shutdown(cb2m_mqtt *m, uint64_t deadline_ms);
 /* How many times a connection was established again after one was lost. */
 unsigned cb2m_mqtt_reconnects(const cb2m_mqtt *m);
 
-/* CLOCK_MONOTONIC in milliseconds. */
-uint64_t cb2m_mqtt_now_ms(void);
-
 /* The protocol actually used by the next/current connection: 5 or 311. */
 int cb2m_mqtt_protocol(const cb2m_mqtt *m);
 
 /* Exposed for tests. */
-
-/* The delay before connection attempt number failures (1 = the first
- * retry): initial_ms doubled per failure, capped at max_ms, then jittered
- * into [d/2, d] with rnd. */
-uint64_t cb2m_mqtt_backoff_ms(unsigned failures, uint64_t initial_ms, uint64_t max_ms,
-                              uint64_t rnd);
 
 /* 1 when a CONNACK with code connack_rc, for a CONNECT made with protocol
  * (5 or 311), means the broker does not speak MQTT v5 and 3.1.1 must be

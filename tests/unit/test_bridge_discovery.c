@@ -22,7 +22,6 @@
 
 #include "cbevents/error.h"
 #include "cbevents/event.h"
-#include "config.h"
 #include "discovery.h"
 #include "mqtt.h"
 
@@ -122,7 +121,7 @@ static cJSON *device_config(const char *base, const char *b, unsigned mask) {
   cJSON *root;
   assert_non_null(json);
   root = cJSON_Parse(json);
-  free(json);
+  cJSON_free(json);
   assert_non_null(root);
   return root;
 }
@@ -132,7 +131,7 @@ static cJSON *bridge_config(const char *base) {
   cJSON *root;
   assert_non_null(json);
   root = cJSON_Parse(json);
-  free(json);
+  cJSON_free(json);
   assert_non_null(root);
   return root;
 }
@@ -294,7 +293,7 @@ static void test_unique_ids(void **state) {
 
   /* Same input, same bytes: a restart re-announces identical configs. */
   assert_string_equal(j1, j2);
-  free(j2);
+  cJSON_free(j2);
   /* A new version changes device/origin but no unique id. */
   r1 = cJSON_Parse(j1);
   j2 = cb2m_discovery_device_json(&a2);
@@ -326,8 +325,8 @@ static void test_unique_ids(void **state) {
   for (size_t i = 0; i < n; i++)
     free(uids[i]);
   free(uids);
-  free(j1);
-  free(j2);
+  cJSON_free(j1);
+  cJSON_free(j2);
   cJSON_Delete(r1);
   cJSON_Delete(r2);
   cJSON_Delete(r3);
@@ -672,7 +671,7 @@ static void test_invalid_inputs(void **state) {
                           ALL_TYPES, "1"};
     char *json = cb2m_discovery_device_json(&in);
     assert_non_null(json);
-    free(json);
+    cJSON_free(json);
     in.broadcaster = NULL;
     assert_null(cb2m_discovery_device_json(&in));
   }
@@ -745,7 +744,7 @@ static void test_record_json_round_trip(void **state) {
   cb2m_disc_record_cleanup(&rec);
   cb2m_disc_record_cleanup(&rec); /* idempotent */
   cb2m_disc_record_cleanup(NULL);
-  free(json);
+  cJSON_free(json);
 }
 
 static void test_record_parse_hostile(void **state) {
@@ -1030,35 +1029,55 @@ static void test_publish_bad_inputs(void **state) {
   fake_reset(&fb);
 }
 
-static void test_publish_all_not_connected(void **state) {
+/* The bridge's publish function: cb2m_mqtt_publish(), retained, QoS 1. */
+static int mqtt_publish_retained(void *ud, const char *topic, const void *payload, size_t len) {
+  return cb2m_mqtt_publish(ud, topic, payload, len, 1, 1, NULL);
+}
+
+static void test_publish_with_not_connected(void **state) {
   tmp_state *t = *state;
-  char name[] = "alice", base[] = "cb", prefix[] = "ha", host[] = "127.0.0.1";
-  cb2m_broadcaster_config bc = {name, NULL, NULL, NULL};
-  cb2m_config cfg;
+  const char *names[] = {"alice"};
+  cb2m_disc_settings s = {"cb", "ha", names, 1, ALL_TYPES, "1.2.3", t->dir};
+  char host[] = "127.0.0.1";
   cb2m_mqtt_opts o;
   cb2m_mqtt *m = NULL;
   cb2m_disc_record rec = {0};
 
-  memset(&cfg, 0, sizeof cfg);
-  cfg.mqtt.base_topic = base;
-  cfg.homeassistant.prefix = prefix;
-  cfg.events.state_dir = t->dir;
-  cfg.events.publish_mask = ALL_TYPES;
-  cfg.broadcasters = &bc;
-  cfg.n_broadcasters = 1;
   memset(&o, 0, sizeof o);
   o.host = host;
   o.port = 1;
   mosquitto_lib_init();
   assert_int_equal(cb2m_mqtt_new(&o, NULL, &m), CBEV_OK);
-  /* Never serviced, so never connected: the adapter reports EAGAIN and
-   * leaves the record alone for the next attempt. */
-  assert_int_equal(cb2m_discovery_publish_all(m, &cfg, NULL), CBEV_EAGAIN);
+  /* Never serviced, so never connected: the client reports EAGAIN and
+   * the record is left alone for the next attempt. */
+  assert_int_equal(cb2m_discovery_publish_with(&s, mqtt_publish_retained, m, NULL), CBEV_EAGAIN);
   assert_int_equal(cb2m_disc_record_load(t->dir, &rec), CBEV_ENOTFOUND);
-  assert_int_equal(cb2m_discovery_publish_all(NULL, &cfg, NULL), CBEV_EINVAL);
-  assert_int_equal(cb2m_discovery_publish_all(m, NULL, NULL), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_publish_with(&s, mqtt_publish_retained, NULL, NULL),
+                   CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_publish_with(NULL, mqtt_publish_retained, m, NULL),
+                   CBEV_EINVAL);
   cb2m_mqtt_free(m);
   mosquitto_lib_cleanup();
+}
+
+/* The object id both the device config and its topic are named by. */
+static void test_object_id(void **state) {
+  char id[CB2M_DISC_OBJECT_ID_MAX], small[8];
+  char longest[CB2M_NAME_MAX + 1];
+
+  (void)state;
+  assert_int_equal(cb2m_discovery_object_id("alice", id, sizeof id), CBEV_OK);
+  assert_string_equal(id, "cb2mqtt_alice");
+  memset(longest, 'a', CB2M_NAME_MAX);
+  longest[CB2M_NAME_MAX] = '\0';
+  assert_int_equal(cb2m_discovery_object_id(longest, id, sizeof id), CBEV_OK);
+  assert_int_equal(strlen(id), strlen("cb2mqtt_") + CB2M_NAME_MAX);
+  assert_int_equal(cb2m_discovery_object_id("alice", small, sizeof small), CBEV_EINVAL);
+  assert_string_equal(small, "");
+  assert_int_equal(cb2m_discovery_object_id("bridge", id, sizeof id), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_object_id("no/slash", id, sizeof id), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_object_id(NULL, id, sizeof id), CBEV_EINVAL);
+  assert_int_equal(cb2m_discovery_object_id("alice", NULL, 16), CBEV_EINVAL);
 }
 
 int main(void) {
@@ -1076,6 +1095,7 @@ int main(void) {
       cmocka_unit_test(test_removed_components),
       cmocka_unit_test(test_invalid_inputs),
       cmocka_unit_test(test_birth_message),
+      cmocka_unit_test(test_object_id),
       cmocka_unit_test(test_record_json_round_trip),
       cmocka_unit_test(test_record_parse_hostile),
       cmocka_unit_test(test_stale),
@@ -1083,7 +1103,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_publish_and_remove, tmp_setup, tmp_teardown),
       cmocka_unit_test_setup_teardown(test_publish_failure_keeps_record, tmp_setup, tmp_teardown),
       cmocka_unit_test_setup_teardown(test_publish_bad_inputs, tmp_setup, tmp_teardown),
-      cmocka_unit_test_setup_teardown(test_publish_all_not_connected, tmp_setup, tmp_teardown),
+      cmocka_unit_test_setup_teardown(test_publish_with_not_connected, tmp_setup, tmp_teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
