@@ -113,7 +113,7 @@ typedef struct bridge {
   uint64_t started_ms;
   uint64_t next_save_ms, next_heartbeat_ms, next_health_ms;
   char topic_status[TOPIC_MAX];
-  char topic_ha_status[TOPIC_MAX];
+  char *topic_ha_status; /* Home Assistant's birth topic (owned) */
   /* GET /metrics (metrics.listen), served in this thread: NULL when off. */
   cb2m_metrics_http *http;
   cb2m_metrics mx;
@@ -926,6 +926,7 @@ static void teardown(bridge *b) {
   free(b->bcs);
   cb2m_secrets_cleanup(&b->secrets);
   free(b->mask);
+  free(b->topic_ha_status);
   if (b->owned_cfg) {
     cb2m_config_free(b->owned_cfg);
     free(b->owned_cfg);
@@ -982,8 +983,7 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   b->logger = (cbev_logger){cb2m_logsink_write, &b->sink, cfg->log.level};
 
   if (topic_for(b, b->topic_status, "bridge", "status") != 0 ||
-      snprintf(b->topic_ha_status, sizeof b->topic_ha_status, "%s/status",
-               cfg->homeassistant.prefix) >= (int)sizeof b->topic_ha_status)
+      !(b->topic_ha_status = cb2m_discovery_status_topic(cfg->homeassistant.prefix)))
     return -1;
   if (cfg->events.shared_rate_limit &&
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds,
