@@ -5,7 +5,7 @@
 # under valgrind memcheck, then scans the per-process logs. Exits non-zero
 # when a test fails or any process had a memcheck error or a definitely
 # lost block.
-#   --short          unit tests + one bridge integration test (scripts/test.sh)
+#   --short          unit tests + two bridge integration tests (scripts/test.sh)
 #   VG_BUILD_DIR=... build folder (default build-valgrind)
 #   VG_LOG_DIR=...   where the vg.<pid>.log files go (default <build>/valgrind)
 set -euo pipefail
@@ -69,7 +69,9 @@ if [ $short = 0 ]; then
   done
   tests=("$src"/tests/integration/test_{tail,bridge}_*.py)
 else
-  tests=("$src/tests/integration/test_bridge_topics.py")
+  # topics: the common path; reload: 100 reloads (add, remove, reconnect)
+  tests=("$src/tests/integration/test_bridge_topics.py"
+         "$src/tests/integration/test_bridge_reload.py")
 fi
 for t in "${tests[@]}"; do
   n=$(basename "$t" .py)

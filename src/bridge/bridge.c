@@ -49,7 +49,8 @@ static void teardown(bridge *b) {
 int bridge_mqtt_open(bridge *b, cb2m_mqtt **out) {
   const cb2m_config *cfg = b->cfg;
   cb2m_mqtt_opts mo = {0};
-  cb2m_mqtt_cbs cbs = {bridge_on_connect, bridge_on_disconnect, bridge_on_ack, bridge_on_message, b};
+  cb2m_mqtt_cbs cbs = {bridge_on_connect, bridge_on_disconnect, bridge_on_ack,
+                       bridge_on_message, b};
 
   mo.host = cfg->mqtt.host;
   mo.port = cfg->mqtt.port;
@@ -100,7 +101,8 @@ static int setup(bridge *b, const cb2m_config *cfg) {
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds,
                          &b->shared_limiter) != CBEV_OK)
     return -1;
-  po = (cb2m_poller_opts){b->n, cfg->events.ca_file, 0, bridge_on_poll_done, bridge_poll_allowed, b};
+  po = (cb2m_poller_opts){b->n, cfg->events.ca_file, 0, bridge_on_poll_done, bridge_poll_allowed,
+                          b};
   if (cb2m_poller_new(&po, &b->poller) != 0)
     return -1;
   for (size_t i = 0; i < b->n; i++) {
@@ -117,7 +119,8 @@ static int setup(bridge *b, const cb2m_config *cfg) {
    * metrics_http.c): an operator who asked for metrics must not find out
    * from a silent scrape failure. */
   if (cfg->metrics.listen &&
-      cb2m_metrics_http_new(cfg->metrics.listen, bridge_render_metrics, b, &b->logger, &b->http) != 0)
+      cb2m_metrics_http_new(cfg->metrics.listen, bridge_render_metrics, b, &b->logger,
+                            &b->http) != 0)
     return -1;
 
   return bridge_mqtt_open(b, &b->mqtt);
