@@ -85,11 +85,11 @@ static int reload_prepare(bridge *b, reload_work *w) {
     w->old_of_new[pr->new_i] = pr->old_i;
     w->new_of_old[pr->old_i] = (uint32_t)pr->new_i;
     if (bridge_carry_session(b, &b->bcs[pr->old_i], &w->next->broadcasters[pr->new_i],
-                      &w->fresh[pr->new_i]) != 0)
+                             &w->fresh[pr->new_i]) != 0)
       goto out;
   }
-  /* bridge_bc_open() reads the settings of the running bridge: the ones it uses
-   * (events.*) cannot differ, or the plan would have refused. */
+  /* bridge_bc_open() reads the settings of the running bridge: the ones
+   * it uses (events.*) cannot differ, or the plan would have refused. */
   for (size_t k2 = 0; k2 < plan->n_added; k2++) {
     size_t j = plan->added[k2];
     if (bridge_bc_open(b, &w->bcs[j], &w->next->broadcasters[j]) != 0)
@@ -107,7 +107,7 @@ out:
  * back. */
 static void reload_undo(bridge *b, reload_work *w) {
   for (size_t j = 0; w->bcs && j < w->next->n_broadcasters; j++) {
-    if (w->old_of_new && w->old_of_new[j] == CB2M_POLLER_NEW_SLOT)
+    if (w->bcs[j].cfg) /* an added one, set up (maybe in part) */
       bridge_bc_close(&w->bcs[j]);
     if (w->fresh)
       cbev_session_free(w->fresh[j]);
@@ -132,19 +132,24 @@ static void stop_removed(bridge *b, bc *c) {
                      : "");
 }
 
-/* Switches the bridge to w (nothing here can fail): slots, in-flight
- * ids, broadcasters, masking list and settings. */
-static void reload_commit(bridge *b, reload_work *w) {
+/* Switches the bridge to w: slots, in-flight ids, broadcasters, masking
+ * list and settings. Returns 0, or -1 when the poller cannot be
+ * renumbered (out of memory): then nothing changed but that the changed
+ * broadcasters' running requests start again (same cursor). */
+static int reload_commit(bridge *b, reload_work *w) {
   const cb2m_reload_plan *plan = w->plan;
   size_t n = w->next->n_broadcasters, k = 0;
 
-  for (size_t i = 0; i < plan->n_removed; i++)
-    stop_removed(b, &b->bcs[plan->removed[i]]);
   /* The changed ones' requests were asked with the old secret: their
    * answers belong to the old sessions, which go. */
   for (size_t i = 0; i < plan->n_changed; i++)
     cb2m_poller_abort(b->poller, plan->changed[i].old_i);
-  cb2m_poller_remap(b->poller, n, w->old_of_new); /* memory reserved: cannot fail */
+  if (cb2m_poller_remap(b->poller, n, w->old_of_new) != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "reload: out of memory");
+    return -1;
+  }
+  for (size_t i = 0; i < plan->n_removed; i++)
+    stop_removed(b, &b->bcs[plan->removed[i]]);
   cb2m_midmap_remap(&b->midmap, w->new_of_old, (uint32_t)b->n);
   for (size_t j = 0; j < n; j++) {
     size_t old = w->old_of_new[j];
@@ -210,6 +215,7 @@ static void reload_commit(bridge *b, reload_work *w) {
   }
   b->owned_cfg = w->next;
   w->next = NULL;
+  return 0;
 }
 
 /* Publishes what the reload changed: cleared topics of removed
@@ -294,18 +300,17 @@ void bridge_reload(bridge *b, const cb2m_bridge_hooks *hooks) {
   }
   w.next = next;
   w.plan = &plan;
-  if (reload_prepare(b, &w) != 0) {
-    reload_undo(b, &w);
-    LOG(b, CBEV_LOG_ERROR, "reload: the running settings stay");
-    goto out;
-  }
-  mqtt_changed = plan.mqtt_changed;
   /* What reconnect() compares: the old broker address outlives the old
    * settings. */
   old_host = strdup(b->cfg->mqtt.host);
   old_port = b->cfg->mqtt.port;
-  reload_commit(b, &w);
+  if (!old_host || reload_prepare(b, &w) != 0 || reload_commit(b, &w) != 0) {
+    reload_undo(b, &w);
+    LOG(b, CBEV_LOG_ERROR, "reload: the running settings stay");
+    goto out;
+  }
   next = NULL; /* the bridge's now */
+  mqtt_changed = plan.mqtt_changed;
   if (plan.log_changed)
     LOG(b, CBEV_LOG_INFO, "reload: log settings applied (level %s, format %s)",
         b->cfg->log.level_name, b->cfg->log.format);

@@ -8,7 +8,9 @@ stay: events keep flowing, none twice, and cb/bridge/status never says
 offline. A SIGHUP that changes log.level applies it at once, without
 touching the broadcaster (no duplicate, no second connect).
 
-A SIGHUP that adds carol and removes bob starts carol and stops bob: bob's
+A SIGHUP that adds a broadcaster whose cursor file cannot be read is
+refused as a whole. One that adds carol and removes bob starts carol and
+stops bob: bob's
 retained topics and Home Assistant config are cleared, alice is not
 touched (no request again, no duplicate), cb/bridge/status never says
 offline. A new token for alice applies from her next request, resuming at
@@ -151,9 +153,19 @@ def test_sighup_add_remove_change_reconnect():
                       what="bob's retained topics and HA config")
     alice_requests = len(api.control.requests("alice"))
 
+    # An added broadcaster that cannot start (its cursor file cannot be
+    # read: a folder) makes the whole reload refused: bob stays.
+    os.mkdir(os.path.join(state_dir, "dave.cursor"))
+    write_ini_many(ini, (("alice", TOKEN_A), ("dave", "tokDave-00000000000000")))
+    sighup_and_wait(bridge, 1)
+    assert "dave: cannot read the cursor file" in bridge.stderr_text()
+    assert "reload: the running settings stay" in bridge.stderr_text()
+    api.control.add_events("bob", [event("follow", b="bob", user=user("ivy"))])
+    sub.wait_for(lambda m: m.topic == "cb/bob/follow", timeout=20, what="bob still running")
+
     # Add carol, remove bob: one reload.
     write_ini_many(ini, (("alice", TOKEN_A), ("carol", TOKEN_C)))
-    sighup_and_wait(bridge, 1)
+    sighup_and_wait(bridge, 2)
     assert "reload: done; 1 broadcaster(s) untouched, 1 added, 1 removed" in \
         bridge.stderr_text(), bridge.stderr_text()[-3000:]
     api.control.add_events("carol", [tip("carol", "erin")])
@@ -175,13 +187,13 @@ def test_sighup_add_remove_change_reconnect():
 
     # A bad file: nothing changes.
     write_ini_many(ini, (("alice", TOKEN_A), ("carol", TOKEN_C)), keepalive=1)
-    sighup_and_wait(bridge, 2)
+    sighup_and_wait(bridge, 3)
     assert "config: mqtt.keepalive:" in bridge.stderr_text()
 
     # A new token for alice (the old one revoked upstream).
     api.control.set_broadcaster("alice", TOKEN_A2)
     write_ini_many(ini, (("alice", TOKEN_A2), ("carol", TOKEN_C)))
-    sighup_and_wait(bridge, 3)
+    sighup_and_wait(bridge, 4)
     assert "reload: alice: the new secret applies" in bridge.stderr_text()
     ids += api.control.add_events("alice", [tip("alice", "gus")])
     sub.wait_count("cb/alice/tip", 3, timeout=30)
@@ -189,7 +201,7 @@ def test_sighup_add_remove_change_reconnect():
     # mqtt.keepalive changes: one reconnect, nothing lost or twice.
     connects = bridge.stderr_text().count("mqtt: connected to")
     write_ini_many(ini, (("alice", TOKEN_A2), ("carol", TOKEN_C)), keepalive=30)
-    sighup_and_wait(bridge, 4)
+    sighup_and_wait(bridge, 5)
     cbtest.wait_until(lambda: bridge.stderr_text().count("mqtt: connected to") == connects + 1,
                       timeout=20, what="the reconnect")
     ids += api.control.add_events("alice", [tip("alice", "hal")])
