@@ -47,7 +47,6 @@ _Static_assert(MAX_INFLIGHT * 4 <= CB2M_MIDMAP_SLOTS, "midmap probe runs stay sh
 /* A broadcaster's refused publishes are logged at most this often. */
 #define REFUSAL_LOG_INTERVAL_MS 60000u
 #define SAVE_INTERVAL_MS 1000u
-#define HEARTBEAT_INTERVAL_MS 10000u
 /* Consecutive failed polls after which a broadcaster is shown offline. */
 #define UNAVAILABLE_AFTER_FAILURES 3u
 
@@ -152,30 +151,24 @@ static void publish_availability(bridge *b, bc *c, int online) {
 }
 
 static void publish_state(bridge *b, bc *c, unsigned changed) {
+  /* The small topics, in the order they have always gone out. */
+  static const unsigned small[] = {CB2M_CHG_BROADCASTING, CB2M_CHG_SUBJECT,
+                                   CB2M_CHG_SESSION_TOKENS, CB2M_CHG_VIEWERS};
   char topic[TOPIC_MAX], num[32];
   char *json;
 
   if (!cb2m_mqtt_connected(b->mqtt) || !changed)
     return;
-  if ((changed & CB2M_CHG_BROADCASTING) && c->state.broadcasting != CBEV_UNSET &&
-      topic_for(b, topic, c->cfg->name, "state/broadcasting") == 0)
-    publish_retained(b, topic, c->state.broadcasting == CBEV_TRUE ? "true" : "false");
-  if ((changed & CB2M_CHG_SUBJECT) && c->state.subject &&
-      topic_for(b, topic, c->cfg->name, "state/subject") == 0)
-    publish_retained(b, topic, c->state.subject);
-  if ((changed & CB2M_CHG_SESSION_TOKENS) &&
-      topic_for(b, topic, c->cfg->name, "state/session_tokens") == 0) {
-    snprintf(num, sizeof num, "%lld", (long long)c->state.session_tokens);
-    publish_retained(b, topic, num);
-  }
-  if ((changed & CB2M_CHG_VIEWERS) && topic_for(b, topic, c->cfg->name, "state/viewers") == 0) {
-    snprintf(num, sizeof num, "%lld", (long long)c->state.viewers);
-    publish_retained(b, topic, num);
+  for (size_t k = 0; k < sizeof small / sizeof small[0]; k++) {
+    /* NULL: not known yet (broadcasting before a start/stop, no subject). */
+    const char *value = (changed & small[k]) ? cb2m_state_value(&c->state, small[k], num) : NULL;
+    if (value && topic_for(b, topic, c->cfg->name, cb2m_state_topic_level(small[k])) == 0)
+      publish_retained(b, topic, value);
   }
   json = cb2m_state_json(&c->state);
   if (json && topic_for(b, topic, c->cfg->name, "state") == 0)
     publish_retained(b, topic, json);
-  free(json);
+  cJSON_free(json);
   c->state_changed = 0;
 }
 
@@ -196,8 +189,8 @@ static void publish_info(bridge *b) {
   text = cJSON_PrintUnformatted(root);
   if (text && topic_for(b, topic, "bridge", "info") == 0)
     publish_retained(b, topic, text);
-  free(text);
-  free(settings);
+  cJSON_free(text);
+  cJSON_free(settings);
   cJSON_Delete(root);
 }
 
@@ -386,22 +379,23 @@ static int save_cursor(bridge *b, bc *c) {
   char *i = NULL;
   int rc;
 
-  if (cb2m_cursor_i_of(c->cursor_url, &i) != 0 && errno == ENOMEM) {
+  if (cb2m_cursor_i_of(c->cursor_url, &i) == CBEV_ENOMEM) {
     LOG(b, CBEV_LOG_ERROR, "%s: out of memory while saving the cursor; stopping", c->cfg->name);
     return -1;
   }
-  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : 0;
+  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : CBEV_OK;
   free(i);
-  if (rc == CB2M_CURSOR_ERROR) {
+  /* CBEV_EINVAL: the content was refused (below); anything else failed. */
+  if (rc != CBEV_OK && rc != CBEV_EINVAL) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
         c->cfg->name, dir, strerror(errno));
     return -1;
   }
-  if (rc == CB2M_CURSOR_REFUSED)
+  if (rc == CBEV_EINVAL)
     LOG(b, c->cursor_refused ? CBEV_LOG_DEBUG : CBEV_LOG_WARN,
         "%s: the feed's cursor is not one the cursor file can hold (an odd i= in nextUrl); "
         "the previous cursor stays saved", c->cfg->name);
-  c->cursor_refused = rc == CB2M_CURSOR_REFUSED;
+  c->cursor_refused = rc == CBEV_EINVAL;
   free(c->cursor_url);
   c->cursor_url = NULL;
   return 0;
@@ -484,7 +478,7 @@ static void on_connect(void *ud) {
     bc *c = &b->bcs[i];
     c->published_available = -1;
     publish_availability(b, c, c->status == BC_ONLINE);
-    publish_state(b, c, CB2M_CHG_ALL);
+    publish_state(b, c, CB2M_CHG_ANY);
   }
   if (b->cfg->homeassistant.discovery) {
     cb2m_mqtt_subscribe(b->mqtt, b->topic_ha_status, 1);
@@ -532,7 +526,7 @@ static void on_ack(void *ud, int mid, int reason) {
   }
   if (seq == c->queue.held_seq) {
     unsigned tries = c->queue.refusals;
-    if (cb2m_queue_ack(&c->queue, seq))
+    if (cb2m_queue_ack(&c->queue, seq) == CBEV_OK)
       LOG(b, CBEV_LOG_INFO, "%s: the refused publish was accepted after %u refusal(s); the "
           "events behind it follow", c->cfg->name, tries);
     return;
@@ -693,7 +687,7 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
  * (out of memory, or an i= that is not a cursor value). */
 static char *rebase_cursor(const char *configured, const char *i) {
   char *url = NULL;
-  return cb2m_cursor_apply(configured, i, &url) == 0 ? url : NULL;
+  return cb2m_cursor_apply(configured, i, &url) == CBEV_OK ? url : NULL;
 }
 
 /* Restores the saved cursor of c into its session. Returns 0, or -1 when
@@ -705,16 +699,16 @@ static int restore_cursor(bridge *b, bc *c) {
   char *aside = NULL, *moved = NULL;
   int rc = cb2m_cursor_load(dir, c->cfg->name, &cur, &aside);
 
-  if (rc == CB2M_CURSOR_ERROR) {
+  if (rc != CBEV_OK && rc != CBEV_ENOTFOUND && rc != CBEV_EPARSE) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot read the cursor file %s/%s.cursor: %s; stopping rather "
         "than start from the live feed and lose its place", c->cfg->name, dir, c->cfg->name,
         strerror(errno));
     goto out;
   }
-  if (rc == CB2M_CURSOR_CORRUPT)
+  if (rc == CBEV_EPARSE)
     LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt (%s) and was set aside as %s; "
         "starting from the live feed", c->cfg->name, cur.why, aside ? aside : "(unknown)");
-  if (rc != CB2M_CURSOR_FOUND) {
+  if (rc != CBEV_OK) {
     rc = 0;
     goto out;
   }
@@ -806,7 +800,7 @@ static void reread_secret(bridge *b, size_t i) {
     c->secret_slot = 1 + b->sink.n_secrets++;
   if (c->secret_slot)
     b->mask[c->secret_slot - 1] = cbev_session_token(fresh);
-  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
+  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != CBEV_OK ||
       !(moved = rebase_cursor(cbev_session_cursor_url(fresh), i_value)) ||
       cbev_session_set_cursor(fresh, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret; trying the old "
@@ -863,7 +857,7 @@ static int setup_broadcaster(bridge *b, size_t i) {
 
   c->cfg = &cfg->broadcasters[i];
   c->published_available = -1;
-  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != 0)
+  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != CBEV_OK)
     return -1;
   if (!b->shared_limiter &&
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
@@ -878,13 +872,13 @@ static int setup_broadcaster(bridge *b, size_t i) {
   if (restore_cursor(b, c) != 0)
     return -1;
   rc = cb2m_state_load(cfg->events.state_dir, c->cfg->name, &c->state, &aside);
-  if (rc == CB2M_STATE_ERROR) {
+  if (rc != CBEV_OK && rc != CBEV_ENOTFOUND && rc != CBEV_EPARSE) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot read the state file %s/%s.state: %s; stopping rather "
         "than overwrite it", c->cfg->name, cfg->events.state_dir, c->cfg->name, strerror(errno));
     free(aside);
     return -1;
   }
-  if (rc == CB2M_STATE_CORRUPT)
+  if (rc == CBEV_EPARSE)
     LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
         c->cfg->name, aside ? aside : "(unknown)");
   free(aside);
@@ -1090,7 +1084,7 @@ static void timers(bridge *b) {
     if (cb2m_heartbeat_write(b->cfg->events.state_dir, cb2m_mqtt_connected(b->mqtt), time(NULL)) != 0)
       LOG(b, CBEV_LOG_WARN, "cannot write the heartbeat file in %s: %s",
           b->cfg->events.state_dir, strerror(errno));
-    b->next_heartbeat_ms = now + HEARTBEAT_INTERVAL_MS;
+    b->next_heartbeat_ms = now + CB2M_HEARTBEAT_INTERVAL_MS;
   }
   if (now >= b->next_health_ms && cb2m_mqtt_connected(b->mqtt)) {
     publish_health(b, now);
@@ -1103,7 +1097,7 @@ static void timers(bridge *b) {
     for (size_t i = 0; i < b->n; i++) {
       b->bcs[i].published_available = -1;
       publish_availability(b, &b->bcs[i], b->bcs[i].status == BC_ONLINE);
-      publish_state(b, &b->bcs[i], CB2M_CHG_ALL);
+      publish_state(b, &b->bcs[i], CB2M_CHG_ANY);
     }
   }
 }
