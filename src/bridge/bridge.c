@@ -379,11 +379,11 @@ static int save_cursor(bridge *b, bc *c) {
   char *i = NULL;
   int rc;
 
-  if (cb2m_cursor_i_of(c->cursor_url, &i) == CBEV_ENOMEM) {
+  if (cb2m_cursor_i_of(c->cursor_url, &i) != 0 && errno == ENOMEM) {
     LOG(b, CBEV_LOG_ERROR, "%s: out of memory while saving the cursor; stopping", c->cfg->name);
     return -1;
   }
-  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : CBEV_OK;
+  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : 0;
   free(i);
   /* CBEV_EINVAL: the content was refused (below); anything else failed. */
   if (rc != CBEV_OK && rc != CBEV_EINVAL) {
@@ -687,7 +687,7 @@ static void on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const ch
  * (out of memory, or an i= that is not a cursor value). */
 static char *rebase_cursor(const char *configured, const char *i) {
   char *url = NULL;
-  return cb2m_cursor_apply(configured, i, &url) == CBEV_OK ? url : NULL;
+  return cb2m_cursor_apply(configured, i, &url) == 0 ? url : NULL;
 }
 
 /* Restores the saved cursor of c into its session. Returns 0, or -1 when
@@ -703,6 +703,7 @@ static int restore_cursor(bridge *b, bc *c) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot read the cursor file %s/%s.cursor: %s; stopping rather "
         "than start from the live feed and lose its place", c->cfg->name, dir, c->cfg->name,
         strerror(errno));
+    rc = -1;
     goto out;
   }
   if (rc == CBEV_EPARSE)
@@ -800,7 +801,7 @@ static void reread_secret(bridge *b, size_t i) {
     c->secret_slot = 1 + b->sink.n_secrets++;
   if (c->secret_slot)
     b->mask[c->secret_slot - 1] = cbev_session_token(fresh);
-  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != CBEV_OK ||
+  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
       !(moved = rebase_cursor(cbev_session_cursor_url(fresh), i_value)) ||
       cbev_session_set_cursor(fresh, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret; trying the old "
@@ -857,7 +858,7 @@ static int setup_broadcaster(bridge *b, size_t i) {
 
   c->cfg = &cfg->broadcasters[i];
   c->published_available = -1;
-  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != CBEV_OK)
+  if (cb2m_queue_init(&c->queue, (size_t)cfg->events.max_queued) != 0)
     return -1;
   if (!b->shared_limiter &&
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
