@@ -24,7 +24,6 @@
 #include "topics.h"
 
 #define SAVE_INTERVAL_MS 1000u
-#define HEARTBEAT_INTERVAL_MS 10000u
 
 static void teardown(bridge *b) {
   cb2m_poller_free(b->poller); /* before the sessions it borrows */
@@ -164,7 +163,7 @@ static void heartbeat_fire(bridge *b, uint64_t now) {
   if (cb2m_heartbeat_write(b->cfg->events.state_dir, cb2m_mqtt_connected(b->mqtt), time(NULL)) != 0)
     LOG(b, CBEV_LOG_WARN, "cannot write the heartbeat file in %s: %s",
         b->cfg->events.state_dir, strerror(errno));
-  b->next_heartbeat_ms = now + HEARTBEAT_INTERVAL_MS;
+  b->next_heartbeat_ms = now + CB2M_HEARTBEAT_INTERVAL_MS;
 }
 
 /* The next three wait for the broker: while it is away they must not
@@ -193,7 +192,7 @@ static void discovery_fire(bridge *b, uint64_t now) {
   for (size_t i = 0; i < b->n; i++) {
     b->bcs[i].published_available = -1;
     bridge_publish_availability(b, &b->bcs[i], b->bcs[i].status == BC_ONLINE);
-    bridge_publish_state(b, &b->bcs[i], CB2M_CHG_ALL);
+    bridge_publish_state(b, &b->bcs[i], CB2M_CHG_ANY);
   }
 }
 

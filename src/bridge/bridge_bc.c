@@ -30,16 +30,17 @@ static int restore_cursor(bridge *b, bc *c) {
   char *aside = NULL, *moved = NULL;
   int rc = cb2m_cursor_load(dir, c->cfg->name, &cur, &aside);
 
-  if (rc == CB2M_CURSOR_ERROR) {
+  if (rc != CBEV_OK && rc != CBEV_ENOTFOUND && rc != CBEV_EPARSE) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot read the cursor file %s/%s.cursor: %s; stopping rather "
         "than start from the live feed and lose its place", c->cfg->name, dir, c->cfg->name,
         strerror(errno));
+    rc = -1;
     goto out;
   }
-  if (rc == CB2M_CURSOR_CORRUPT)
+  if (rc == CBEV_EPARSE)
     LOG(b, CBEV_LOG_WARN, "%s: the cursor file was corrupt (%s) and was set aside as %s; "
         "starting from the live feed", c->cfg->name, cur.why, aside ? aside : "(unknown)");
-  if (rc != CB2M_CURSOR_FOUND) {
+  if (rc != CBEV_OK) {
     rc = 0;
     goto out;
   }
@@ -240,13 +241,13 @@ int bridge_bc_open(bridge *b, bc *c, const cb2m_broadcaster_config *bcfg) {
   if (restore_cursor(b, c) != 0)
     return -1;
   rc = cb2m_state_load(cfg->events.state_dir, c->cfg->name, &c->state, &aside);
-  if (rc == CB2M_STATE_ERROR) {
+  if (rc != CBEV_OK && rc != CBEV_ENOTFOUND && rc != CBEV_EPARSE) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot read the state file %s/%s.state: %s; stopping rather "
         "than overwrite it", c->cfg->name, cfg->events.state_dir, c->cfg->name, strerror(errno));
     free(aside);
     return -1;
   }
-  if (rc == CB2M_STATE_CORRUPT)
+  if (rc == CBEV_EPARSE)
     LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
         c->cfg->name, aside ? aside : "(unknown)");
   free(aside);

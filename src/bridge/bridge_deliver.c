@@ -165,16 +165,17 @@ int bridge_save_cursor(bridge *b, bc *c) {
   }
   rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : 0;
   free(i);
-  if (rc == CB2M_CURSOR_ERROR) {
+  /* CBEV_EINVAL: the content was refused (below); anything else failed. */
+  if (rc != CBEV_OK && rc != CBEV_EINVAL) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
         c->cfg->name, dir, strerror(errno));
     return -1;
   }
-  if (rc == CB2M_CURSOR_REFUSED)
+  if (rc == CBEV_EINVAL)
     LOG(b, c->cursor_refused ? CBEV_LOG_DEBUG : CBEV_LOG_WARN,
         "%s: the feed's cursor is not one the cursor file can hold (an odd i= in nextUrl); "
         "the previous cursor stays saved", c->cfg->name);
-  c->cursor_refused = rc == CB2M_CURSOR_REFUSED;
+  c->cursor_refused = rc == CBEV_EINVAL;
   free(c->cursor_url);
   c->cursor_url = NULL;
   return 0;
@@ -241,7 +242,7 @@ void bridge_on_ack(void *ud, int mid, int reason) {
   }
   if (seq == c->queue.held_seq) {
     unsigned tries = c->queue.refusals;
-    if (cb2m_queue_ack(&c->queue, seq))
+    if (cb2m_queue_ack(&c->queue, seq) == CBEV_OK)
       LOG(b, CBEV_LOG_INFO, "%s: the refused publish was accepted after %u refusal(s); the "
           "events behind it follow", c->cfg->name, tries);
     return;

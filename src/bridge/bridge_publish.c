@@ -39,30 +39,24 @@ void bridge_publish_availability(bridge *b, bc *c, int online) {
 }
 
 void bridge_publish_state(bridge *b, bc *c, unsigned changed) {
+  /* The small topics, in the order they have always gone out. */
+  static const unsigned small[] = {CB2M_CHG_BROADCASTING, CB2M_CHG_SUBJECT,
+                                   CB2M_CHG_SESSION_TOKENS, CB2M_CHG_VIEWERS};
   char topic[TOPIC_MAX], num[32];
   char *json;
 
   if (!cb2m_mqtt_connected(b->mqtt) || !changed)
     return;
-  if ((changed & CB2M_CHG_BROADCASTING) && c->state.broadcasting != CBEV_UNSET &&
-      bridge_topic_for(b, topic, c->cfg->name, "state/broadcasting") == 0)
-    bridge_publish_retained(b, topic, c->state.broadcasting == CBEV_TRUE ? "true" : "false");
-  if ((changed & CB2M_CHG_SUBJECT) && c->state.subject &&
-      bridge_topic_for(b, topic, c->cfg->name, "state/subject") == 0)
-    bridge_publish_retained(b, topic, c->state.subject);
-  if ((changed & CB2M_CHG_SESSION_TOKENS) &&
-      bridge_topic_for(b, topic, c->cfg->name, "state/session_tokens") == 0) {
-    snprintf(num, sizeof num, "%lld", (long long)c->state.session_tokens);
-    bridge_publish_retained(b, topic, num);
-  }
-  if ((changed & CB2M_CHG_VIEWERS) && bridge_topic_for(b, topic, c->cfg->name, "state/viewers") == 0) {
-    snprintf(num, sizeof num, "%lld", (long long)c->state.viewers);
-    bridge_publish_retained(b, topic, num);
+  for (size_t k = 0; k < sizeof small / sizeof small[0]; k++) {
+    /* NULL: not known yet (broadcasting before a start/stop, no subject). */
+    const char *value = (changed & small[k]) ? cb2m_state_value(&c->state, small[k], num) : NULL;
+    if (value && bridge_topic_for(b, topic, c->cfg->name, cb2m_state_topic_level(small[k])) == 0)
+      bridge_publish_retained(b, topic, value);
   }
   json = cb2m_state_json(&c->state);
   if (json && bridge_topic_for(b, topic, c->cfg->name, "state") == 0)
     bridge_publish_retained(b, topic, json);
-  free(json);
+  cJSON_free(json);
   c->state_changed = 0;
 }
 
@@ -83,8 +77,8 @@ void bridge_publish_info(bridge *b) {
   text = cJSON_PrintUnformatted(root);
   if (text && bridge_topic_for(b, topic, "bridge", "info") == 0)
     bridge_publish_retained(b, topic, text);
-  free(text);
-  free(settings);
+  cJSON_free(text);
+  cJSON_free(settings);
   cJSON_Delete(root);
 }
 
@@ -187,7 +181,7 @@ void bridge_on_connect(void *ud) {
     bc *c = &b->bcs[i];
     c->published_available = -1;
     bridge_publish_availability(b, c, c->status == BC_ONLINE);
-    bridge_publish_state(b, c, CB2M_CHG_ALL);
+    bridge_publish_state(b, c, CB2M_CHG_ANY);
   }
   if (b->cfg->homeassistant.discovery) {
     cb2m_mqtt_subscribe(b->mqtt, b->topic_ha_status, 1);

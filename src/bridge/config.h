@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "cbevents/error.h"
 #include "cbevents/log.h"
 
 /* Upper bounds the loader enforces. */
@@ -31,14 +32,18 @@
 /* Room for the origin of every key (see cb2m_config.origin). */
 #define CB2M_CONFIG_KEYS_MAX 40
 
-/* Where an effective value came from, for --print-config. */
+/* Where an effective value came from, for --print-config. The loader also
+ * tags the text it collects with DEFAULT (not given), FILE, ENV and FLAG:
+ * they are in order of precedence, so a higher layer replaces a lower one
+ * by comparison. */
 typedef enum cb2m_config_layer {
   CB2M_FROM_DEFAULT = 0,
   CB2M_FROM_FILE,       /* line says where */
   CB2M_FROM_ENV,        /* CB2MQTT_<SECTION>_<KEY>[_FILE] */
   CB2M_FROM_FLAG,       /* --log-level, --log-format */
   CB2M_FROM_CREDENTIAL, /* $CREDENTIALS_DIRECTORY/... */
-  CB2M_FROM_COMPUTED    /* derived, e.g. client_id from the host name */
+  CB2M_FROM_COMPUTED    /* no value given, derived instead: mqtt.client_id
+                         * from the host name */
 } cb2m_config_layer;
 
 typedef struct cb2m_config_origin {
@@ -123,20 +128,24 @@ typedef struct cb2m_config {
  * may permute the array), envp (NULL-terminated "K=V" strings, may be
  * NULL; the process environment is never read, so tests pass their own)
  * and the config file (-c FILE, else /etc/cb2mqtt/cb2mqtt.ini when it
- * exists). Returns 0, or 2 with err holding one line such as
- * "config: mqtt.qos: must be 0, 1 or 2" or a usage message (never a
- * secret). With --help or --version nothing else is read. With
+ * exists). Returns CBEV_OK, or CBEV_EINVAL for every failure (a bad
+ * setting or option, a file that cannot be read, running out of memory)
+ * with err holding one line that names it, such as "config: mqtt.qos:
+ * must be 0, 1 or 2" or a usage message (never a secret). With --help or --version nothing else is read. With
  * --healthcheck no broadcaster is required and no token is read. cfg is
  * always initialised, on error too, and must be freed. */
 int cb2m_config_load(cb2m_config *cfg, int argc, char **argv, char **envp, char *err,
                      size_t errlen);
-/* Reads b's secret_file again, with the rules of the start (at most 64
- * KiB, one trailing newline dropped, not empty, no control characters).
- * Returns 0 with *secret a new string (a token when b->token is set, else
- * a feed URL; the caller wipes and frees it), or -1 with err holding one
- * line naming the broadcaster and the file (never the content), *secret
- * NULL; also -1 when b has no secret_file. The secret is not validated
- * beyond that: the caller's session judges it as at start. */
+/* Reads b's secret_file again, with the rules of the start (those of
+ * cbev_read_secret_file(), cbevents/secret.h, at most
+ * CB2M_SECRET_FILE_MAX bytes). Returns CBEV_OK with *secret a new string
+ * (a token when b->token is set, else a feed URL; free it with
+ * cb2m_config_secret_free(), which wipes it). Otherwise *secret is NULL
+ * and err holds one line naming the broadcaster and the file (never the
+ * content): CBEV_EINVAL when b has no secret_file; CBEV_EIO (cannot be
+ * read), CBEV_ETOOBIG, CBEV_EPARSE (empty, or a control character such as
+ * a second line) or CBEV_ENOMEM. The secret is not validated beyond that:
+ * the caller's session judges it as at start. */
 int cb2m_config_reread_secret(const cb2m_broadcaster_config *b, char **secret, char *err,
                               size_t errlen);
 /* Wipes the string s (a secret) and frees it; NULL is fine. */
@@ -156,7 +165,7 @@ void cb2m_config_free(cb2m_config *cfg);
 
 /* --print-config: the effective settings as INI, each value followed by
  * where it came from; secrets (mqtt.password, every token and feed URL)
- * printed as "***". Returns 0, or -1 when writing failed. */
+ * printed as "***". Returns CBEV_OK, or CBEV_EIO when writing failed. */
 int cb2m_config_print(const cb2m_config *cfg, FILE *out);
 /* --help: usage, the environment rules, then every key with its type,
  * default, bounds and help text. */
@@ -166,7 +175,8 @@ void cb2m_config_usage(FILE *out);
 void cb2m_config_example(FILE *out);
 /* The settings without any secret (secret keys are absent, not masked) as
  * a JSON object text {"mqtt": {...}, "events": {...}, ...} for
- * cb/bridge/info. malloc'd (free() it); NULL when out of memory. */
+ * cb/bridge/info: cJSON's output, cJSON_free() it; NULL when out of
+ * memory. */
 char *cb2m_config_info_json(const cb2m_config *cfg);
 
 #endif

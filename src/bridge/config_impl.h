@@ -12,6 +12,13 @@
  *
  * A reload calls cb2m_config_load() again: the same loading and
  * validation as at start, no second copy.
+ *
+ * Return convention (README): CBEV_OK or a CBEV_* code, as everywhere in
+ * src/bridge; the loader's failures are CBEV_EINVAL from fail() (the
+ * message holds the cause, out of memory included). Lookups return a
+ * pointer (NULL: none) or an index (-1: none). The one exception is
+ * inih's handler in config_sources.c, which answers inih in its own terms
+ * (nonzero: go on).
  */
 #ifndef CB2M_CONFIG_IMPL_H
 #define CB2M_CONFIG_IMPL_H
@@ -46,6 +53,8 @@ typedef enum ktype {
 #define F_NOT_EMPTY 8u  /* an empty value is an error */
 #define NO_AUX SIZE_MAX
 
+/* A key's check: returns CBEV_OK, or CBEV_EINVAL / CBEV_ENOMEM with the
+ * reason in why. */
 typedef int (*check_fn)(cb2m_config *cfg, char *why, size_t whylen);
 
 typedef struct key_def {
@@ -82,27 +91,28 @@ enum { BF_TOKEN, BF_TOKEN_FILE, BF_URL, BF_URL_FILE, BF_COUNT };
 #define FIELD(cfg, off, type) (*(type *)(void *)((char *)(cfg) + (off)))
 #define CFIELD(cfg, off, type) (*(const type *)(const void *)((const char *)(cfg) + (off)))
 
-/* Converts value v of key i into cfg by the key's type. Returns 1, or 0
- * with the reason in why (never the value of a secret). */
+/* Converts value v of key i into cfg by the key's type. Returns CBEV_OK,
+ * or CBEV_EINVAL / CBEV_ENOMEM with the reason in why (never the value of
+ * a secret). */
 int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why, size_t whylen);
 
 /* ---- the loader's collected text --------------------------------------- */
 
-enum { L_NONE = 0, L_FILE = 1, L_ENV = 2, L_FLAG = 3 };
-
+/* Text is collected at the layers CB2M_FROM_FILE < CB2M_FROM_ENV <
+ * CB2M_FROM_FLAG (config.h); CB2M_FROM_DEFAULT means not given. */
 typedef struct raw_value {
   char *text;    /* the value; for via_file, the path of the secret */
-  int layer;     /* L_NONE: not given */
+  int layer;     /* cb2m_config_layer; CB2M_FROM_DEFAULT: not given */
   int via_file;  /* <key>_file / ..._FILE */
-  unsigned line; /* L_FILE */
+  unsigned line; /* CB2M_FROM_FILE */
 } raw_value;
 
 typedef struct bc_raw {
   char *name;
-  int layer;      /* of the source below; L_NONE when none was given */
+  int layer;      /* of the source below; CB2M_FROM_DEFAULT when none was given */
   int field;      /* BF_*, -1 when none */
   char *value;    /* a secret, or the path of one */
-  unsigned line;  /* L_FILE: the line of the source */
+  unsigned line;  /* CB2M_FROM_FILE: the line of the source */
   char origin[160]; /* for --print-config, e.g. "env CB_TOKEN_FILE" */
 } bc_raw;
 
@@ -122,8 +132,9 @@ typedef struct loader {
   int section_known; /* 0: before the first section header */
 } loader;
 
-/* config_load.c: the loader's primitives. Each returns 1, or 0 after
- * recording the error with fail() (the first error only). */
+/* config_load.c: the loader's primitives. Each returns CBEV_OK, or
+ * CBEV_EINVAL after recording the error with fail() (the first error
+ * only); fail() itself returns CBEV_EINVAL. */
 #if defined(__GNUC__)
 __attribute__((format(printf, 2, 3)))
 #endif
@@ -143,14 +154,16 @@ int cb2m_config_set_bc(loader *ld, bc_raw *b, int field, const char *v, int laye
 
 /* config_sources.c: the sources. */
 /* Reads the INI file at path into ld; a missing file is an error only
- * when must_exist. */
+ * when must_exist. CBEV_OK or CBEV_EINVAL (after fail()). */
 int cb2m_config_load_file(loader *ld, const char *path, int must_exist);
-/* Reads CB2MQTT_* and the CB_* shortcuts from envp into ld. */
+/* Reads CB2MQTT_* and the CB_* shortcuts from envp into ld. CBEV_OK or
+ * CBEV_EINVAL (after fail()). */
 int cb2m_config_load_env(loader *ld, char **envp);
 /* The value of name in envp, NULL when absent. */
 const char *cb2m_config_env_get(char **envp, const char *name);
-/* Reads the secret file at path for ld; what names the key in errors.
- * Returns the secret (free_secret() it), or NULL after fail(). */
+/* Reads the secret file at path for ld (cbev_read_secret_file()'s rules);
+ * what names the key in errors. Returns the secret, a malloc'd copy
+ * (free_secret() it), or NULL after fail(). */
 char *cb2m_config_read_secret(loader *ld, const char *what, const char *path);
 /* The environment name of a key: CB2MQTT_<A>_<B><suffix>, upper case. */
 void cb2m_config_env_name(char *buf, size_t size, const char *a, const char *b, const char *suffix);

@@ -140,11 +140,11 @@ static int parse_bool(const char *v, int *out) {
 
   for (size_t i = 0; i < 4; i++) {
     if (strcasecmp(v, yes[i]) == 0)
-      return *out = 1, 0;
+      return *out = 1, CBEV_OK;
     if (strcasecmp(v, no[i]) == 0)
-      return *out = 0, 0;
+      return *out = 0, CBEV_OK;
   }
-  return -1;
+  return CBEV_EINVAL;
 }
 
 /* Index of v in "a|b|c" (case-insensitive), -1 when absent. */
@@ -167,15 +167,15 @@ static int enum_index(const char *choices, const char *v) {
 /* "all" or a comma list of snake_case event types into a mask. */
 static int parse_publish(const char *v, unsigned *mask, char *why, size_t whylen) {
   char *copy, *save = NULL;
-  int rc = -1;
+  int rc = CBEV_EINVAL;
 
   if (strcasecmp(v, "all") == 0) {
     *mask = (1u << (CBEV_EVENT_UNKNOWN + 1)) - 1u;
-    return 0;
+    return CBEV_OK;
   }
   if (!(copy = strdup(v))) {
     snprintf(why, whylen, "out of memory");
-    return -1;
+    return CBEV_ENOMEM;
   }
   *mask = 0;
   for (char *t = strtok_r(copy, ", \t", &save); t; t = strtok_r(NULL, ", \t", &save)) {
@@ -193,7 +193,7 @@ static int parse_publish(const char *v, unsigned *mask, char *why, size_t whylen
     snprintf(why, whylen, "must be all or a comma list of event types");
     goto out;
   }
-  rc = 0;
+  rc = CBEV_OK;
 out:
   free(copy);
   return rc;
@@ -206,27 +206,27 @@ static int has_control(const char *s) {
   return 0;
 }
 
-/* Converts key i from text v into cfg by its type. Returns 1, or 0 with
- * why set. */
+/* Converts key i from text v into cfg by its type (see config_impl.h). */
 int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why, size_t whylen) {
   const key_def *k = &KEYS[i];
   char *end;
+  int rc;
 
   if (has_control(v)) {
     snprintf(why, whylen, "must not contain control characters");
-    return 0;
+    return CBEV_EINVAL;
   }
   if ((k->flags & F_NOT_EMPTY) && !*v) {
     snprintf(why, whylen, "must not be empty");
-    return 0;
+    return CBEV_EINVAL;
   }
   switch (k->type) {
   case T_BOOL:
-    if (parse_bool(v, &FIELD(cfg, k->off, int)) != 0) {
+    if (parse_bool(v, &FIELD(cfg, k->off, int)) != CBEV_OK) {
       snprintf(why, whylen, "must be true or false (also yes/no, on/off, 1/0)");
-      return 0;
+      return CBEV_EINVAL;
     }
-    return 1;
+    return CBEV_OK;
   case T_INT: {
     long n;
     errno = 0;
@@ -237,10 +237,10 @@ int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why
         snprintf(why, whylen, "%s", k->bad);
       else
         snprintf(why, whylen, "must be a whole number from %.0f to %.0f", k->min, k->max);
-      return 0;
+      return CBEV_EINVAL;
     }
     FIELD(cfg, k->off, int) = (int)n;
-    return 1;
+    return CBEV_OK;
   }
   case T_DOUBLE: {
     double d;
@@ -250,10 +250,10 @@ int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why
         ((k->flags & F_MIN_EXCL) ? !(d > k->min) : d < k->min)) {
       snprintf(why, whylen, "must be a number %s %g and at most %g",
                (k->flags & F_MIN_EXCL) ? "above" : "from", k->min, k->max);
-      return 0;
+      return CBEV_EINVAL;
     }
     FIELD(cfg, k->off, double) = d;
-    return 1;
+    return CBEV_OK;
   }
   case T_ENUM: {
     int idx = enum_index(k->choices, v);
@@ -265,7 +265,7 @@ int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why
         if (*c == '|')
           *c = ',';
       snprintf(why, whylen, "must be one of %s", list);
-      return 0;
+      return CBEV_EINVAL;
     }
     if (k->aux != NO_AUX)
       FIELD(cfg, k->aux, int) = idx;
@@ -274,19 +274,19 @@ int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why
       p = strchr(p, '|') + 1;
     if (!(FIELD(cfg, k->off, char *) = strndup(p, strcspn(p, "|")))) {
       snprintf(why, whylen, "out of memory");
-      return 0;
+      return CBEV_ENOMEM;
     }
-    return 1;
+    return CBEV_OK;
   }
   case T_LIST:
-    if (parse_publish(v, &FIELD(cfg, k->aux, unsigned), why, whylen) != 0)
-      return 0;
+    if ((rc = parse_publish(v, &FIELD(cfg, k->aux, unsigned), why, whylen)) != CBEV_OK)
+      return rc;
     break;
   case T_RATE:
     if (cbev_ratelimit_parse(v, &FIELD(cfg, k->aux, unsigned), &FIELD(cfg, k->aux2, double)) !=
         CBEV_OK) {
       snprintf(why, whylen, "%s", k->bad ? k->bad : "must be N/SECONDS");
-      return 0;
+      return CBEV_EINVAL;
     }
     break;
   case T_STRING:
@@ -294,18 +294,18 @@ int cb2m_config_convert_key(cb2m_config *cfg, size_t i, const char *v, char *why
     break;
   }
   if ((k->flags & F_EMPTY_NULL) && !*v)
-    return 1; /* stays NULL */
+    return CBEV_OK; /* stays NULL */
   if (!(FIELD(cfg, k->off, char *) = strdup(v))) {
     snprintf(why, whylen, "out of memory");
-    return 0;
+    return CBEV_ENOMEM;
   }
-  return 1;
+  return CBEV_OK;
 }
 
 static int check_mqtt_url(cb2m_config *cfg, char *why, size_t whylen) {
   CURLU *u = curl_url();
   char *scheme = NULL, *host = NULL, *port = NULL, *part = NULL;
-  int rc = -1;
+  int rc = CBEV_EINVAL;
 
   if (!u || curl_url_set(u, CURLUPART_URL, cfg->mqtt.url, CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK ||
       curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
@@ -351,9 +351,10 @@ static int check_mqtt_url(cb2m_config *cfg, char *why, size_t whylen) {
   }
   if (!(cfg->mqtt.host = strdup(host))) {
     snprintf(why, whylen, "out of memory");
+    rc = CBEV_ENOMEM;
     goto out;
   }
-  rc = 0;
+  rc = CBEV_OK;
 out:
   curl_free(part);
   curl_free(scheme);
@@ -366,9 +367,9 @@ out:
 static int check_password(cb2m_config *cfg, char *why, size_t whylen) {
   if (cfg->mqtt.password && !cfg->mqtt.username) {
     snprintf(why, whylen, "needs mqtt.username (MQTT sends a password only with a user name)");
-    return -1;
+    return CBEV_EINVAL;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 static int check_client_id(cb2m_config *cfg, char *why, size_t whylen) {
@@ -378,31 +379,38 @@ static int check_client_id(cb2m_config *cfg, char *why, size_t whylen) {
   if (cfg->mqtt.client_id) {
     if (strlen(cfg->mqtt.client_id) > 65535) {
       snprintf(why, whylen, "longer than 65535 bytes");
-      return -1;
+      return CBEV_EINVAL;
     }
-    return 0;
+    return CBEV_OK;
   }
   if (gethostname(host, sizeof host - 1) != 0 || !host[0])
     snprintf(host, sizeof host, "localhost");
   n = strlen("cb2mqtt-") + strlen(host) + 1;
   if (!(cfg->mqtt.client_id = malloc(n))) {
     snprintf(why, whylen, "out of memory");
-    return -1;
+    return CBEV_ENOMEM;
   }
   snprintf(cfg->mqtt.client_id, n, "cb2mqtt-%s", host);
-  return 0;
+  {
+    /* Derived from the host name, not the table's default (""). An empty
+     * value set on purpose keeps the layer that set it. */
+    int i = find_key("mqtt", "client_id");
+    if (i >= 0 && cfg->origin[i].layer == CB2M_FROM_DEFAULT)
+      cfg->origin[i].layer = CB2M_FROM_COMPUTED;
+  }
+  return CBEV_OK;
 }
 
 static int check_base_topic(cb2m_config *cfg, char *why, size_t whylen) {
-  return cb2m_topic_base_valid(cfg->mqtt.base_topic, why, whylen) == 0 ? 0 : -1;
+  return cb2m_topic_base_valid(cfg->mqtt.base_topic, why, whylen);
 }
 
 static int check_key_file(cb2m_config *cfg, char *why, size_t whylen) {
   if (!cfg->mqtt.cert_file != !cfg->mqtt.key_file) {
     snprintf(why, whylen, "mqtt.cert_file and mqtt.key_file go together: set both or neither");
-    return -1;
+    return CBEV_EINVAL;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 static int check_api(cb2m_config *cfg, char *why, size_t whylen) {
@@ -423,24 +431,24 @@ static int check_api(cb2m_config *cfg, char *why, size_t whylen) {
   if (cbev_session_new(&sc, &s) != CBEV_OK) {
     snprintf(why, whylen, "must be production, testbed, or a base URL: https://, or http:// to a "
                           "loopback host (127.0.0.0/8, ::1, localhost), without query");
-    return -1;
+    return CBEV_EINVAL;
   }
   cbev_session_free(s);
   if (!(cfg->events.api_base = strdup(base))) {
     snprintf(why, whylen, "out of memory");
-    return -1;
+    return CBEV_ENOMEM;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 static int check_prefix(cb2m_config *cfg, char *why, size_t whylen) {
-  if (cb2m_topic_base_valid(cfg->homeassistant.prefix, why, whylen) != 0)
-    return -1;
+  if (cb2m_topic_base_valid(cfg->homeassistant.prefix, why, whylen) != CBEV_OK)
+    return CBEV_EINVAL;
   if (strcmp(cfg->homeassistant.prefix, cfg->mqtt.base_topic) == 0) {
     snprintf(why, whylen, "must differ from mqtt.base_topic");
-    return -1;
+    return CBEV_EINVAL;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 static int check_metrics_listen(cb2m_config *cfg, char *why, size_t whylen) {
@@ -449,20 +457,20 @@ static int check_metrics_listen(cb2m_config *cfg, char *why, size_t whylen) {
   const char *reason;
 
   if (!cfg->metrics.listen)
-    return 0;
+    return CBEV_OK;
   if (cb2m_metrics_listen_parse(cfg->metrics.listen, host, sizeof host, &port, &reason) != 0) {
     snprintf(why, whylen, "%s", reason);
-    return -1;
+    return CBEV_EINVAL;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 static int check_log_level(cb2m_config *cfg, char *why, size_t whylen) {
   if (cbev_log_level_parse(cfg->log.level_name, &cfg->log.level) != CBEV_OK) {
     snprintf(why, whylen, "must be one of error,warn,info,debug");
-    return -1;
+    return CBEV_EINVAL;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 

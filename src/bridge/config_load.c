@@ -41,7 +41,7 @@ int fail(loader *ld, const char *fmt, ...) {
   va_list ap;
 
   if (ld->failed)
-    return 0;
+    return CBEV_EINVAL;
   ld->failed = 1;
   ld->fail_line = ld->file ? ld->line : 0;
   if (ld->errlen) {
@@ -49,7 +49,7 @@ int fail(loader *ld, const char *fmt, ...) {
     vsnprintf(ld->err, ld->errlen, fmt, ap);
     va_end(ap);
   }
-  return 0;
+  return CBEV_EINVAL;
 }
 
 void cb2m_config_secret_free(char *s) {
@@ -66,7 +66,7 @@ static int replace_text(loader *ld, char **slot, const char *v) {
     return fail(ld, "config: out of memory");
   free_secret(*slot);
   *slot = copy;
-  return 1;
+  return CBEV_OK;
 }
 
 int find_key(const char *section, const char *key) {
@@ -82,23 +82,23 @@ int set_key(loader *ld, size_t i, const char *v, int layer, int via_file, const 
   raw_value *r = &ld->val[i];
   const key_def *k = &KEYS[i];
 
-  if (r->layer == layer && layer == L_FILE) {
+  if (r->layer == layer && layer == CB2M_FROM_FILE) {
     if (r->via_file == via_file)
       return fail(ld, "config: %s.%s: set twice (%s:%u and line %u)", k->section, name, ld->file,
                   r->line, ld->line);
     return fail(ld, "config: %s.%s: set only one of %s and %s_file (%s:%u and line %u)", k->section,
                 k->key, k->key, k->key, ld->file, r->line, ld->line);
   }
-  if (r->layer == layer && layer == L_ENV)
+  if (r->layer == layer && layer == CB2M_FROM_ENV)
     return fail(ld, "config: %s.%s: set only one of %s and %s_FILE", k->section, k->key, name, name);
   if (r->layer > layer)
-    return 1;
-  if (!replace_text(ld, &r->text, v))
-    return 0;
+    return CBEV_OK;
+  if (replace_text(ld, &r->text, v) != CBEV_OK)
+    return CBEV_EINVAL;
   r->layer = layer;
   r->via_file = via_file;
-  r->line = layer == L_FILE ? ld->line : 0;
-  return 1;
+  r->line = layer == CB2M_FROM_FILE ? ld->line : 0;
+  return CBEV_OK;
 }
 
 /* Finds a broadcaster by name, case-insensitively: "Alice" and "alice"
@@ -148,24 +148,24 @@ bc_raw *find_bc(loader *ld, const char *name, int create, const char *where) {
 /* Gives broadcaster b its secret source at layer; one source per layer. */
 int set_bc(loader *ld, bc_raw *b, int field, const char *v, int layer, const char *origin) {
   if (b->layer == layer && b->field >= 0) {
-    if (layer == L_FILE && b->field == field)
+    if (layer == CB2M_FROM_FILE && b->field == field)
       return fail(ld, "config: broadcaster:%s.%s: set twice (%s:%u and line %u)", b->name,
                   BC_FIELDS[field], ld->file, b->line, ld->line);
-    if (layer == L_FILE)
+    if (layer == CB2M_FROM_FILE)
       return fail(ld, "config: broadcaster:%s: set exactly one of token, token_file, url, url_file "
                       "(%s:%u and line %u)", b->name, ld->file, b->line, ld->line);
     return fail(ld, "config: broadcaster:%s: two secrets in the environment (%s and %s); set "
                     "exactly one", b->name, b->origin + 4, origin + 4);
   }
   if (b->layer > layer)
-    return 1;
-  if (!replace_text(ld, &b->value, v))
-    return 0;
+    return CBEV_OK;
+  if (replace_text(ld, &b->value, v) != CBEV_OK)
+    return CBEV_EINVAL;
   b->layer = layer;
   b->field = field;
-  b->line = layer == L_FILE ? ld->line : 0;
+  b->line = layer == CB2M_FROM_FILE ? ld->line : 0;
   snprintf(b->origin, sizeof b->origin, "%s", origin);
-  return 1;
+  return CBEV_OK;
 }
 
 static int convert(loader *ld, cb2m_config *cfg, char **envp) {
@@ -179,17 +179,14 @@ static int convert(loader *ld, cb2m_config *cfg, char **envp) {
     char *secret = NULL;
     int ok;
 
-    cfg->origin[i].layer = (unsigned char)(r->layer == L_FILE   ? CB2M_FROM_FILE
-                                           : r->layer == L_ENV  ? CB2M_FROM_ENV
-                                           : r->layer == L_FLAG ? CB2M_FROM_FLAG
-                                                                : CB2M_FROM_DEFAULT);
+    cfg->origin[i].layer = (unsigned char)r->layer;
     cfg->origin[i].line = r->line;
     cfg->origin[i].via_file = (unsigned char)r->via_file;
     if (r->via_file) {
       char what[64];
       snprintf(what, sizeof what, "%s.%s_file", k->section, k->key);
       if (!(secret = read_secret(ld, what, r->text)))
-        return 0;
+        return CBEV_EINVAL;
       v = secret;
     } else if ((k->flags & F_SECRET) && !*v && creds && *creds) {
       /* systemd LoadCredential=: <section>_<key> (mqtt_password), used
@@ -200,20 +197,20 @@ static int convert(loader *ld, cb2m_config *cfg, char **envp) {
                k->key);
       if (access(path, F_OK) == 0) {
         if (!(secret = read_secret(ld, what, path)))
-          return 0;
+          return CBEV_EINVAL;
         v = secret;
         cfg->origin[i].layer = CB2M_FROM_CREDENTIAL;
       }
     }
     ok = cb2m_config_convert_key(cfg, i, v, why, sizeof why);
     free_secret(secret);
-    if (!ok)
+    if (ok != CBEV_OK)
       return fail(ld, "config: %s.%s: %s", k->section, k->key, why);
   }
   for (size_t i = 0; i < NKEYS; i++)
-    if (KEYS[i].check && KEYS[i].check(cfg, why, sizeof why) != 0)
+    if (KEYS[i].check && KEYS[i].check(cfg, why, sizeof why) != CBEV_OK)
       return fail(ld, "config: %s.%s: %s", KEYS[i].section, KEYS[i].key, why);
-  return 1;
+  return CBEV_OK;
 }
 
 /* ---- broadcasters --------------------------------------------------------- */
@@ -233,7 +230,7 @@ static int resolve_bc(loader *ld, const cb2m_config *cfg, bc_raw *b, cb2m_broadc
     return fail(ld, "config: out of memory");
   snprintf(what, sizeof what, "broadcaster:%s.%s", b->name, b->field >= 0 ? BC_FIELDS[b->field] : "token");
   snprintf(org, sizeof org, "%s", b->origin);
-  if (b->layer == L_FILE)
+  if (b->layer == CB2M_FROM_FILE)
     snprintf(org, sizeof org, "file %s:%u (%s)", cfg->config_file ? cfg->config_file : "?", b->line,
              BC_FIELDS[b->field]);
   switch (b->field) {
@@ -286,7 +283,7 @@ static int resolve_bc(loader *ld, const cb2m_config *cfg, bc_raw *b, cb2m_broadc
   rc = cbev_session_new(&sc, &s);
   cbev_session_free(s);
   if (rc == CBEV_OK)
-    return 1;
+    return CBEV_OK;
   if (rc == CBEV_ENOMEM)
     return fail(ld, "config: out of memory");
   if (o->url)
@@ -306,11 +303,11 @@ static int build_broadcasters(loader *ld, cb2m_config *cfg, char **envp) {
   for (size_t i = 0; i < ld->n_bcs; i++) {
     /* Counted first so that cb2m_config_free() releases a half-built one. */
     cfg->n_broadcasters++;
-    if (!resolve_bc(ld, cfg, &ld->bcs[i], &cfg->broadcasters[i], &cfg->broadcaster_origins[i],
-                    envp))
-      return 0;
+    if (resolve_bc(ld, cfg, &ld->bcs[i], &cfg->broadcasters[i], &cfg->broadcaster_origins[i],
+                   envp) != CBEV_OK)
+      return CBEV_EINVAL;
   }
-  return 1;
+  return CBEV_OK;
 }
 
 static void loader_free(loader *ld) {
@@ -354,7 +351,7 @@ int cb2m_config_load(cb2m_config *cfg, int argc, char **argv, char **envp, char 
       {NULL, 0, NULL, 0}};
   loader ld;
   const char *file = NULL, *flag_level = NULL, *flag_format = NULL;
-  int c, status = 2;
+  int c, status = CBEV_EINVAL;
 
   memset(cfg, 0, sizeof *cfg);
   memset(&ld, 0, sizeof ld);
@@ -392,29 +389,31 @@ int cb2m_config_load(cb2m_config *cfg, int argc, char **argv, char **envp, char 
     goto out;
   }
   if (cfg->help || cfg->version) {
-    status = 0;
+    status = CBEV_OK;
     goto out;
   }
-  if (!load_file(&ld, file ? file : DEFAULT_CONFIG_FILE, file != NULL))
+  if (load_file(&ld, file ? file : DEFAULT_CONFIG_FILE, file != NULL) != CBEV_OK)
     goto out;
   if (ld.file && !(cfg->config_file = strdup(ld.file))) {
     fail(&ld, "config: out of memory");
     goto out;
   }
-  if (!load_env(&ld, envp))
+  if (load_env(&ld, envp) != CBEV_OK)
     goto out;
-  if (flag_level && !set_key(&ld, (size_t)find_key("log", "level"), flag_level, L_FLAG, 0, "level"))
+  if (flag_level && set_key(&ld, (size_t)find_key("log", "level"), flag_level, CB2M_FROM_FLAG, 0,
+                            "level") != CBEV_OK)
     goto out;
   if (flag_format &&
-      !set_key(&ld, (size_t)find_key("log", "format"), flag_format, L_FLAG, 0, "format"))
+      set_key(&ld, (size_t)find_key("log", "format"), flag_format, CB2M_FROM_FLAG, 0, "format") !=
+          CBEV_OK)
     goto out;
-  if (!convert(&ld, cfg, envp))
+  if (convert(&ld, cfg, envp) != CBEV_OK)
     goto out;
   /* --healthcheck only needs state_dir: it must work in a container whose
    * secrets are not mounted for the health probe. */
-  if (!cfg->healthcheck && !build_broadcasters(&ld, cfg, envp))
+  if (!cfg->healthcheck && build_broadcasters(&ld, cfg, envp) != CBEV_OK)
     goto out;
-  status = 0;
+  status = CBEV_OK;
 out:
   loader_free(&ld);
   return status;

@@ -54,10 +54,9 @@ static void origin_text(const cb2m_config *cfg, size_t i, char *buf, size_t size
   case CB2M_FROM_ENV: snprintf(buf, size, "env %s", env); break;
   case CB2M_FROM_FLAG: snprintf(buf, size, "command line"); break;
   case CB2M_FROM_CREDENTIAL: snprintf(buf, size, "credential"); break;
-  default:
-    snprintf(buf, size, "%s", KEYS[i].off == offsetof(cb2m_config, mqtt.client_id)
-                                  ? "default (cb2mqtt-<hostname>)"
-                                  : "default");
+  /* mqtt.client_id is the one derived value (config_keys.c). */
+  case CB2M_FROM_COMPUTED: snprintf(buf, size, "default (cb2mqtt-<hostname>)"); break;
+  default: snprintf(buf, size, "default");
   }
 }
 
@@ -82,7 +81,7 @@ int cb2m_config_print(const cb2m_config *cfg, FILE *out) {
             cfg->broadcaster_origins && cfg->broadcaster_origins[i] ? cfg->broadcaster_origins[i]
                                                                     : "");
   }
-  return ferror(out) ? -1 : 0;
+  return ferror(out) ? CBEV_EIO : CBEV_OK;
 }
 
 static void type_text(const key_def *k, char *buf, size_t size) {
@@ -233,7 +232,7 @@ void cb2m_config_example(FILE *out) {
 char *cb2m_config_info_json(const cb2m_config *cfg) {
   cJSON *root = cJSON_CreateObject(), *sec = NULL;
   const char *section = "";
-  char *text = NULL, *copy = NULL;
+  char *text = NULL;
 
   if (!root || !cfg)
     goto out;
@@ -261,12 +260,8 @@ char *cb2m_config_info_json(const cb2m_config *cfg) {
       goto out;
     }
   }
-  /* cJSON may allocate through libcbevents' hooks; the caller free()s. */
   text = cJSON_PrintUnformatted(root);
-  if (text)
-    copy = strdup(text);
 out:
-  cJSON_free(text);
   cJSON_Delete(root);
-  return copy;
+  return text;
 }

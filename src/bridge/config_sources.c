@@ -20,9 +20,11 @@
 #include <curl/curl.h>
 #include <ini.h>
 
+#include "cbevents/alloc.h"
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "cbevents/ratelimit.h"
+#include "cbevents/secret.h"
 #include "cbevents/session.h"
 #include "config_impl.h"
 #include "fsutil.h"
@@ -45,10 +47,10 @@ static int enter_section(loader *ld, const char *name, size_t len) {
   ld->section[len] = '\0';
   ld->section_known = 1;
   if (strncmp(ld->section, "broadcaster:", 12) == 0)
-    return find_bc(ld, ld->section + 12, 1, where) != NULL;
+    return find_bc(ld, ld->section + 12, 1, where) ? CBEV_OK : CBEV_EINVAL;
   for (size_t i = 0; i < NSECTIONS; i++)
     if (strcmp(ld->section, SECTIONS[i]) == 0)
-      return 1;
+      return CBEV_OK;
   return fail(ld, "config: %s:%u: unknown section [%s] (known: mqtt, events, metrics, homeassistant, log, "
                   "broadcaster:NAME)", ld->file, ld->line, ld->section);
 }
@@ -98,7 +100,7 @@ static char *read_ini_line(char *buf, int size, void *stream) {
       fail(ld, "config: %s:%u: text after the section header", ld->file, ld->line);
       return NULL;
     }
-    if (!enter_section(ld, p + 1, (size_t)(close - p - 1)))
+    if (enter_section(ld, p + 1, (size_t)(close - p - 1)) != CBEV_OK)
       return NULL;
   }
   memcpy(buf, p, len);
@@ -107,14 +109,13 @@ static char *read_ini_line(char *buf, int size, void *stream) {
   return buf;
 }
 
-static int on_ini(void *user, const char *section, const char *name, const char *value) {
-  loader *ld = user;
+/* One "name = value" line of the current section. */
+static int ini_entry(loader *ld, const char *name, const char *value) {
   size_t nlen = strlen(name);
   int i;
 
-  (void)section; /* inih's copy may be cut short: ld->section is whole */
   if (ld->failed)
-    return 0;
+    return CBEV_EINVAL;
   if (!ld->section_known)
     return fail(ld, "config: %s:%u: %s is outside any section", ld->file, ld->line, name);
   if (strncmp(ld->section, "broadcaster:", 12) == 0) {
@@ -122,26 +123,32 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     bc_raw *b;
     snprintf(where, sizeof where, "line %u", ld->line);
     if (!(b = find_bc(ld, ld->section + 12, 1, where)))
-      return 0;
+      return CBEV_EINVAL;
     for (int f = 0; f < BF_COUNT; f++) {
       if (strcmp(name, BC_FIELDS[f]) == 0) {
         snprintf(origin, sizeof origin, "file line %u (%s)", ld->line, BC_FIELDS[f]);
-        return set_bc(ld, b, f, value, L_FILE, origin);
+        return set_bc(ld, b, f, value, CB2M_FROM_FILE, origin);
       }
     }
     return fail(ld, "config: %s.%.64s: unknown key (%s:%u; use token, token_file, url or url_file)",
                 ld->section, name, ld->file, ld->line);
   }
   if ((i = find_key(ld->section, name)) >= 0)
-    return set_key(ld, (size_t)i, value, L_FILE, 0, name);
+    return set_key(ld, (size_t)i, value, CB2M_FROM_FILE, 0, name);
   if (nlen > 5 && strcmp(name + nlen - 5, "_file") == 0) {
     char base[64];
     snprintf(base, sizeof base, "%.*s", (int)(nlen - 5), name);
     i = find_key(ld->section, base);
     if (i >= 0 && (KEYS[i].flags & F_SECRET))
-      return set_key(ld, (size_t)i, value, L_FILE, 1, name);
+      return set_key(ld, (size_t)i, value, CB2M_FROM_FILE, 1, name);
   }
   return fail(ld, "config: %s.%.64s: unknown key (%s:%u)", ld->section, name, ld->file, ld->line);
+}
+
+/* inih's handler, in inih's terms: nonzero to go on, 0 for an error. */
+static int on_ini(void *user, const char *section, const char *name, const char *value) {
+  (void)section; /* inih's copy may be cut short: ld->section is whole */
+  return ini_entry(user, name, value) == CBEV_OK;
 }
 
 /* Reads path into the loader. A missing default file is not an error. */
@@ -150,12 +157,12 @@ int load_file(loader *ld, const char *path, int must_exist) {
   size_t len = 0;
   int rc;
 
-  if (cb2m_read_file(path, CB2M_CONFIG_FILE_MAX, &text, &len) != 0) {
-    if (!must_exist && errno == ENOENT)
-      return 1;
+  rc = cb2m_read_file(path, CB2M_CONFIG_FILE_MAX, &text, &len);
+  if (rc == CBEV_ENOTFOUND && !must_exist)
+    return CBEV_OK;
+  if (rc != CBEV_OK)
     return fail(ld, "config: %s: cannot read: %s", path,
-                errno == EFBIG ? "larger than 1 MiB" : strerror(errno));
-  }
+                rc == CBEV_ETOOBIG ? "larger than 1 MiB" : strerror(errno));
   ld->file = path;
   ld->pos = text;
   ld->end = text + len;
@@ -173,7 +180,7 @@ int load_file(loader *ld, const char *path, int must_exist) {
   }
   free(text);
   ld->pos = ld->end = NULL;
-  return !ld->failed;
+  return ld->failed ? CBEV_EINVAL : CBEV_OK;
 }
 
 /* ---- the environment ----------------------------------------------------- */
@@ -228,19 +235,19 @@ static void bc_env_name(char *buf, size_t size, const char *name, int field) {
 static int list_env_broadcasters(loader *ld, char **envp) {
   const char *list = env_get(envp, "CB2MQTT_BROADCASTERS");
   char *copy = NULL, *save = NULL;
-  int ok = 0;
+  int rc = CBEV_EINVAL;
 
   if (!list)
-    return 1;
+    return CBEV_OK;
   if (!(copy = strdup(list)))
     return fail(ld, "config: out of memory");
   for (char *tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
     if (!find_bc(ld, tok, 1, "CB2MQTT_BROADCASTERS"))
       goto out;
-  ok = 1;
+  rc = CBEV_OK;
 out:
   free(copy);
-  return ok;
+  return rc;
 }
 
 /* CB2MQTT_BROADCASTER_<NAME>_TOKEN / _TOKEN_FILE / _URL / _URL_FILE, for
@@ -265,11 +272,11 @@ static int apply_env_broadcasters(loader *ld, char **envp) {
                       ld->bcs[i].name, ld->bcs[j].name);
       }
       snprintf(origin, sizeof origin, "env %s", name);
-      if (!set_bc(ld, &ld->bcs[i], f, v, L_ENV, origin))
-        return 0;
+      if (set_bc(ld, &ld->bcs[i], f, v, CB2M_FROM_ENV, origin) != CBEV_OK)
+        return CBEV_EINVAL;
     }
   }
-  return 1;
+  return CBEV_OK;
 }
 
 /* 1 when var is CB2MQTT_BROADCASTER_<NAME>_<FIELD> of a known name. */
@@ -293,7 +300,7 @@ static int load_env_shortcuts(loader *ld, char **envp) {
   cbev_session_config sc;
   cbev_session *s = NULL;
   bc_raw *b;
-  int ok = 0;
+  int rc = CBEV_EINVAL;
 
   if (token && token_file)
     return fail(ld, "config: CB_TOKEN and CB_TOKEN_FILE: set only one");
@@ -314,20 +321,21 @@ static int load_env_shortcuts(loader *ld, char **envp) {
       goto out;
     }
     if (!(b = find_bc(ld, cbev_session_username(s), 1, "CB_EVENTS_URL")) ||
-        !set_bc(ld, b, BF_URL, url, L_ENV, "env CB_EVENTS_URL"))
+        set_bc(ld, b, BF_URL, url, CB2M_FROM_ENV, "env CB_EVENTS_URL") != CBEV_OK)
       goto out;
   } else if (user) {
     if (!(b = find_bc(ld, user, 1, "CB_USERNAME")))
       goto out;
-    if (token && !set_bc(ld, b, BF_TOKEN, token, L_ENV, "env CB_TOKEN"))
+    if (token && set_bc(ld, b, BF_TOKEN, token, CB2M_FROM_ENV, "env CB_TOKEN") != CBEV_OK)
       goto out;
-    if (token_file && !set_bc(ld, b, BF_TOKEN_FILE, token_file, L_ENV, "env CB_TOKEN_FILE"))
+    if (token_file &&
+        set_bc(ld, b, BF_TOKEN_FILE, token_file, CB2M_FROM_ENV, "env CB_TOKEN_FILE") != CBEV_OK)
       goto out;
   }
-  ok = 1;
+  rc = CBEV_OK;
 out:
   cbev_session_free(s);
-  return ok;
+  return rc;
 }
 
 int load_env(loader *ld, char **envp) {
@@ -337,21 +345,21 @@ int load_env(loader *ld, char **envp) {
   ld->file = NULL;
   for (size_t i = 0; i < NKEYS; i++) {
     env_name(name, sizeof name, KEYS[i].section, KEYS[i].key, "");
-    if ((v = env_get(envp, name)) && !set_key(ld, i, v, L_ENV, 0, name))
-      return 0;
+    if ((v = env_get(envp, name)) && set_key(ld, i, v, CB2M_FROM_ENV, 0, name) != CBEV_OK)
+      return CBEV_EINVAL;
     if (!(KEYS[i].flags & F_SECRET))
       continue;
     env_name(name, sizeof name, KEYS[i].section, KEYS[i].key, "_FILE");
     if ((v = env_get(envp, name))) {
       char plain[ENV_NAME_MAX];
       env_name(plain, sizeof plain, KEYS[i].section, KEYS[i].key, "");
-      if (!set_key(ld, i, v, L_ENV, 1, plain))
-        return 0;
+      if (set_key(ld, i, v, CB2M_FROM_ENV, 1, plain) != CBEV_OK)
+        return CBEV_EINVAL;
     }
   }
-  if (!list_env_broadcasters(ld, envp) || !load_env_shortcuts(ld, envp) ||
-      !apply_env_broadcasters(ld, envp))
-    return 0;
+  if (list_env_broadcasters(ld, envp) != CBEV_OK || load_env_shortcuts(ld, envp) != CBEV_OK ||
+      apply_env_broadcasters(ld, envp) != CBEV_OK)
+    return CBEV_EINVAL;
   /* A mistyped variable would otherwise be ignored without a word. */
   for (char **e = envp; e && *e; e++) {
     const char *eq = strchr(*e, '=');
@@ -368,54 +376,62 @@ int load_env(loader *ld, char **envp) {
                       "CB2MQTT_BROADCASTERS; fields: _TOKEN, _TOKEN_FILE, _URL, _URL_FILE)", name);
     return fail(ld, "config: %s: unknown variable (CB2MQTT_<SECTION>_<KEY>, see --help)", name);
   }
-  return 1;
+  return CBEV_OK;
 }
 
 /* ---- conversion and checks ------------------------------------------------ */
 
-/* Reads a secret from path: at most 64 KiB, one trailing newline (LF or
- * CRLF) dropped, then non-empty and free of control characters. Returns
- * the secret (free_secret() it), or NULL with the reason in why (names
- * the path, never quotes the content). The one secret-file reader: start,
- * and the re-read after an authentication failure. */
-static char *read_secret_file(const char *path, char *why, size_t whylen) {
-  char *text = NULL;
-  size_t len = 0;
+/* Reads a secret from path by the library's one rule for secret files
+ * (cbevents/secret.h: at most CB2M_SECRET_FILE_MAX bytes, one trailing
+ * newline dropped, then non-empty and free of control characters), so the
+ * bridge and cbevents-tail agree on what a secret file is. Returns a
+ * malloc'd copy (free_secret() it; the library's buffer is wiped and
+ * freed here), or NULL and a CBEV_* code in *rc with the reason in why
+ * (names the path, never quotes the content). The one secret-file reader
+ * of the bridge: start, and the re-read after an authentication failure. */
+static char *read_secret_file(const char *path, int *rc, char *why, size_t whylen) {
+  char *lib = NULL, *text = NULL;
 
   if (!path || !*path) {
+    *rc = CBEV_EINVAL;
     snprintf(why, whylen, "empty file name");
     return NULL;
   }
-  if (cb2m_read_file(path, CB2M_SECRET_FILE_MAX, &text, &len) != 0) {
-    snprintf(why, whylen, "cannot read %s: %s", path,
-             errno == EFBIG ? "larger than 64 KiB" : strerror(errno));
+  *rc = cbev_read_secret_file(path, CB2M_SECRET_FILE_MAX, &lib);
+  switch (*rc) {
+  case CBEV_OK:
+    break;
+  case CBEV_ETOOBIG:
+    snprintf(why, whylen, "cannot read %s: larger than 64 KiB", path);
+    return NULL;
+  case CBEV_EPARSE:
+    /* The library does not say which of the two it was. */
+    snprintf(why, whylen, "%s is empty, or holds a control character or more than one line",
+             path);
+    return NULL;
+  case CBEV_ENOMEM:
+    snprintf(why, whylen, "out of memory");
+    return NULL;
+  default:
+    snprintf(why, whylen, "cannot read %s: %s", path, strerror(errno));
     return NULL;
   }
-  if (len && text[len - 1] == '\n') {
-    text[--len] = '\0';
-    if (len && text[len - 1] == '\r')
-      text[--len] = '\0';
+  /* The config's strings are malloc'd and freed with free_secret(): a
+   * copy keeps each allocator's memory with its own free. */
+  if (!(text = strdup(lib))) {
+    *rc = CBEV_ENOMEM;
+    snprintf(why, whylen, "out of memory");
   }
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)text[i];
-    if (c < 0x20 || c == 0x7f) {
-      free_secret(text);
-      snprintf(why, whylen, "%s holds a control character or more than one line", path);
-      return NULL;
-    }
-  }
-  if (!len) {
-    free(text);
-    snprintf(why, whylen, "%s is empty", path);
-    return NULL;
-  }
+  explicit_bzero(lib, strlen(lib));
+  cbev_free(lib);
   return text;
 }
 
 /* read_secret_file() for the loader: what names the key in errors. */
 char *read_secret(loader *ld, const char *what, const char *path) {
   char why[CB2M_PATH_MAX + 64];
-  char *text = read_secret_file(path, why, sizeof why);
+  int rc;
+  char *text = read_secret_file(path, &rc, why, sizeof why);
 
   if (!text)
     fail(ld, "config: %s: %s", what, why);
@@ -425,17 +441,17 @@ char *read_secret(loader *ld, const char *what, const char *path) {
 int cb2m_config_reread_secret(const cb2m_broadcaster_config *b, char **secret, char *err,
                               size_t errlen) {
   char why[CB2M_PATH_MAX + 64];
+  int rc;
 
   *secret = NULL;
   if (!b || !b->secret_file) {
     snprintf(err, errlen, "no secret file to read again");
-    return -1;
+    return CBEV_EINVAL;
   }
-  *secret = read_secret_file(b->secret_file, why, sizeof why);
+  *secret = read_secret_file(b->secret_file, &rc, why, sizeof why);
   if (!*secret) {
     snprintf(err, errlen, "broadcaster:%s: %s", b->name, why);
-    return -1;
+    return rc;
   }
-  return 0;
+  return CBEV_OK;
 }
-

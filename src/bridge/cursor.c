@@ -70,7 +70,7 @@ static int file_name(char *file, size_t size, const char *name) {
 
 char *cb2m_cursor_format(const char *i, const char *last_id) {
   cJSON *o = NULL;
-  char *printed = NULL, *text = NULL;
+  char *text = NULL;
 
   if ((!i && !last_id) || (i && !cb2m_cursor_i_valid(i)) || (last_id && !id_valid(last_id))) {
     errno = EINVAL;
@@ -80,12 +80,7 @@ char *cb2m_cursor_format(const char *i, const char *last_id) {
   if (o && cJSON_AddNumberToObject(o, "version", CB2M_CURSOR_VERSION) &&
       (!i || cJSON_AddStringToObject(o, "i", i)) &&
       (!last_id || cJSON_AddStringToObject(o, "last_id", last_id)))
-    printed = cJSON_PrintUnformatted(o);
-  /* A copy from malloc, so that the caller's free() matches (cJSON's
-   * allocator is its own business). */
-  if (printed)
-    text = strdup(printed);
-  cJSON_free(printed);
+    text = cJSON_PrintUnformatted(o);
   cJSON_Delete(o);
   if (!text)
     errno = ENOMEM;
@@ -95,23 +90,24 @@ char *cb2m_cursor_format(const char *i, const char *last_id) {
 int cb2m_cursor_save(const char *dir, const char *name, const char *i, const char *last_id) {
   char file[CB2M_NAME_MAX + 16];
   char *text = NULL;
-  int rc = CB2M_CURSOR_REFUSED;
+  int rc = CBEV_EINVAL;
 
   if (!dir || !*dir || file_name(file, sizeof file, name) != 0) {
     if (errno == ENAMETOOLONG)
-      rc = CB2M_CURSOR_ERROR;
+      rc = CBEV_EIO;
     goto out;
   }
   text = cb2m_cursor_format(i, last_id);
   if (!text) {
-    rc = errno == ENOMEM ? CB2M_CURSOR_ERROR : CB2M_CURSOR_REFUSED;
+    rc = errno == ENOMEM ? CBEV_ENOMEM : CBEV_EINVAL;
     goto out;
   }
-  rc = cb2m_write_atomic(dir, file, text, strlen(text), 0600) == 0 ? 0 : CB2M_CURSOR_ERROR;
+  /* dir and file are valid names here: any failure is the disk's. */
+  rc = cb2m_write_atomic(dir, file, text, strlen(text), 0600) == CBEV_OK ? CBEV_OK : CBEV_EIO;
 out:
-  if (rc == CB2M_CURSOR_REFUSED)
+  if (rc == CBEV_EINVAL)
     errno = EINVAL;
-  free(text);
+  cJSON_free(text);
   return rc;
 }
 
@@ -132,7 +128,7 @@ static void note_ignored(cb2m_cursor *c, const char *key) {
 
 static int corrupt(cb2m_cursor *c, const char *why) {
   snprintf(c->why, sizeof c->why, "%s", why);
-  return CB2M_CURSOR_CORRUPT;
+  return CBEV_EPARSE;
 }
 
 /* The one member named key, or NULL; *dup set when it appears twice (a
@@ -167,7 +163,7 @@ int cb2m_cursor_parse(const char *text, size_t len, cb2m_cursor *out) {
   const cJSON *v, *u = NULL, *i = NULL, *l;
   cJSON *root = NULL;
   char *from_url = NULL;
-  int rc = CB2M_CURSOR_ERROR, dup = 0, version, nomem = 0;
+  int rc = CBEV_ENOMEM, dup = 0, version, nomem = 0;
 
   memset(out, 0, sizeof *out);
   /* An embedded NUL would hide trailing bytes from the parser. */
@@ -212,8 +208,9 @@ int cb2m_cursor_parse(const char *text, size_t len, cb2m_cursor *out) {
       rc = corrupt(out, "version 1 without url or last_id");
       goto out;
     }
-    if (cb2m_cursor_i_of(u->valuestring, &from_url) != 0) {
-      rc = errno == ENOMEM ? CB2M_CURSOR_ERROR : corrupt(out, "url does not parse");
+    if ((rc = cb2m_cursor_i_of(u->valuestring, &from_url)) != CBEV_OK) {
+      if (rc != CBEV_ENOMEM)
+        rc = corrupt(out, "url does not parse");
       goto out;
     }
     if (from_url && !cb2m_cursor_i_valid(from_url)) {
@@ -236,15 +233,16 @@ int cb2m_cursor_parse(const char *text, size_t len, cb2m_cursor *out) {
   out->last_id = dup_or_null(l ? l->valuestring : NULL, &nomem);
   if (nomem) {
     errno = ENOMEM;
+    rc = CBEV_ENOMEM;
     goto out;
   }
-  rc = CB2M_CURSOR_FOUND;
+  rc = CBEV_OK;
 out:
-  if (rc != CB2M_CURSOR_FOUND) {
+  if (rc != CBEV_OK) {
     free(out->i);
     free(out->last_id);
     out->i = out->last_id = NULL;
-    if (rc != CB2M_CURSOR_CORRUPT)
+    if (rc != CBEV_EPARSE)
       out->ignored[0] = '\0';
   }
   free(from_url);
@@ -292,21 +290,22 @@ static int set_aside_scrubbed(const char *dir, const char *path, const char *tex
   size_t n = 0;
   char *clean = text ? cb2m_cursor_scrub(text, len, &n) : NULL;
   char *where = NULL;
-  int rc = CB2M_CURSOR_ERROR;
+  int rc = CBEV_ENOMEM;
 
   if (text && !clean) {
     errno = ENOMEM;
     goto out;
   }
-  if (cb2m_set_aside(path, &where) != 0)
+  rc = CBEV_EIO;
+  if (cb2m_set_aside(path, &where) != CBEV_OK)
     goto out;
-  rc = CB2M_CURSOR_CORRUPT;
+  rc = CBEV_EPARSE;
   if (clean && where && (n != len || memcmp(clean, text, len) != 0)) {
     const char *base = strrchr(where, '/');
     /* A failed rewrite leaves the copy as it was: the file is still set
      * aside (it is never trusted), and the error is the caller's. */
-    if (cb2m_write_atomic(dir, base ? base + 1 : where, clean, n, 0600) != 0)
-      rc = CB2M_CURSOR_ERROR;
+    if (cb2m_write_atomic(dir, base ? base + 1 : where, clean, n, 0600) != CBEV_OK)
+      rc = CBEV_EIO;
   }
   if (aside) {
     *aside = where;
@@ -322,34 +321,41 @@ int cb2m_cursor_load(const char *dir, const char *name, cb2m_cursor *out, char *
   char file[CB2M_NAME_MAX + 16], path[CB2M_PATH_MAX];
   char *text = NULL;
   size_t len = 0;
-  int rc = CB2M_CURSOR_ERROR, n;
+  int rc = CBEV_EINVAL, n;
 
   memset(out, 0, sizeof *out);
   if (aside)
     *aside = NULL;
-  if (!dir || file_name(file, sizeof file, name) != 0)
+  if (!dir) {
+    errno = EINVAL;
     goto out;
+  }
+  if (file_name(file, sizeof file, name) != 0) {
+    rc = errno == ENAMETOOLONG ? CBEV_EIO : CBEV_EINVAL;
+    goto out;
+  }
+  rc = CBEV_EIO;
   n = snprintf(path, sizeof path, "%s/%s", dir, file);
   if (n < 0 || (size_t)n >= sizeof path) {
     errno = ENAMETOOLONG;
     goto out;
   }
-  if (cb2m_read_file(path, CB2M_CURSOR_MAX_BYTES, &text, &len) != 0) {
-    if (errno == ENOENT) {
-      rc = CB2M_CURSOR_NOT_FOUND;
-    } else if (errno == EFBIG) {
-      /* Not a file the bridge wrote (it writes a few dozen bytes), so it
-       * holds no URL of ours: set aside as it is. */
-      corrupt(out, "larger than 64 KiB");
-      rc = cb2m_set_aside(path, aside) == 0 ? CB2M_CURSOR_CORRUPT : CB2M_CURSOR_ERROR;
-    }
-    goto out;
+  rc = cb2m_read_file(path, CB2M_CURSOR_MAX_BYTES, &text, &len);
+  if (rc == CBEV_ETOOBIG) {
+    /* Not a file the bridge wrote (it writes a few dozen bytes), so it
+     * holds no URL of ours: set aside as it is. */
+    corrupt(out, "larger than 64 KiB");
+    rc = cb2m_set_aside(path, aside) == CBEV_OK ? CBEV_EPARSE : CBEV_EIO;
   }
+  /* CBEV_ENOTFOUND, CBEV_ENOMEM and CBEV_EIO pass as they are: a file
+   * that exists but cannot be read is never taken for a missing one. */
+  if (rc != CBEV_OK)
+    goto out;
   rc = cb2m_cursor_parse(text, len, out);
-  if (rc == CB2M_CURSOR_CORRUPT)
+  if (rc == CBEV_EPARSE)
     rc = set_aside_scrubbed(dir, path, text, len, aside);
 out:
-  if (rc != CB2M_CURSOR_FOUND) {
+  if (rc != CBEV_OK) {
     int saved = errno;
     free(out->i);
     free(out->last_id);
@@ -361,26 +367,27 @@ out:
 }
 
 /* The raw query of url into *query (curl_free() it; NULL when none).
- * Returns 0, or -1 with errno. */
+ * Returns CBEV_OK, CBEV_EINVAL (errno EINVAL) or CBEV_ENOMEM (errno
+ * ENOMEM). */
 static int query_of(CURLU *h, const char *url, char **query) {
   CURLUcode uc;
 
   *query = NULL;
   if (!h) {
     errno = ENOMEM;
-    return -1;
+    return CBEV_ENOMEM;
   }
   uc = curl_url_set(h, CURLUPART_URL, url, 0);
   if (uc != CURLUE_OK) {
     errno = uc == CURLUE_OUT_OF_MEMORY ? ENOMEM : EINVAL;
-    return -1;
+    return uc == CURLUE_OUT_OF_MEMORY ? CBEV_ENOMEM : CBEV_EINVAL;
   }
   uc = curl_url_get(h, CURLUPART_QUERY, query, 0);
   if (uc == CURLUE_OUT_OF_MEMORY) {
     errno = ENOMEM;
-    return -1;
+    return CBEV_ENOMEM;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 /* Length of the query parameter starting at p (up to '&' or the end). */
@@ -392,20 +399,21 @@ static size_t param_len(const char *p) {
 int cb2m_cursor_i_of(const char *url, char **i) {
   CURLU *h = curl_url();
   char *query = NULL;
-  int rc = -1;
+  int rc = CBEV_EINVAL;
 
   *i = NULL;
   if (!url) {
     errno = EINVAL;
     goto out;
   }
-  if (query_of(h, url, &query) != 0)
+  if ((rc = query_of(h, url, &query)) != CBEV_OK)
     goto out;
   for (const char *p = query; p && *p;) {
     size_t n = param_len(p);
     if (n > 2 && p[0] == 'i' && p[1] == '=') {
       if (!(*i = strndup(p + 2, n - 2))) {
         errno = ENOMEM;
+        rc = CBEV_ENOMEM;
         goto out;
       }
       break;
@@ -414,7 +422,7 @@ int cb2m_cursor_i_of(const char *url, char **i) {
     if (*p == '&')
       p++;
   }
-  rc = 0;
+  rc = CBEV_OK;
 out:
   curl_free(query);
   curl_url_cleanup(h);
@@ -425,21 +433,24 @@ int cb2m_cursor_apply(const char *feed_url, const char *i, char **out) {
   CURLU *h = curl_url();
   char *query = NULL, *url = NULL, *built = NULL;
   size_t o;
-  int rc = -1;
+  int rc = CBEV_EINVAL;
 
   *out = NULL;
   if (!feed_url || (i && !cb2m_cursor_i_valid(i))) {
     errno = EINVAL;
     goto out;
   }
+  rc = CBEV_ENOMEM;
   if (!i) {
     if (!(*out = strdup(feed_url)))
       errno = ENOMEM;
-    rc = *out ? 0 : -1;
+    else
+      rc = CBEV_OK;
     goto out;
   }
-  if (query_of(h, feed_url, &query) != 0)
+  if ((rc = query_of(h, feed_url, &query)) != CBEV_OK)
     goto out;
+  rc = CBEV_ENOMEM;
   built = malloc(strlen(i) + 3 + (query ? strlen(query) + 1 : 0));
   if (!built) {
     errno = ENOMEM;
@@ -469,7 +480,7 @@ int cb2m_cursor_apply(const char *feed_url, const char *i, char **out) {
     errno = ENOMEM;
     goto out;
   }
-  rc = 0;
+  rc = CBEV_OK;
 out:
   free(built);
   curl_free(url);

@@ -19,21 +19,23 @@
  * feed instead of guessing; the copy set aside is rewritten with every
  * URL's path and query masked, so it holds no token either.
  *
- * Return convention: the CB2M_CURSOR_* codes below; errno says more on
- * CB2M_CURSOR_ERROR and CB2M_CURSOR_REFUSED.
+ * Return convention (README): CBEV_OK or a CBEV_* code, with errno set
+ * beside CBEV_EIO, CBEV_ENOMEM and CBEV_EINVAL. For a load:
+ *   CBEV_OK         the cursor was read;
+ *   CBEV_ENOTFOUND  no cursor file: start from the live feed;
+ *   CBEV_EPARSE     not a cursor: set aside, *aside names where;
+ *   CBEV_EIO        it exists but cannot be read or set aside (errno);
+ *   CBEV_ENOMEM, CBEV_EINVAL (an invalid name).
+ * A save answers CBEV_EINVAL when the content is not a cursor (nothing
+ * written: the content's fault, not the disk's) and CBEV_EIO when the
+ * disk failed, so the caller can tell the two apart.
  */
 #ifndef CB2M_CURSOR_H
 #define CB2M_CURSOR_H
 
 #include <stddef.h>
 
-enum {
-  CB2M_CURSOR_REFUSED = -2,  /* save: the content is not a cursor (errno EINVAL) */
-  CB2M_CURSOR_ERROR = -1,    /* cannot be read, written or set aside (errno) */
-  CB2M_CURSOR_NOT_FOUND = 0, /* no cursor file: start from the live feed */
-  CB2M_CURSOR_FOUND = 1,     /* the cursor was read */
-  CB2M_CURSOR_CORRUPT = 2    /* not a cursor: set aside; *aside names where */
-};
+#include "cbevents/error.h"
 
 #define CB2M_CURSOR_VERSION 2
 /* Largest cursor file read back; a bigger one is corrupt. */
@@ -52,7 +54,7 @@ typedef struct cb2m_cursor {
   /* Unknown keys the file held, never trusted: their names (cut, every
    * byte outside [A-Za-z0-9_-] shown as '?'), comma separated; "" none. */
   char ignored[CB2M_CURSOR_IGNORED_MAX];
-  char why[CB2M_CURSOR_WHY_MAX]; /* CORRUPT: a short reason, else "" */
+  char why[CB2M_CURSOR_WHY_MAX]; /* CBEV_EPARSE: a short reason, else "" */
 } cb2m_cursor;
 
 /* Frees what c owns and zeroes it; NULL is fine. */
@@ -63,49 +65,51 @@ void cb2m_cursor_cleanup(cb2m_cursor *c);
 int cb2m_cursor_i_valid(const char *i);
 
 /* Parses the len bytes of text (a NUL after them, as cb2m_read_file()
- * gives) into out, which is zeroed first. Returns CB2M_CURSOR_FOUND;
- * CB2M_CURSOR_CORRUPT (out->why says why; out holds no strings) for a
- * text that is not a JSON object, holds a NUL, has a version other than
- * 1 and 2, a known key of the wrong type, an i that
- * cb2m_cursor_i_valid() refuses, a last_id that cbev_id_parse() refuses,
- * neither i nor last_id, or (version 1) no non-empty url; or
- * CB2M_CURSOR_ERROR with errno ENOMEM. Unknown keys are listed in
- * out->ignored and otherwise ignored. Pure: reads no file. */
+ * gives) into out, which is zeroed first. Returns CBEV_OK; CBEV_EPARSE
+ * (out->why says why; out holds no strings) for a text that is not a JSON
+ * object, holds a NUL, has a version other than 1 and 2, a known key of
+ * the wrong type, an i that cb2m_cursor_i_valid() refuses, a last_id that
+ * cbev_id_parse() refuses, neither i nor last_id, or (version 1) no
+ * non-empty url; or CBEV_ENOMEM (errno ENOMEM). Unknown keys are listed
+ * in out->ignored and otherwise ignored. Pure: reads no file. */
 int cb2m_cursor_parse(const char *text, size_t len, cb2m_cursor *out);
 
-/* The version-2 text of a cursor, a new string (free() it), or NULL with
- * errno EINVAL (both NULL, an invalid i or last_id) or ENOMEM. */
+/* The version-2 text of a cursor: cJSON's output, cJSON_free() it. NULL
+ * with errno EINVAL (both NULL, an invalid i or last_id) or ENOMEM. */
 char *cb2m_cursor_format(const char *i, const char *last_id);
 
 /* Writes the cursor of broadcaster name (cb2m_name_valid) atomically with
- * mode 0600, in the form of cb2m_cursor_format(). Returns 0;
- * CB2M_CURSOR_REFUSED (errno EINVAL, nothing written) when name, i or
- * last_id are not what cb2m_cursor_format() takes: the content's fault,
- * not the disk's; CB2M_CURSOR_ERROR with errno (ENOMEM, ENAMETOOLONG, or
- * the file system's error). */
+ * mode 0600, in the form of cb2m_cursor_format(). Returns CBEV_OK;
+ * CBEV_EINVAL (errno EINVAL, nothing written) when dir is NULL or empty or
+ * name, i or last_id are not what cb2m_cursor_format() takes: the
+ * content's fault, not the disk's; CBEV_ENOMEM (errno ENOMEM); CBEV_EIO
+ * with errno (ENAMETOOLONG, or the file system's error). */
 int cb2m_cursor_save(const char *dir, const char *name, const char *i, const char *last_id);
 
 /* Reads the cursor of broadcaster name into out (zeroed first; clean it up
- * with cb2m_cursor_cleanup() whatever the result). Returns
- * CB2M_CURSOR_FOUND; CB2M_CURSOR_NOT_FOUND; CB2M_CURSOR_CORRUPT when the
- * file is larger than CB2M_CURSOR_MAX_BYTES or cb2m_cursor_parse() says
- * so: it is renamed by cb2m_set_aside() and the copy rewritten with URL
- * paths and queries masked (*aside is its new name, free() it; aside may
- * be NULL; out->why says why); CB2M_CURSOR_ERROR (errno set) when it
- * exists but cannot be read (EACCES, EIO, EISDIR for a folder, ...),
- * cannot be set aside, on ENOMEM, or for an invalid name (EINVAL). */
+ * with cb2m_cursor_cleanup() whatever the result). Returns CBEV_OK;
+ * CBEV_ENOTFOUND when there is no cursor file; CBEV_EPARSE when the file
+ * is larger than CB2M_CURSOR_MAX_BYTES or cb2m_cursor_parse() says so: it
+ * is renamed by cb2m_set_aside() and the copy rewritten with URL paths
+ * and queries masked (*aside is its new name, free() it; aside may be
+ * NULL; out->why says why); CBEV_EIO (errno set) when it exists but cannot
+ * be read (EACCES, EIO, EISDIR for a folder, ...) or cannot be set aside
+ * or its copy rewritten; CBEV_ENOMEM (errno ENOMEM); CBEV_EINVAL (errno
+ * EINVAL) for a NULL dir or an invalid name. */
 int cb2m_cursor_load(const char *dir, const char *name, cb2m_cursor *out, char **aside);
 
-/* The i= value of url's query (the first one), as sent. Returns 0 with *i
- * a new string (free() it), or NULL when url has no non-empty i=; -1
- * with errno EINVAL (url does not parse) or ENOMEM. */
+/* The i= value of url's query (the first one), as sent. Returns CBEV_OK
+ * with *i a new string (free() it), or NULL when url has no non-empty i=;
+ * CBEV_EINVAL (errno EINVAL: url is NULL or does not parse) or
+ * CBEV_ENOMEM (errno ENOMEM), *i NULL. */
 int cb2m_cursor_i_of(const char *url, char **i);
 
 /* feed_url with its i= parameters replaced by "i=<i>" (first in the
  * query; every other parameter, timeout= included, kept as configured),
- * or feed_url unchanged when i is NULL. Returns 0 with *out a new string
- * (free() it); -1 with errno EINVAL (feed_url does not parse, i not
- * cb2m_cursor_i_valid()) or ENOMEM. */
+ * or feed_url unchanged when i is NULL. Returns CBEV_OK with *out a new
+ * string (free() it); CBEV_EINVAL (errno EINVAL: feed_url NULL or does
+ * not parse, i not cb2m_cursor_i_valid()) or CBEV_ENOMEM (errno ENOMEM),
+ * *out NULL. */
 int cb2m_cursor_apply(const char *feed_url, const char *i, char **out);
 
 /* The len bytes of text with the path, query and fragment of every

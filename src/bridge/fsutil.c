@@ -2,7 +2,9 @@
  * fsutil.c: the files cb2mqtt keeps in state_dir (cursors, state, the
  * heartbeat, the discovery record) are written through here, so that a
  * crash, kill -9 or power loss leaves either the old or the new content.
- * See fsutil.h for the contract of each function.
+ * See fsutil.h for the contract of each function. The static helpers
+ * return 0 or -1 with errno set; the public functions turn that into a
+ * CBEV_* code at their one exit.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -47,19 +49,19 @@ static int write_all(int fd, const char *p, size_t len) {
 int cb2m_write_atomic(const char *dir, const char *name, const void *data, size_t len,
                       mode_t mode) {
   char target[CB2M_PATH_MAX], tmp[CB2M_PATH_MAX];
-  int fd = -1, dfd = -1, rc = -1, made_tmp = 0, saved, n;
+  int fd = -1, dfd = -1, rc = CBEV_EIO, made_tmp = 0, saved, n;
 
   if (!dir || !*dir || !name || !*name || strchr(name, '/') || (!data && len > 0)) {
     errno = EINVAL;
-    return -1;
+    return CBEV_EINVAL;
   }
   if (join(target, dir, name) != 0)
-    return -1;
+    return CBEV_EIO;
   n = snprintf(tmp, sizeof tmp, "%s.tmp-%ld-%u", target, (long)getpid(),
                atomic_fetch_add(&g_tmp_seq, 1u));
   if (n < 0 || n >= (int)sizeof tmp) {
     errno = ENAMETOOLONG;
-    return -1;
+    return CBEV_EIO;
   }
   fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode ? mode : 0600);
   if (fd < 0)
@@ -83,7 +85,7 @@ int cb2m_write_atomic(const char *dir, const char *name, const void *data, size_
   dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL))
     goto out;
-  rc = 0;
+  rc = CBEV_OK;
 out:
   saved = errno;
   if (fd >= 0)
@@ -100,11 +102,11 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
   struct stat sb;
   char *buf = NULL;
   size_t cap, n = 0;
-  int fd, rc = -1, saved;
+  int fd, rc = CBEV_EIO, saved;
 
   fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
-    return -1;
+    return errno == ENOENT ? CBEV_ENOTFOUND : CBEV_EIO;
   if (fstat(fd, &sb) != 0)
     goto out;
   if (S_ISDIR(sb.st_mode)) {
@@ -117,6 +119,7 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
   }
   if (sb.st_size < 0 || (unsigned long long)sb.st_size > max) {
     errno = EFBIG;
+    rc = CBEV_ETOOBIG;
     goto out;
   }
   /* One byte more than the size says, to notice a file that grew while
@@ -125,6 +128,7 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
   buf = malloc(cap + 1);
   if (!buf) {
     errno = ENOMEM;
+    rc = CBEV_ENOMEM;
     goto out;
   }
   for (;;) {
@@ -141,12 +145,14 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
       char *bigger;
       if (cap > max) {
         errno = EFBIG;
+        rc = CBEV_ETOOBIG;
         goto out;
       }
       cap = cap * 2 > max + 1 ? max + 1 : cap * 2;
       bigger = realloc(buf, cap + 1);
       if (!bigger) {
         errno = ENOMEM;
+        rc = CBEV_ENOMEM;
         goto out;
       }
       buf = bigger;
@@ -154,6 +160,7 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
   }
   if (n > max) {
     errno = EFBIG;
+    rc = CBEV_ETOOBIG;
     goto out;
   }
   buf[n] = '\0';
@@ -161,7 +168,7 @@ int cb2m_read_file(const char *path, size_t max, char **out, size_t *len) {
   buf = NULL;
   if (len)
     *len = n;
-  rc = 0;
+  rc = CBEV_OK;
 out:
   saved = errno;
   free(buf);
@@ -217,12 +224,12 @@ int cb2m_ensure_dir(const char *dir) {
 
   if (!dir || !*dir) {
     errno = EINVAL;
-    return -1;
+    return CBEV_EINVAL;
   }
   n = strlen(dir);
   if (n >= sizeof path) {
     errno = ENAMETOOLONG;
-    return -1;
+    return CBEV_EIO;
   }
   memcpy(path, dir, n + 1);
   /* mkdir -p: each prefix ending before a '/', then the whole path. */
@@ -231,21 +238,22 @@ int cb2m_ensure_dir(const char *dir) {
       continue;
     path[i] = '\0';
     if (mkdir(path, 0700) != 0 && errno != EEXIST)
-      return -1;
+      return CBEV_EIO;
     path[i] = i == n ? '\0' : '/';
   }
   if (stat(dir, &sb) != 0)
-    return -1;
+    return CBEV_EIO;
   if (!S_ISDIR(sb.st_mode)) {
     errno = ENOTDIR;
-    return -1;
+    return CBEV_EIO;
   }
-  if (cb2m_write_atomic(dir, ".write-probe", "probe", 5, 0600) != 0)
-    return -1;
+  /* dir is not empty here, so the probe's only failure is the disk's. */
+  if (cb2m_write_atomic(dir, ".write-probe", "probe", 5, 0600) != CBEV_OK)
+    return CBEV_EIO;
   if (join(path, dir, ".write-probe") != 0 || unlink(path) != 0)
-    return -1;
+    return CBEV_EIO;
   remove_stale_temps(dir);
-  return 0;
+  return CBEV_OK;
 }
 
 int cb2m_set_aside(const char *path, char **aside) {
@@ -256,7 +264,7 @@ int cb2m_set_aside(const char *path, char **aside) {
     *aside = NULL;
   if (!path || !*path) {
     errno = EINVAL;
-    return -1;
+    return CBEV_EINVAL;
   }
   /* link() + unlink() instead of rename(): link fails with EEXIST rather
    * than replacing an older corrupt copy of the same second. */
@@ -265,18 +273,18 @@ int cb2m_set_aside(const char *path, char **aside) {
                    : snprintf(dst, sizeof dst, "%s.corrupt-%ld-%u", path, now, k);
     if (n < 0 || n >= (int)sizeof dst) {
       errno = ENAMETOOLONG;
-      return -1;
+      return CBEV_EIO;
     }
     if (link(path, dst) == 0) {
       if (unlink(path) != 0) {
         int saved = errno;
         unlink(dst);
         errno = saved;
-        return -1;
+        return CBEV_EIO;
       }
       if (aside)
         *aside = strdup(dst);
-      return 0;
+      return CBEV_OK;
     }
     if (errno == EPERM || errno == EOPNOTSUPP) {
       /* No hard links on this file system: rename() when the name is free. */
@@ -284,14 +292,14 @@ int cb2m_set_aside(const char *path, char **aside) {
       if (lstat(dst, &sb) == 0)
         continue;
       if (rename(path, dst) != 0)
-        return -1;
+        return CBEV_EIO;
       if (aside)
         *aside = strdup(dst);
-      return 0;
+      return CBEV_OK;
     }
     if (errno != EEXIST)
-      return -1;
+      return CBEV_EIO;
   }
   errno = EEXIST;
-  return -1;
+  return CBEV_EIO;
 }

@@ -26,7 +26,7 @@ int cb2m_heartbeat_write(const char *dir, int connected, time_t now) {
 
   if (n < 0 || (size_t)n >= sizeof text) {
     errno = EOVERFLOW;
-    return -1;
+    return CBEV_EIO;
   }
   return cb2m_write_atomic(dir, CB2M_HEARTBEAT_FILE, text, (size_t)n, 0644);
 }
@@ -52,33 +52,34 @@ int cb2m_heartbeat_check(const char *dir, time_t now, int max_age_s, char *why, 
   cJSON *o = NULL;
   const cJSON *at, *conn;
   double age;
-  int rc = 1, n;
+  int rc, n;
 
   if (!dir || !*dir)
-    return say(why, size, 1, "unhealthy: no state_dir configured");
+    return say(why, size, CBEV_EINVAL, "unhealthy: no state_dir configured");
   n = snprintf(path, sizeof path, "%s/%s", dir, CB2M_HEARTBEAT_FILE);
   if (n < 0 || (size_t)n >= sizeof path)
-    return say(why, size, 1, "unhealthy: state_dir path too long");
-  if (cb2m_read_file(path, HEARTBEAT_MAX_BYTES, &text, &len) != 0) {
-    if (errno == ENOENT)
-      return say(why, size, 1, "unhealthy: no heartbeat file in %s (is the bridge running?)", dir);
-    return say(why, size, 1, "unhealthy: cannot read %s: %s", path, strerror(errno));
-  }
+    return say(why, size, CBEV_EINVAL, "unhealthy: state_dir path too long");
+  rc = cb2m_read_file(path, HEARTBEAT_MAX_BYTES, &text, &len);
+  if (rc == CBEV_ENOTFOUND)
+    return say(why, size, rc, "unhealthy: no heartbeat file in %s (is the bridge running?)", dir);
+  if (rc != CBEV_OK)
+    return say(why, size, CBEV_EIO, "unhealthy: cannot read %s: %s", path, strerror(errno));
   o = cJSON_ParseWithLength(text, len);
   at = cJSON_GetObjectItemCaseSensitive(o, "at");
   conn = cJSON_GetObjectItemCaseSensitive(o, "connected");
   if (!cJSON_IsObject(o) || !cJSON_IsNumber(at) || !cJSON_IsBool(conn) || !(at->valuedouble >= 0) ||
       at->valuedouble > EPOCH_MAX) {
-    rc = say(why, size, 1, "unhealthy: %s is not a heartbeat this bridge wrote", path);
+    rc = say(why, size, CBEV_EPARSE, "unhealthy: %s is not a heartbeat this bridge wrote", path);
     goto out;
   }
   age = (double)now - at->valuedouble;
   if (age >= (double)max_age_s)
-    rc = say(why, size, 1, "unhealthy: last heartbeat %.0f s ago (limit %d s)", age, max_age_s);
+    rc = say(why, size, CBEV_EAGAIN, "unhealthy: last heartbeat %.0f s ago (limit %d s)", age,
+             max_age_s);
   else if (!cJSON_IsTrue(conn))
-    rc = say(why, size, 1, "unhealthy: the bridge is not connected to the MQTT broker");
+    rc = say(why, size, CBEV_EAGAIN, "unhealthy: the bridge is not connected to the MQTT broker");
   else
-    rc = say(why, size, 0, "healthy: heartbeat %.0f s ago, connected to the broker",
+    rc = say(why, size, CBEV_OK, "healthy: heartbeat %.0f s ago, connected to the broker",
              age > 0 ? age : 0.0);
 out:
   cJSON_Delete(o);

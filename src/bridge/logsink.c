@@ -98,7 +98,7 @@ int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out) {
   if (cap > CB2M_LOGSINK_MAX_SECRETS)
     cap = CB2M_LOGSINK_MAX_SECRETS;
   if (!(out->v = calloc(cap, sizeof *out->v)))
-    return -1;
+    return CBEV_ENOMEM;
   for (size_t i = 0; i < cfg->n_broadcasters && out->n < cap && !oom; i++) {
     const cb2m_broadcaster_config *bc = &cfg->broadcasters[i];
     char *tok = NULL;
@@ -113,9 +113,9 @@ int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out) {
     oom = 1;
   if (oom) {
     cb2m_secrets_cleanup(out);
-    return -1;
+    return CBEV_ENOMEM;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 void cb2m_secrets_cleanup(cb2m_secrets *s) {

@@ -33,8 +33,8 @@ typedef struct cb2m_secrets {
   size_t n;
 } cb2m_secrets;
 
-/* Fills out from cfg (at most CB2M_LOGSINK_MAX_SECRETS). Returns 0, or -1
- * on ENOMEM with out empty. A feed URL that does not parse adds nothing:
+/* Fills out from cfg (at most CB2M_LOGSINK_MAX_SECRETS). Returns CBEV_OK,
+ * or CBEV_ENOMEM with out empty. A feed URL that does not parse adds nothing:
  * the session refuses it at start. */
 int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out);
 /* Frees the copies; s may be empty or zeroed. */

@@ -102,7 +102,8 @@ int main(int argc, char **argv) {
   }
   if (cfg.healthcheck) {
     char why[256] = "";
-    status = cb2m_heartbeat_check(cfg.events.state_dir, time(NULL), 60, why, sizeof why);
+    status = cb2m_heartbeat_check(cfg.events.state_dir, time(NULL), CB2M_HEARTBEAT_MAX_AGE_S,
+                                  why, sizeof why);
     fprintf(status ? stderr : stdout, "%s\n", why[0] ? why : (status ? "unhealthy" : "healthy"));
     status = status ? 1 : 0;
     goto out;

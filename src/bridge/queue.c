@@ -14,10 +14,10 @@
 int cb2m_queue_init(cb2m_queue *q, size_t max_items) {
   memset(q, 0, sizeof *q);
   if (max_items == 0)
-    return -1;
+    return CBEV_EINVAL;
   q->max_items = max_items;
   q->next_seq = 1;
-  return 0;
+  return CBEV_OK;
 }
 
 cb2m_fetch *cb2m_fetch_new(const char *request_url, const char *next_url) {
@@ -69,7 +69,7 @@ static int grow(cb2m_queue *q) {
   cb2m_item *ring = malloc(cap * sizeof *ring);
 
   if (!ring)
-    return -1;
+    return CBEV_ENOMEM;
   /* Unroll the ring so the oldest item is at index 0. */
   for (size_t i = 0; i < q->count; i++)
     ring[i] = *at(q, i);
@@ -77,21 +77,21 @@ static int grow(cb2m_queue *q) {
   q->ring = ring;
   q->cap = cap;
   q->head = 0;
-  return 0;
+  return CBEV_OK;
 }
 
 int cb2m_queue_push(cb2m_queue *q, char *id, char *topic, char *payload, size_t len,
                     cb2m_fetch *fetch, int last_in_fetch) {
   cb2m_item *it;
 
-  if (q->count == q->cap && grow(q) != 0)
-    return -1;
+  if (q->count == q->cap && grow(q) != CBEV_OK)
+    return CBEV_ENOMEM;
   it = at(q, q->count);
   *it = (cb2m_item){id, topic, payload, len, q->next_seq++, CB2M_ITEM_QUEUED, last_in_fetch,
                     fetch};
   fetch->refs++;
   q->count++;
-  return 0;
+  return CBEV_OK;
 }
 
 cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q, uint64_t now_ms) {
@@ -142,14 +142,14 @@ int cb2m_queue_ack(cb2m_queue *q, uint64_t seq) {
   size_t i = find_sent(q, seq);
 
   if (i == q->sent)
-    return 0;
+    return CBEV_ENOTFOUND;
   at(q, i)->state = CB2M_ITEM_DONE;
   if (seq == q->held_seq) {
     q->held_seq = 0;
     q->refusals = 0;
   }
   advance_done(q);
-  return 1;
+  return CBEV_OK;
 }
 
 /* Items from position first on that were handed out become QUEUED again;

@@ -23,12 +23,17 @@
  * item is acked, only it is handed out again, and not before the retry
  * time its refusal set. Later events wait behind it (id order); other
  * queues are not affected.
+ *
+ * Return convention (README): CBEV_OK or a CBEV_* code; counts, items
+ * and times where a function says so.
  */
 #ifndef CB2M_QUEUE_H
 #define CB2M_QUEUE_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "cbevents/error.h"
 
 /* SPEC 5: a refused publish is sent again after 1 s, doubling to 60 s. */
 #define CB2M_QUEUE_RETRY_FIRST_MS 1000u
@@ -37,7 +42,7 @@
 typedef struct cb2m_fetch {
   char *request_url; /* the URL that returned the batch (a secret) */
   char *next_url;    /* the batch's nextUrl, or request_url when none */
-  unsigned refs;     /* items pointing here */
+  unsigned refs;     /* items pointing here, plus the creator's one */
   uint64_t fetched_ms; /* when the batch arrived (CLOCK_MONOTONIC), for the delivery histogram */
 } cb2m_fetch;
 
@@ -72,20 +77,25 @@ typedef struct cb2m_queue {
   unsigned refusals;    /* refusals of held_seq in a row (for the wait) */
 } cb2m_queue;
 
-/* Returns 0, or -1 when max_items is 0. Allocates nothing yet. */
+/* Returns CBEV_OK, or CBEV_EINVAL when max_items is 0. Allocates nothing
+ * yet. */
 int cb2m_queue_init(cb2m_queue *q, size_t max_items);
 /* Frees every item and fetch still held. */
 void cb2m_queue_cleanup(cb2m_queue *q);
 
 /* Creates the shared record of one batch (copies both URLs; next_url NULL
- * means the batch had none). Returns NULL on ENOMEM. The queue frees it
- * when its last item leaves; a batch without events is never pushed, so
- * the caller frees those with cb2m_fetch_unref(). */
+ * means the batch had none) holding one reference, the caller's. Returns
+ * NULL on ENOMEM. Every item pushed with it takes a reference of its own
+ * (dropped when the item leaves the queue), so the caller always drops
+ * its reference with cb2m_fetch_unref() once it has pushed the batch's
+ * items, whether it pushed any or not; the last reference frees it. */
 cb2m_fetch *cb2m_fetch_new(const char *request_url, const char *next_url);
+/* Drops one reference; frees f with the last one. NULL is fine. */
 void cb2m_fetch_unref(cb2m_fetch *f);
 
 /* Appends an item; the queue takes ownership of id, topic and payload (and
- * a reference to fetch) on success only. Returns 0, or -1 on ENOMEM. It
+ * a reference to fetch) on success only. Returns CBEV_OK, or CBEV_ENOMEM
+ * (nothing taken). It
  * never refuses because of max_items: backpressure is the caller's check
  * before polling, so nothing already fetched is ever dropped. */
 int cb2m_queue_push(cb2m_queue *q, char *id, char *topic, char *payload, size_t len,
@@ -99,8 +109,9 @@ cb2m_item *cb2m_queue_next_unsent(cb2m_queue *q, uint64_t now_ms);
  * when it is filtered (topic NULL), marks it DONE and returns 0. */
 uint64_t cb2m_queue_mark_sent(cb2m_queue *q);
 /* Marks the SENT item seq as DONE, and ends the hold when it is the
- * refused item. Returns 1 when found, else 0 (no SENT item has that seq:
- * an ack of a publish that a refusal or a reconnect already took back). */
+ * refused item. Returns CBEV_OK, or CBEV_ENOTFOUND when no SENT item has
+ * that seq (an ack of a publish that a refusal or a reconnect already took
+ * back): nothing changed. */
 int cb2m_queue_ack(cb2m_queue *q, uint64_t seq);
 /* The SENT item with seq, or NULL (acked, refused or unknown). */
 const cb2m_item *cb2m_queue_sent_item(const cb2m_queue *q, uint64_t seq);
@@ -123,8 +134,9 @@ void cb2m_queue_unsend_all(cb2m_queue *q);
  * the queue is not waiting for that time. */
 uint64_t cb2m_queue_retry_ms(const cb2m_queue *q);
 
-/* Removes the DONE prefix. Returns how many left; when > 0, *resume_url
- * and *last_id (newly allocated, caller frees) are the cursor to save.
+/* Removes the DONE prefix. Returns how many left (a count, not a code);
+ * when > 0, *resume_url and *last_id (newly allocated, free() them) are
+ * the cursor to save.
  * *last_id is the newest popped id that is an event id (<ms>-<seq>), or
  * NULL when none of them is: an odd id is delivered but never becomes the
  * last delivered id (SPEC 3), so the caller keeps the one it had.

@@ -28,7 +28,7 @@ static int clear_levels(const char *base, const char *name, const char *const *l
   int first = CBEV_OK;
 
   for (size_t i = 0; i < n; i++) {
-    int rc = cb2m_topic(topic, sizeof topic, base, name, levels[i]) != 0
+    int rc = cb2m_topic(topic, sizeof topic, base, name, levels[i]) != CBEV_OK
                  ? CBEV_EINVAL
                  : publish(ud, topic, "", 0);
     if (rc != CBEV_OK && first == CBEV_OK)

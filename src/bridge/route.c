@@ -105,7 +105,7 @@ int cb2m_route_push(const cb2m_route *r, const cbev_event *ev, cb2m_queue *q, cb
     if ((rc = cb2m_route_level(ev, level, sizeof level)) != CBEV_OK)
       goto out;
     rc = CBEV_EINVAL;
-    if (cb2m_topic(topic, sizeof topic, r->base_topic, r->broadcaster, level) != 0)
+    if (cb2m_topic(topic, sizeof topic, r->base_topic, r->broadcaster, level) != CBEV_OK)
       goto out;
     rc = CBEV_ENOMEM;
     if (!(topic_copy = strdup(topic)))
@@ -122,7 +122,7 @@ int cb2m_route_push(const cb2m_route *r, const cbev_event *ev, cb2m_queue *q, cb
     memcpy(payload, json, len + 1);
   }
   rc = CBEV_ENOMEM;
-  if (cb2m_queue_push(q, id, topic_copy, payload, len, fetch, last_in_fetch) != 0)
+  if (cb2m_queue_push(q, id, topic_copy, payload, len, fetch, last_in_fetch) != CBEV_OK)
     goto out;
   id = topic_copy = payload = NULL; /* the queue owns them now */
   rc = CBEV_OK;

@@ -37,18 +37,18 @@ void cb2m_state_cleanup(cb2m_state *st) {
 
 /* Copies s (NULL stays NULL) as valid UTF-8: upstream text goes out as
  * the raw payload of state/subject and inside the state JSON, which must
- * be UTF-8 like every payload. Returns 0, or -1 when the copy failed. */
+ * be UTF-8 like every payload. Returns CBEV_OK or CBEV_ENOMEM. */
 static int dup_opt(const char *s, char **out) {
   size_t n;
 
   *out = NULL;
   if (!s)
-    return 0;
+    return CBEV_OK;
   n = cbev_utf8_repair(NULL, 0, s);
   if (!(*out = malloc(n + 1)))
-    return -1;
+    return CBEV_ENOMEM;
   cbev_utf8_repair(*out, n + 1, s);
-  return 0;
+  return CBEV_OK;
 }
 
 static void replace(char **slot, char *value) {
@@ -71,16 +71,16 @@ int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsi
 
   /* Only events that can be ordered can be counted exactly once. */
   if (cbev_event_parsed_id(ev, &pid) != CBEV_OK)
-    return 0;
+    return CBEV_OK;
   if (st->last_id && cbev_id_cmp_str(id, st->last_id) <= 0)
-    return 0; /* counted before: a re-polled batch after a restart */
+    return CBEV_OK; /* counted before: a re-polled batch after a restart */
   if (cbev_format_timestamp(pid.ms, at, sizeof at) != CBEV_OK)
     at[0] = '\0';
 
   /* Allocate first, change later. */
-  if (dup_opt(id, &new_id) != 0)
+  if (dup_opt(id, &new_id) != CBEV_OK)
     goto oom;
-  if (type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && dup_opt(cbev_event_subject(ev), &subject) != 0)
+  if (type == CBEV_EVENT_ROOM_SUBJECT_CHANGE && dup_opt(cbev_event_subject(ev), &subject) != CBEV_OK)
     goto oom;
   if (tip) {
     const cbev_user *u = cbev_event_user(ev);
@@ -88,8 +88,8 @@ int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsi
     int anon = cbev_event_is_anonymous(ev); /* the library's rule: fails closed */
     if (msg && strncmp(msg, "| ", 2) == 0)
       msg += 2;
-    if (dup_opt(u && (!anon || expose_anon) ? u->username : NULL, &username) != 0 ||
-        dup_opt(msg, &message) != 0)
+    if (dup_opt(u && (!anon || expose_anon) ? u->username : NULL, &username) != CBEV_OK ||
+        dup_opt(msg, &message) != CBEV_OK)
       goto oom;
   }
 
@@ -147,14 +147,14 @@ int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsi
   if (chg & ~CB2M_CHG_LAST_EVENT)
     memcpy(st->updated_at, at, sizeof at);
   *changed |= chg;
-  return 0;
+  return CBEV_OK;
 oom:
   free(new_id);
   free(subject);
   free(username);
   free(message);
   errno = ENOMEM;
-  return -1;
+  return CBEV_ENOMEM;
 }
 
 /* ---- JSON ---------------------------------------------------------------- */
@@ -255,64 +255,70 @@ const char *cb2m_state_topic_level(unsigned bit) {
 
 /* ---- file ---------------------------------------------------------------- */
 
+/* Returns CBEV_OK, CBEV_EINVAL or CBEV_EIO (too long), errno set. */
 static int state_path(char *buf, size_t size, const char *dir, const char *name) {
   int n;
 
   if (!dir || !cb2m_name_valid(name)) {
     errno = EINVAL;
-    return -1;
+    return CBEV_EINVAL;
   }
   n = snprintf(buf, size, "%s/%s.state", dir, name);
   if (n < 0 || (size_t)n >= size) {
     errno = ENAMETOOLONG;
-    return -1;
+    return CBEV_EIO;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st) {
   char path[CB2M_PATH_MAX];
   cJSON *o = NULL;
   char *text = NULL;
-  int rc = -1;
+  int rc;
 
-  if (state_path(path, sizeof path, dir, name) != 0)
+  if ((rc = state_path(path, sizeof path, dir, name)) != CBEV_OK)
     goto out;
   o = to_json(st, 1);
   text = o ? cJSON_PrintUnformatted(o) : NULL;
   if (!text) {
     errno = ENOMEM;
+    rc = CBEV_ENOMEM;
     goto out;
   }
-  rc = cb2m_write_atomic(dir, strrchr(path, '/') + 1, text, strlen(text), 0600);
+  /* The names are valid here: any failure is the disk's. */
+  rc = cb2m_write_atomic(dir, strrchr(path, '/') + 1, text, strlen(text), 0600) == CBEV_OK
+           ? CBEV_OK
+           : CBEV_EIO;
 out:
   cJSON_free(text);
   cJSON_Delete(o);
   return rc;
 }
 
-/* Key present with a string or null: copies it into *out (NULL for null).
- * Returns 0, -1 for a wrong type (or a missing key when required), -2 on
- * ENOMEM. */
+/* The readers of the file's fields return CBEV_OK, CBEV_EPARSE for a
+ * missing key or a wrong type or value, or CBEV_ENOMEM. */
+
+/* Key present with a string or null: copies it into *out (NULL for null). */
 static int read_str(const cJSON *o, const char *key, char **out) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
   if (cJSON_IsNull(v))
-    return 0;
+    return CBEV_OK;
   if (!cJSON_IsString(v))
-    return -1;
-  return (*out = strdup(v->valuestring)) ? 0 : -2;
+    return CBEV_EPARSE;
+  return (*out = strdup(v->valuestring)) ? CBEV_OK : CBEV_ENOMEM;
 }
 
 static int read_time(const cJSON *o, const char *key, char *buf) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 
   if (cJSON_IsNull(v))
-    return 0;
+    return CBEV_OK;
   if (!cJSON_IsString(v) || strlen(v->valuestring) >= CB2M_STATE_TIME_SIZE)
-    return -1;
+    return CBEV_EPARSE;
   strcpy(buf, v->valuestring);
-  return 0;
+  return CBEV_OK;
 }
 
 static int read_int(const cJSON *o, const char *key, double min, int64_t *out) {
@@ -320,16 +326,16 @@ static int read_int(const cJSON *o, const char *key, double min, int64_t *out) {
   double d;
 
   if (!cJSON_IsNumber(v))
-    return -1;
+    return CBEV_EPARSE;
   d = v->valuedouble;
   /* The negated comparisons also refuse NaN. */
   if (!(d >= min) || !(d <= JSON_INT_MAX) || (double)(int64_t)d != d)
-    return -1;
+    return CBEV_EPARSE;
   *out = (int64_t)d;
-  return 0;
+  return CBEV_OK;
 }
 
-/* Fills st from the parsed file. 0, -1 corrupt, -2 ENOMEM. */
+/* Fills st from the parsed file. */
 static int from_json(const cJSON *o, cb2m_state *st) {
   const cJSON *b = cJSON_GetObjectItemCaseSensitive(o, "broadcasting");
   const cJSON *tip = cJSON_GetObjectItemCaseSensitive(o, "last_tip");
@@ -338,28 +344,29 @@ static int from_json(const cJSON *o, cb2m_state *st) {
 
   if (!cJSON_IsObject(o) || !(cJSON_IsBool(b) || cJSON_IsNull(b)) ||
       !(cJSON_IsObject(tip) || cJSON_IsNull(tip)))
-    return -1;
+    return CBEV_EPARSE;
   st->broadcasting = cJSON_IsNull(b) ? CBEV_UNSET : (cJSON_IsTrue(b) ? CBEV_TRUE : CBEV_FALSE);
   if (read_int(o, "viewers", 0, &st->viewers) || read_int(o, "session_tokens", 0, &st->session_tokens))
-    return -1;
-  if ((rc = read_str(o, "subject", &st->subject)) != 0 || (rc = read_str(o, "last_id", &st->last_id)) != 0)
+    return CBEV_EPARSE;
+  if ((rc = read_str(o, "subject", &st->subject)) != CBEV_OK ||
+      (rc = read_str(o, "last_id", &st->last_id)) != CBEV_OK)
     return rc;
   if (st->last_id && cbev_id_parse(st->last_id, &id) != CBEV_OK)
-    return -1;
+    return CBEV_EPARSE;
   if (read_time(o, "last_event_at", st->last_event_at) || read_time(o, "updated_at", st->updated_at))
-    return -1;
+    return CBEV_EPARSE;
   if (cJSON_IsObject(tip)) {
     if (read_int(tip, "tokens", -JSON_INT_MAX, &st->last_tip_tokens) ||
         !cJSON_IsBool(cJSON_GetObjectItemCaseSensitive(tip, "is_anon")) ||
         read_time(tip, "at", st->last_tip_at))
-      return -1;
-    if ((rc = read_str(tip, "username", &st->last_tip_username)) != 0 ||
-        (rc = read_str(tip, "message", &st->last_tip_message)) != 0)
+      return CBEV_EPARSE;
+    if ((rc = read_str(tip, "username", &st->last_tip_username)) != CBEV_OK ||
+        (rc = read_str(tip, "message", &st->last_tip_message)) != CBEV_OK)
       return rc;
     st->last_tip_is_anon = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(tip, "is_anon"));
     st->has_last_tip = 1;
   }
-  return 0;
+  return CBEV_OK;
 }
 
 int cb2m_state_load(const char *dir, const char *name, cb2m_state *st, char **aside) {
@@ -367,36 +374,37 @@ int cb2m_state_load(const char *dir, const char *name, cb2m_state *st, char **as
   char *text = NULL;
   size_t len = 0;
   cJSON *o = NULL;
-  int rc = CB2M_STATE_ERROR, got;
+  int rc, got;
 
   cb2m_state_cleanup(st);
   if (aside)
     *aside = NULL;
-  if (state_path(path, sizeof path, dir, name) != 0)
+  if ((rc = state_path(path, sizeof path, dir, name)) != CBEV_OK)
     goto out;
-  if (cb2m_read_file(path, CB2M_STATE_MAX_BYTES, &text, &len) != 0) {
-    if (errno == ENOENT)
-      rc = CB2M_STATE_NOT_FOUND;
-    else if (errno == EFBIG)
-      goto corrupt;
+  /* CBEV_ENOTFOUND, CBEV_ENOMEM and CBEV_EIO pass as they are: a file
+   * that exists but cannot be read is never taken for a missing one. */
+  rc = cb2m_read_file(path, CB2M_STATE_MAX_BYTES, &text, &len);
+  if (rc == CBEV_ETOOBIG)
+    goto corrupt;
+  if (rc != CBEV_OK)
     goto out;
-  }
   if (strlen(text) != len)
     goto corrupt; /* an embedded NUL would hide trailing bytes */
   o = cJSON_ParseWithLengthOpts(text, len + 1, NULL, 1);
-  got = o ? from_json(o, st) : -1;
-  if (got == -2) {
+  got = o ? from_json(o, st) : CBEV_EPARSE;
+  if (got == CBEV_ENOMEM) {
     cb2m_state_cleanup(st);
     errno = ENOMEM;
+    rc = CBEV_ENOMEM;
     goto out;
   }
-  if (got != 0)
+  if (got != CBEV_OK)
     goto corrupt;
-  rc = CB2M_STATE_FOUND;
+  rc = CBEV_OK;
   goto out;
 corrupt:
   cb2m_state_cleanup(st);
-  rc = cb2m_set_aside(path, aside) == 0 ? CB2M_STATE_CORRUPT : CB2M_STATE_ERROR;
+  rc = cb2m_set_aside(path, aside) == CBEV_OK ? CBEV_EPARSE : CBEV_EIO;
 out:
   cJSON_Delete(o);
   free(text);

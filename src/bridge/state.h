@@ -7,6 +7,9 @@
  * applied, so events fetched again after a crash never count twice.
  * Times are derived from event ids (epoch ms), never from the local
  * clock: replaying the same events gives the same state, byte for byte.
+ *
+ * Return convention (README): CBEV_OK or a CBEV_* code, errno set beside
+ * CBEV_EIO, CBEV_ENOMEM and CBEV_EINVAL.
  */
 #ifndef CB2M_STATE_H
 #define CB2M_STATE_H
@@ -14,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbevents/error.h"
 #include "cbevents/event.h"
 
 /* Bits cb2m_state_apply() sets in *changed. */
@@ -23,8 +27,7 @@
 #define CB2M_CHG_SESSION_TOKENS 0x08u /* state/session_tokens (every tip) */
 #define CB2M_CHG_LAST_TIP 0x10u       /* last_tip of the state JSON */
 #define CB2M_CHG_LAST_EVENT 0x20u     /* last_event_at/last_id: every applied event */
-#define CB2M_CHG_ANY 0x3fu            /* every bit above */
-#define CB2M_CHG_ALL CB2M_CHG_ANY     /* "publish everything" (on connect) */
+#define CB2M_CHG_ANY 0x3fu            /* every bit above (on connect: publish everything) */
 
 #define CB2M_STATE_TIME_SIZE 32 /* "2025-08-16T20:41:43.836Z" + NUL fits */
 /* Largest state file read back; a bigger one is corrupt. */
@@ -62,13 +65,14 @@ void cb2m_state_cleanup(cb2m_state *st);
  *   anonymous unless expose_anon), is_anon, message without "| ", at};
  *   every applied event: last_id, last_event_at.
  * An event whose id is unparsable or not after st->last_id is ignored
- * (returns 0, *changed untouched). Otherwise ORs CB2M_CHG_* bits into
- * *changed (a tip always sets SESSION_TOKENS and LAST_TIP). Returns 0, or
- * -1 on ENOMEM (st then still holds valid, possibly partly updated data
- * and last_id is not moved, so the event may be applied again). */
+ * (returns CBEV_OK, *changed untouched). Otherwise ORs CB2M_CHG_* bits
+ * into *changed (a tip always sets SESSION_TOKENS and LAST_TIP). Returns
+ * CBEV_OK, or CBEV_ENOMEM (errno ENOMEM; st is left as it was and
+ * last_id is not moved, so the event may be applied again). */
 int cb2m_state_apply(cb2m_state *st, const cbev_event *ev, int expose_anon, unsigned *changed);
 
-/* The payload of cb/<b>/state, a new string (free() it), NULL on ENOMEM:
+/* The payload of cb/<b>/state: cJSON's output, cJSON_free() it; NULL on
+ * ENOMEM:
  * {"broadcasting":true|false|null,"subject":str|null,"viewers":N,
  *  "session_tokens":N,"last_tip":{"tokens":N,"username":str|null,
  *  "is_anon":bool,"message":str|null,"at":str|null}|null,
@@ -84,22 +88,24 @@ const char *cb2m_state_value(const cb2m_state *st, unsigned bit, char num[32]);
  * NULL when the bit has no small topic. Static. */
 const char *cb2m_state_topic_level(unsigned bit);
 
-enum {
-  CB2M_STATE_ERROR = -1,    /* cannot read or set aside (errno) */
-  CB2M_STATE_NOT_FOUND = 0, /* no state file: st is empty */
-  CB2M_STATE_FOUND = 1,
-  CB2M_STATE_CORRUPT = 2 /* set aside (*aside names where); st is empty */
-};
-
 /* Writes "<dir>/<name>.state" atomically (mode 0600): the state JSON plus
- * "last_id". name must pass cb2m_name_valid(). Returns 0 or -1 (errno). */
+ * "last_id". Returns CBEV_OK; CBEV_EINVAL (errno EINVAL) for a NULL dir or
+ * a name cb2m_name_valid() refuses; CBEV_ENOMEM (errno ENOMEM); CBEV_EIO
+ * (errno: ENAMETOOLONG, or the file system's error). */
 int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st);
 /* Loads "<dir>/<name>.state" into st, which must be initialised (init,
- * cleanup or an earlier load): its old content is freed first. The file
- * is CORRUPT (set aside, *aside = its new name, free() it; aside may be
- * NULL) when it is not the JSON cb2m_state_save() writes: wrong types,
- * negative or non-integer counts, an unparsable last_id, truncated text.
- * On every result but FOUND st is the empty state. */
+ * cleanup or an earlier load): its old content is freed first. Returns
+ *   CBEV_OK         the state was read;
+ *   CBEV_ENOTFOUND  no state file: st is empty;
+ *   CBEV_EPARSE     the file is not the JSON cb2m_state_save() writes
+ *                   (wrong types, negative or non-integer counts, an
+ *                   unparsable last_id, truncated text, over
+ *                   CB2M_STATE_MAX_BYTES): it was set aside, *aside is its
+ *                   new name (free() it; aside may be NULL);
+ *   CBEV_EIO        it exists but cannot be read, or cannot be set aside
+ *                   (errno says why);
+ *   CBEV_ENOMEM, CBEV_EINVAL (a NULL dir or an invalid name; errno set).
+ * On every result but CBEV_OK st is the empty state. */
 int cb2m_state_load(const char *dir, const char *name, cb2m_state *st, char **aside);
 
 #endif

@@ -30,7 +30,7 @@ int cb2m_name_valid(const char *name) {
 static int fail(char *why, size_t size, const char *reason) {
   if (why && size)
     snprintf(why, size, "%s", reason);
-  return -1;
+  return CBEV_EINVAL;
 }
 
 int cb2m_topic_base_valid(const char *base, char *why, size_t size) {
@@ -51,26 +51,26 @@ int cb2m_topic_base_valid(const char *base, char *why, size_t size) {
    * surrogates, nothing above U+10FFFF. */
   if (!cbev_utf8_valid(base, n))
     return fail(why, size, "must be valid UTF-8");
-  return 0;
+  return CBEV_OK;
 }
 
 int cb2m_topic(char *buf, size_t size, const char *base, const char *level1, const char *level2) {
   int n;
 
   if (!buf || size == 0)
-    return -1;
+    return CBEV_EINVAL;
   buf[0] = '\0';
   if (!base || !*base || !level1 || !*level1 || (level2 && !*level2))
-    return -1;
+    return CBEV_EINVAL;
   if (strpbrk(base, "+#") || strpbrk(level1, "+#") || (level2 && strpbrk(level2, "+#")))
-    return -1;
+    return CBEV_EINVAL;
   if (level2)
     n = snprintf(buf, size, "%s/%s/%s", base, level1, level2);
   else
     n = snprintf(buf, size, "%s/%s", base, level1);
   if (n < 0 || (size_t)n >= size || n > CB2M_TOPIC_MAX) {
     buf[0] = '\0';
-    return -1;
+    return CBEV_ETOOBIG;
   }
-  return 0;
+  return CBEV_OK;
 }

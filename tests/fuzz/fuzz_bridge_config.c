@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "config.h"
 
 #define MAX_ENV 32
@@ -92,11 +94,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     goto out;
   argv[2] = g_path;
   rc = cb2m_config_load(&cfg, 3, argv, env, err, sizeof err);
-  if (rc != 0 && rc != 2)
+  if (rc != CBEV_OK && rc != CBEV_EINVAL)
     abort();
-  if (rc == 2 && (!err[0] || strchr(err, '\n')))
+  if (rc == CBEV_EINVAL && (!err[0] || strchr(err, '\n')))
     abort();
-  if (rc == 0) {
+  if (rc == CBEV_OK) {
     if (cfg.n_broadcasters == 0 || cfg.n_broadcasters > CB2M_BROADCASTERS_MAX)
       abort();
     if ((mem = open_memstream(&out, &out_len)) != NULL) {
@@ -107,7 +109,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       free(out);
     }
     json = cb2m_config_info_json(&cfg);
-    free(json);
+    cJSON_free(json);
   }
   cb2m_config_free(&cfg);
 out:

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "cursor.h"
@@ -37,17 +39,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   memcpy(text, data, size);
   text[size] = '\0';
   rc = cb2m_cursor_parse(text, size, &c);
-  if (rc == CB2M_CURSOR_FOUND) {
+  if (rc == CBEV_OK) {
     if ((!c.i && !c.last_id) || (c.i && !cb2m_cursor_i_valid(c.i)) ||
         (c.last_id && cbev_id_parse(c.last_id, &id) != CBEV_OK) ||
         (c.version != 1 && c.version != CB2M_CURSOR_VERSION))
       abort();
     again = cb2m_cursor_format(c.i, c.last_id);
-    if (!again || cb2m_cursor_parse(again, strlen(again), &back) != CB2M_CURSOR_FOUND ||
+    if (!again || cb2m_cursor_parse(again, strlen(again), &back) != CBEV_OK ||
         back.version != CB2M_CURSOR_VERSION || back.ignored[0] || !same(c.i, back.i) ||
         !same(c.last_id, back.last_id))
       abort();
-  } else if (rc == CB2M_CURSOR_CORRUPT) {
+  } else if (rc == CBEV_EPARSE) {
     if (!c.why[0] || c.i || c.last_id)
       abort();
   } else {
@@ -62,7 +64,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   free(twice);
   free(scrubbed);
   cb2m_cursor_cleanup(&back);
-  free(again);
+  cJSON_free(again);
   cb2m_cursor_cleanup(&c);
   free(text);
   return 0;

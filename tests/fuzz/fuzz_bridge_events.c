@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "cbevents/normalize.h"
@@ -129,7 +131,7 @@ static void run(const cbev_batch *batch, const cb2m_route *r) {
   deliver(&q, n);
   if (!(json = cb2m_state_json(&st)))
     abort();
-  free(json);
+  cJSON_free(json);
   cb2m_state_cleanup(&st);
   cb2m_queue_cleanup(&q);
 }

@@ -114,13 +114,13 @@ static int load_with(fixture *t, const char *var) {
 }
 
 static void expect_ok(fixture *t, int rc) {
-  if (rc != 0)
+  if (rc != CBEV_OK)
     fail_msg("load failed: %s", t->err);
 }
 
 static void expect_err(fixture *t, int rc, const char *part) {
-  if (rc != 2)
-    fail_msg("load returned %d, want 2 with '%s'", rc, part);
+  if (rc != CBEV_EINVAL)
+    fail_msg("load returned %d, want CBEV_EINVAL with '%s'", rc, part);
   if (!strstr(t->err, part))
     fail_msg("error '%s' does not contain '%s'", t->err, part);
 }
@@ -785,20 +785,20 @@ static void test_reread_secret(void **state) {
   assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[1], &secret, err, sizeof err), 0);
   assert_string_equal(secret, "http://127.0.0.1:9/events/alice/old-tok/");
   cb2m_config_secret_free(secret);
-  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[2], &secret, err, sizeof err), -1);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[2], &secret, err, sizeof err), CBEV_EINVAL);
   assert_null(secret);
   /* The rules of the start; the message names the file, never the content. */
   put(t, "tok", "two\nlines-secret\n", (size_t)-1);
-  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), -1);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), CBEV_EPARSE);
   assert_null(secret);
   assert_non_null(strstr(err, "broadcaster:alice:"));
   assert_non_null(strstr(err, tok));
   assert_null(strstr(err, "lines-secret"));
   put(t, "tok", "", 0);
-  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), -1);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), CBEV_EPARSE);
   assert_non_null(strstr(err, "is empty"));
   assert_int_equal(remove(tok), 0);
-  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), -1);
+  assert_int_equal(cb2m_config_reread_secret(&c->broadcasters[0], &secret, err, sizeof err), CBEV_EIO);
   assert_non_null(strstr(err, "No such file"));
   /* A systemd credential and CB_TOKEN_FILE are files too; CB_TOKEN is not. */
   snprintf(dir, sizeof dir, "%s/creds", t->dir);
@@ -885,14 +885,14 @@ static void test_ini_errors(void **state) {
   {
     char *argv[] = {"cb2mqtt", "-c", t->ini, NULL};
     cb2m_config_free(&t->cfg);
-    assert_int_equal(cb2m_config_load(&t->cfg, 3, argv, NULL, t->err, sizeof t->err), 2);
+    assert_int_equal(cb2m_config_load(&t->cfg, 3, argv, NULL, t->err, sizeof t->err), CBEV_EINVAL);
     assert_non_null(strstr(t->err, ":2: NUL byte"));
   }
   /* -c names a file that must exist. */
   {
     char *argv[] = {"cb2mqtt", "-c", "/nonexistent/cb2mqtt.ini", NULL};
     cb2m_config_free(&t->cfg);
-    assert_int_equal(cb2m_config_load(&t->cfg, 3, argv, NULL, t->err, sizeof t->err), 2);
+    assert_int_equal(cb2m_config_load(&t->cfg, 3, argv, NULL, t->err, sizeof t->err), CBEV_EINVAL);
     assert_string_equal(t->err, "config: /nonexistent/cb2mqtt.ini: cannot read: No such file or directory");
   }
 }
@@ -977,7 +977,7 @@ static void test_command_line(void **state) {
   {
     char *argv[] = {"cb2mqtt", "-c", NULL};
     cb2m_config_free(c);
-    assert_int_equal(cb2m_config_load(c, 2, argv, NULL, t->err, sizeof t->err), 2);
+    assert_int_equal(cb2m_config_load(c, 2, argv, NULL, t->err, sizeof t->err), CBEV_EINVAL);
     assert_non_null(strstr(t->err, "option -c needs a value"));
   }
   {
@@ -1087,7 +1087,7 @@ static void test_info_json_has_no_secret(void **state) {
       cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "log"), "level")->valuestring,
       "info");
   cJSON_Delete(root);
-  free(text);
+  cJSON_free(text);
 }
 
 static void test_errors_never_quote_secrets(void **state) {

@@ -128,7 +128,7 @@ static void test_write_atomic_failure_leaves_nothing(void **state) {
   path_of(sub, sizeof sub, dir, "taken");
   assert_int_equal(mkdir(sub, 0700), 0);
   errno = 0;
-  assert_int_equal(cb2m_write_atomic(dir, "taken", "data", 4, 0600), -1);
+  assert_int_equal(cb2m_write_atomic(dir, "taken", "data", 4, 0600), CBEV_EIO);
   assert_int_equal(errno, EISDIR);
   assert_int_equal(count_entries(dir, only, sizeof only), 1);
   assert_string_equal(only, "taken");
@@ -136,13 +136,13 @@ static void test_write_atomic_failure_leaves_nothing(void **state) {
   /* The folder does not exist. */
   path_of(missing, sizeof missing, dir, "nope");
   errno = 0;
-  assert_int_equal(cb2m_write_atomic(missing, "f", "data", 4, 0600), -1);
+  assert_int_equal(cb2m_write_atomic(missing, "f", "data", 4, 0600), CBEV_EIO);
   assert_int_equal(errno, ENOENT);
   /* Names that would leave the folder, and empty ones, are refused. */
   errno = 0;
-  assert_int_equal(cb2m_write_atomic(dir, "../escape", "data", 4, 0600), -1);
+  assert_int_equal(cb2m_write_atomic(dir, "../escape", "data", 4, 0600), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
-  assert_int_equal(cb2m_write_atomic(dir, "", "data", 4, 0600), -1);
+  assert_int_equal(cb2m_write_atomic(dir, "", "data", 4, 0600), CBEV_EINVAL);
   assert_int_equal(count_entries(dir, NULL, 0), 1);
 }
 
@@ -157,7 +157,7 @@ static void test_write_atomic_keeps_old_on_failure(void **state) {
   longname[4999] = '\0';
   assert_int_equal(cb2m_write_atomic(dir, "keep", "old", 3, 0600), 0);
   errno = 0;
-  assert_int_equal(cb2m_write_atomic(dir, longname, "new", 3, 0600), -1);
+  assert_int_equal(cb2m_write_atomic(dir, longname, "new", 3, 0600), CBEV_EIO);
   assert_int_equal(errno, ENAMETOOLONG);
   path_of(path, sizeof path, dir, "keep");
   text = slurp(path, NULL);
@@ -179,15 +179,15 @@ static void test_read_file_caps(void **state) {
   free(text);
   text = (char *)"untouched";
   errno = 0;
-  assert_int_equal(cb2m_read_file(path, 9, &text, &len), -1);
+  assert_int_equal(cb2m_read_file(path, 9, &text, &len), CBEV_ETOOBIG);
   assert_int_equal(errno, EFBIG);
   assert_string_equal(text, "untouched");
   path_of(path, sizeof path, dir, "missing");
   errno = 0;
-  assert_int_equal(cb2m_read_file(path, 10, &text, &len), -1);
+  assert_int_equal(cb2m_read_file(path, 10, &text, &len), CBEV_ENOTFOUND);
   assert_int_equal(errno, ENOENT);
   errno = 0;
-  assert_int_equal(cb2m_read_file(dir, 10, &text, &len), -1);
+  assert_int_equal(cb2m_read_file(dir, 10, &text, &len), CBEV_EIO);
   assert_int_equal(errno, EISDIR);
   put_file(dir, "empty", "", 0);
   path_of(path, sizeof path, dir, "empty");
@@ -212,14 +212,14 @@ static void test_ensure_dir(void **state) {
   put_file(dir, "plain", "x", 1);
   path_of(file, sizeof file, dir, "plain");
   errno = 0;
-  assert_int_equal(cb2m_ensure_dir(file), -1);
+  assert_int_equal(cb2m_ensure_dir(file), CBEV_EIO);
   assert_int_equal(errno, ENOTDIR);
   snprintf(under, sizeof under, "%s/sub", file);
   errno = 0;
-  assert_int_equal(cb2m_ensure_dir(under), -1);
+  assert_int_equal(cb2m_ensure_dir(under), CBEV_EIO);
   assert_int_equal(errno, ENOTDIR);
   errno = 0;
-  assert_int_equal(cb2m_ensure_dir(""), -1);
+  assert_int_equal(cb2m_ensure_dir(""), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
 }
 
@@ -280,7 +280,7 @@ static void test_set_aside(void **state) {
   free(text);
   assert_int_equal(count_entries(dir, NULL, 0), 2);
   errno = 0;
-  assert_int_equal(cb2m_set_aside(path, NULL), -1);
+  assert_int_equal(cb2m_set_aside(path, NULL), CBEV_EIO);
   assert_int_equal(errno, ENOENT);
   free(a1);
   free(a2);
@@ -293,7 +293,7 @@ static void test_set_aside(void **state) {
 static void load_ok(const char *dir, const char *name, cb2m_cursor *c) {
   char *aside = (char *)"x";
   int rc = cb2m_cursor_load(dir, name, c, &aside);
-  if (rc != CB2M_CURSOR_FOUND)
+  if (rc != CBEV_OK)
     fail_msg("cursor of %s loaded as %d (%s)", name, rc, c->why);
   assert_null(aside);
 }
@@ -304,7 +304,7 @@ static void test_cursor_round_trip(void **state) {
   char *aside = (char *)"x", *text;
   cb2m_cursor c;
 
-  assert_int_equal(cb2m_cursor_load(dir, "alice", &c, &aside), CB2M_CURSOR_NOT_FOUND);
+  assert_int_equal(cb2m_cursor_load(dir, "alice", &c, &aside), CBEV_ENOTFOUND);
   assert_null(c.i);
   assert_null(c.last_id);
   assert_null(aside);
@@ -353,12 +353,12 @@ static void test_cursor_save_refuses_bad_content(void **state) {
   cb2m_cursor c;
 
   errno = 0;
-  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, "not-an-id"), CB2M_CURSOR_REFUSED);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, "not-an-id"), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
-  assert_int_equal(cb2m_cursor_save(dir, "alice", NULL, NULL), CB2M_CURSOR_REFUSED);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", NULL, NULL), CBEV_EINVAL);
   for (size_t k = 0; k < sizeof bad_i / sizeof *bad_i; k++) {
     errno = 0;
-    if (cb2m_cursor_save(dir, "alice", bad_i[k], ID) != CB2M_CURSOR_REFUSED)
+    if (cb2m_cursor_save(dir, "alice", bad_i[k], ID) != CBEV_EINVAL)
       fail_msg("i \"%s\" was not refused", bad_i[k]);
     assert_int_equal(errno, EINVAL);
   }
@@ -368,12 +368,12 @@ static void test_cursor_save_refuses_bad_content(void **state) {
   longest[CB2M_CURSOR_I_MAX] = '1';
   longest[CB2M_CURSOR_I_MAX + 1] = '\0';
   assert_false(cb2m_cursor_i_valid(longest));
-  assert_int_equal(cb2m_cursor_save(dir, "alice", longest, ID), CB2M_CURSOR_REFUSED);
-  assert_int_equal(cb2m_cursor_save(dir, "../alice", ID, ID), CB2M_CURSOR_REFUSED);
-  assert_int_equal(cb2m_cursor_save(dir, "bridge", ID, ID), CB2M_CURSOR_REFUSED);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", longest, ID), CBEV_EINVAL);
+  assert_int_equal(cb2m_cursor_save(dir, "../alice", ID, ID), CBEV_EINVAL);
+  assert_int_equal(cb2m_cursor_save(dir, "bridge", ID, ID), CBEV_EINVAL);
   assert_int_equal(count_entries(dir, NULL, 0), 0);
   errno = 0;
-  assert_int_equal(cb2m_cursor_load(dir, "a/b", &c, NULL), CB2M_CURSOR_ERROR);
+  assert_int_equal(cb2m_cursor_load(dir, "a/b", &c, NULL), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
   assert_null(c.i);
   assert_null(c.last_id);
@@ -387,10 +387,10 @@ static void test_cursor_save_disk_failure_is_error(void **state) {
   path_of(path, sizeof path, dir, "alice.cursor");
   assert_int_equal(mkdir(path, 0700), 0);
   errno = 0;
-  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, ID), CB2M_CURSOR_ERROR);
+  assert_int_equal(cb2m_cursor_save(dir, "alice", ID, ID), CBEV_EIO);
   assert_int_equal(errno, EISDIR);
   path_of(path, sizeof path, dir, "missing");
-  assert_int_equal(cb2m_cursor_save(path, "alice", ID, ID), CB2M_CURSOR_ERROR);
+  assert_int_equal(cb2m_cursor_save(path, "alice", ID, ID), CBEV_EIO);
   assert_int_equal(errno, ENOENT);
 }
 
@@ -484,7 +484,7 @@ static void expect_corrupt(const char *dir, const char *body, size_t len) {
   path_of(path, sizeof path, dir, "carol.cursor");
   snprintf(prefix, sizeof prefix, "%s.corrupt-", path);
   rc = cb2m_cursor_load(dir, "carol", &c, &aside);
-  if (rc != CB2M_CURSOR_CORRUPT)
+  if (rc != CBEV_EPARSE)
     fail_msg("body '%.60s' loaded as %d, not corrupt", body, rc);
   assert_null(c.i);
   assert_null(c.last_id);
@@ -502,7 +502,7 @@ static void expect_corrupt(const char *dir, const char *body, size_t len) {
   assert_int_equal(remove(aside), 0);
   free(aside);
   /* Nothing is trusted afterwards: the next start has no cursor. */
-  assert_int_equal(cb2m_cursor_load(dir, "carol", &c, NULL), CB2M_CURSOR_NOT_FOUND);
+  assert_int_equal(cb2m_cursor_load(dir, "carol", &c, NULL), CBEV_ENOTFOUND);
 }
 
 static void test_cursor_corrupt_files(void **state) {
@@ -577,7 +577,7 @@ static void test_cursor_unreadable_is_error_not_corrupt(void **state) {
   path_of(path, sizeof path, dir, "dave.cursor");
   assert_int_equal(mkdir(path, 0700), 0);
   errno = 0;
-  assert_int_equal(cb2m_cursor_load(dir, "dave", &c, &aside), CB2M_CURSOR_ERROR);
+  assert_int_equal(cb2m_cursor_load(dir, "dave", &c, &aside), CBEV_EIO);
   assert_int_equal(errno, EISDIR);
   assert_null(aside);
   assert_null(c.i);
@@ -609,7 +609,7 @@ static void test_cursor_i_of(void **state) {
     free(i);
   }
   errno = 0;
-  assert_int_equal(cb2m_cursor_i_of("no url", &i), -1);
+  assert_int_equal(cb2m_cursor_i_of("no url", &i), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
   assert_null(i);
 }
@@ -640,10 +640,10 @@ static void test_cursor_applied_to_changed_token(void **state) {
   assert_string_equal(out, "https://h/events/a/t/?timeout=3");
   free(out);
   errno = 0;
-  assert_int_equal(cb2m_cursor_apply("https://h/events/a/t/", "1&timeout=90", &out), -1);
+  assert_int_equal(cb2m_cursor_apply("https://h/events/a/t/", "1&timeout=90", &out), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
   assert_null(out);
-  assert_int_equal(cb2m_cursor_apply("::", "1-0", &out), -1);
+  assert_int_equal(cb2m_cursor_apply("::", "1-0", &out), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
 }
 

@@ -54,25 +54,25 @@ static void test_fresh_and_stale(void **state) {
   const char *dir = *state;
 
   assert_int_equal(cb2m_heartbeat_write(dir, 1, T0), 0);
-  check_says(dir, T0, 0, "healthy: heartbeat 0 s ago");
-  check_says(dir, T0 + 59, 0, "healthy");
+  check_says(dir, T0, CBEV_OK, "healthy: heartbeat 0 s ago");
+  check_says(dir, T0 + 59, CBEV_OK, "healthy");
   /* SPEC: fresh means under 60 s. */
-  check_says(dir, T0 + 60, 1, "unhealthy: last heartbeat 60 s ago (limit 60 s)");
-  check_says(dir, T0 + 3600, 1, "3600 s ago");
+  check_says(dir, T0 + 60, CBEV_EAGAIN, "unhealthy: last heartbeat 60 s ago (limit 60 s)");
+  check_says(dir, T0 + 3600, CBEV_EAGAIN, "3600 s ago");
   /* A clock stepped back a little is not a dead bridge. */
-  check_says(dir, T0 - 5, 0, "healthy: heartbeat 0 s ago");
+  check_says(dir, T0 - 5, CBEV_OK, "healthy: heartbeat 0 s ago");
   /* A new write makes it fresh again. */
   assert_int_equal(cb2m_heartbeat_write(dir, 1, T0 + 3600), 0);
-  check_says(dir, T0 + 3610, 0, "10 s ago");
+  check_says(dir, T0 + 3610, CBEV_OK, "10 s ago");
 }
 
 static void test_disconnected(void **state) {
   const char *dir = *state;
 
   assert_int_equal(cb2m_heartbeat_write(dir, 0, T0), 0);
-  check_says(dir, T0 + 1, 1, "not connected to the MQTT broker");
+  check_says(dir, T0 + 1, CBEV_EAGAIN, "not connected to the MQTT broker");
   /* Staleness is the stronger news when both hold. */
-  check_says(dir, T0 + 61, 1, "61 s ago");
+  check_says(dir, T0 + 61, CBEV_EAGAIN, "61 s ago");
 }
 
 static void test_missing_and_garbage(void **state) {
@@ -89,10 +89,10 @@ static void test_missing_and_garbage(void **state) {
   };
   char sub[512];
 
-  check_says(dir, T0, 1, "no heartbeat file");
+  check_says(dir, T0, CBEV_ENOTFOUND, "no heartbeat file");
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     assert_int_equal(cb2m_write_atomic(dir, "heartbeat", bad[i], strlen(bad[i]), 0644), 0);
-    check_says(dir, T0, 1, "not a heartbeat");
+    check_says(dir, T0, CBEV_EPARSE, "not a heartbeat");
   }
   /* A heartbeat that is a folder: unreadable, said so. */
   snprintf(sub, sizeof sub, "%s/other", dir);
@@ -100,10 +100,10 @@ static void test_missing_and_garbage(void **state) {
   snprintf(sub, sizeof sub, "%s/other/heartbeat", dir);
   assert_int_equal(mkdir(sub, 0700), 0);
   snprintf(sub, sizeof sub, "%s/other", dir);
-  check_says(sub, T0, 1, "cannot read");
+  check_says(sub, T0, CBEV_EIO, "cannot read");
   /* No why buffer is fine; the verdict stays. */
-  assert_int_equal(cb2m_heartbeat_check(dir, T0, 60, NULL, 0), 1);
-  assert_int_equal(cb2m_heartbeat_check(NULL, T0, 60, NULL, 0), 1);
+  assert_int_equal(cb2m_heartbeat_check(dir, T0, 60, NULL, 0), CBEV_EPARSE);
+  assert_int_equal(cb2m_heartbeat_check(NULL, T0, 60, NULL, 0), CBEV_EINVAL);
 }
 
 static void test_write_failure(void **state) {
@@ -112,9 +112,9 @@ static void test_write_failure(void **state) {
 
   snprintf(missing, sizeof missing, "%s/not-there", dir);
   errno = 0;
-  assert_int_equal(cb2m_heartbeat_write(missing, 1, T0), -1);
+  assert_int_equal(cb2m_heartbeat_write(missing, 1, T0), CBEV_EIO);
   assert_int_equal(errno, ENOENT);
-  check_says(missing, T0, 1, "no heartbeat file");
+  check_says(missing, T0, CBEV_ENOTFOUND, "no heartbeat file");
 }
 
 int main(void) {

@@ -54,15 +54,15 @@ static void test_in_order_and_cursor_rule(void **state) {
   /* Nothing acked: nothing leaves. */
   expect_pop(&q, 0, NULL, NULL);
   /* Ack of the second publish alone does not pass the first. */
-  assert_int_equal(cb2m_queue_ack(&q, seq[2]), 1);
-  assert_int_equal(cb2m_queue_ack(&q, seq[2]), 0); /* once only */
+  assert_int_equal(cb2m_queue_ack(&q, seq[2]), CBEV_OK);
+  assert_int_equal(cb2m_queue_ack(&q, seq[2]), CBEV_ENOTFOUND); /* once only */
   expect_pop(&q, 0, NULL, NULL);
   /* First acked: items 1, 2 (filtered) and 3 leave; 3 ends its batch, so
    * the cursor is the batch's nextUrl. */
-  assert_int_equal(cb2m_queue_ack(&q, seq[0]), 1);
+  assert_int_equal(cb2m_queue_ack(&q, seq[0]), CBEV_OK);
   expect_pop(&q, 3, "http://h/e/a/t/?i=3", "3-0");
-  assert_int_equal(cb2m_queue_ack(&q, 99), 0);
-  assert_int_equal(cb2m_queue_ack(&q, seq[3]), 1);
+  assert_int_equal(cb2m_queue_ack(&q, 99), CBEV_ENOTFOUND);
+  assert_int_equal(cb2m_queue_ack(&q, seq[3]), CBEV_OK);
   /* A batch without nextUrl resumes from its own request URL. */
   expect_pop(&q, 1, "http://h/e/a/t/?i=3", "4-0");
   assert_int_equal(q.count, 0);
@@ -107,7 +107,7 @@ static void test_unsend_all_after_disconnect(void **state) {
   expect_pop(&q, 2, "u0", "2-0"); /* 1 acked, 2 filtered */
   cb2m_queue_unsend_all(&q);
   /* The acks of the lost connection find nothing. */
-  assert_int_equal(cb2m_queue_ack(&q, seq[2]), 0);
+  assert_int_equal(cb2m_queue_ack(&q, seq[2]), CBEV_ENOTFOUND);
   /* 3, 4 and 5 go out again, in id order, 4 included to keep order. */
   const char *want[] = {"3-0", "4-0", "5-0"};
   for (int i = 0; i < 3; i++) {
@@ -119,7 +119,7 @@ static void test_unsend_all_after_disconnect(void **state) {
   }
   assert_null(cb2m_queue_next_unsent(&q, 0));
   for (int i = 0; i < 3; i++)
-    assert_int_equal(cb2m_queue_ack(&q, seq[i]), 1);
+    assert_int_equal(cb2m_queue_ack(&q, seq[i]), CBEV_OK);
   expect_pop(&q, 3, "u1", "5-0");
   cb2m_queue_cleanup(&q);
 }
@@ -129,7 +129,7 @@ static void test_growth_beyond_max_keeps_everything(void **state) {
   cb2m_fetch *f = cb2m_fetch_new("a", "b");
   (void)state;
 
-  assert_int_equal(cb2m_queue_init(&q, 0), -1);
+  assert_int_equal(cb2m_queue_init(&q, 0), CBEV_EINVAL);
   cb2m_queue_init(&q, 10);
   for (int i = 0; i < 1000; i++) {
     char id[16];
@@ -177,15 +177,15 @@ static void test_odd_id_never_becomes_last_id(void **state) {
   while ((it = cb2m_queue_next_unsent(&q, 0)) != NULL)
     seq[k++] = cb2m_queue_mark_sent(&q);
   assert_int_equal(k, 4);
-  assert_int_equal(cb2m_queue_ack(&q, seq[0]), 1);
+  assert_int_equal(cb2m_queue_ack(&q, seq[0]), CBEV_OK);
   /* Only the odd one: delivered, no id to save. */
   assert_int_equal(cb2m_queue_pop_done(&q, &u, &id), 1);
   assert_string_equal(u, "http://h/e/a/t/");
   assert_null(id);
   free(u);
-  assert_int_equal(cb2m_queue_ack(&q, seq[1]), 1);
-  assert_int_equal(cb2m_queue_ack(&q, seq[2]), 1);
-  assert_int_equal(cb2m_queue_ack(&q, seq[3]), 1);
+  assert_int_equal(cb2m_queue_ack(&q, seq[1]), CBEV_OK);
+  assert_int_equal(cb2m_queue_ack(&q, seq[2]), CBEV_OK);
+  assert_int_equal(cb2m_queue_ack(&q, seq[3]), CBEV_OK);
   /* "4-0" then two odd ones: the cursor's id stays "4-0". */
   assert_int_equal(cb2m_queue_pop_done(&q, &u, &id), 3);
   assert_string_equal(u, "http://h/e/a/t/?i=5-0");
@@ -216,14 +216,14 @@ static void test_refused_item_held_with_backoff(void **state) {
   }
   assert_int_equal(cb2m_queue_retry_ms(&q), UINT64_MAX);
   /* 1 acked, 2 refused while 3 and 4 are in flight; 3 is even acked. */
-  assert_int_equal(cb2m_queue_ack(&q, seq[0]), 1);
-  assert_int_equal(cb2m_queue_ack(&q, seq[2]), 1);
+  assert_int_equal(cb2m_queue_ack(&q, seq[0]), CBEV_OK);
+  assert_int_equal(cb2m_queue_ack(&q, seq[2]), CBEV_OK);
   it = cb2m_queue_refuse(&q, seq[1], now);
   assert_non_null(it);
   assert_string_equal(it->id, "2-0");
   /* 2, 3 and 4 are queued again; 4's late refusal and ack find nothing. */
   assert_null(cb2m_queue_refuse(&q, seq[3], now));
-  assert_int_equal(cb2m_queue_ack(&q, seq[3]), 0);
+  assert_int_equal(cb2m_queue_ack(&q, seq[3]), CBEV_ENOTFOUND);
   expect_pop(&q, 1, "u0", "1-0");
   /* Held: nothing before the retry time, then only the refused item. */
   assert_int_equal(cb2m_queue_retry_ms(&q), now + 1000);
@@ -256,14 +256,14 @@ static void test_refused_item_held_with_backoff(void **state) {
   assert_string_equal(it->id, "2-0");
   seq[1] = cb2m_queue_mark_sent(&q);
   /* Accepted at last: the hold ends, the rest follows in order. */
-  assert_int_equal(cb2m_queue_ack(&q, seq[1]), 1);
+  assert_int_equal(cb2m_queue_ack(&q, seq[1]), CBEV_OK);
   assert_int_equal(q.held_seq, 0);
   assert_int_equal(q.refusals, 0);
   for (int k = 2; k < 4; k++) {
     it = cb2m_queue_next_unsent(&q, now);
     assert_non_null(it);
     assert_int_equal(strtol(it->id, NULL, 10), k + 1);
-    assert_int_equal(cb2m_queue_ack(&q, cb2m_queue_mark_sent(&q)), 1);
+    assert_int_equal(cb2m_queue_ack(&q, cb2m_queue_mark_sent(&q)), CBEV_OK);
   }
   expect_pop(&q, 3, "u1", "4-0");
   /* A new refusal starts at 1 s again. */

@@ -154,8 +154,8 @@ static void test_push_published_and_filtered(void **state) {
   assert_int_equal(it->last_in_fetch, 1);
   assert_int_equal(cb2m_queue_mark_sent(&q), 0);
   assert_int_equal(q.count, 3);
-  assert_int_equal(cb2m_queue_ack(&q, s1), 1);
-  assert_int_equal(cb2m_queue_ack(&q, s2), 1);
+  assert_int_equal(cb2m_queue_ack(&q, s1), CBEV_OK);
+  assert_int_equal(cb2m_queue_ack(&q, s2), CBEV_OK);
   {
     char *url = NULL, *id = NULL;
     assert_int_equal(cb2m_queue_pop_done(&q, &url, &id), 3);

@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "cbevents/error.h"
 #include "cbevents/event.h"
 #include "fsutil.h"
@@ -53,7 +55,7 @@ static void expect_json(const cb2m_state *st, const char *want) {
   char *got = cb2m_state_json(st);
   assert_non_null(got);
   assert_string_equal(got, want);
-  free(got);
+  cJSON_free(got);
 }
 
 /* A state in the middle of a show: live, subject, 2 viewers, one tip. */
@@ -296,10 +298,10 @@ static void test_other_events_touch_only_last_event(void **unused) {
     assert_memory_equal(before, after, (size_t)(cut_b - before));
     assert_non_null(strstr(after, "\"updated_at\":\"2025-08-16T20:41:42.000Z\""));
     assert_non_null(strstr(after, "\"last_event_at\":\"2025-08-16T20:41:50.000Z\""));
-    free(after);
+    cJSON_free(after);
   }
   assert_string_equal(st.last_id, "1755376910000-6");
-  free(before);
+  cJSON_free(before);
   cb2m_state_cleanup(&st);
 }
 
@@ -338,8 +340,8 @@ static void test_reapplied_ids_change_nothing(void **unused) {
   assert_int_equal(apply(&st, EV("userEnter", "not-an-id", USER("w")), 0), 0);
   assert_int_equal(st.viewers, 3);
   assert_string_equal(st.last_id, "1755376902000-10");
-  free(first);
-  free(again);
+  cJSON_free(first);
+  cJSON_free(again);
   cb2m_state_cleanup(&st);
 }
 
@@ -407,21 +409,21 @@ static void test_file_round_trip(void **state) {
 
   busy_state(&st);
   cb2m_state_init(&back);
-  assert_int_equal(cb2m_state_load(dir, "alice", &back, &aside), CB2M_STATE_NOT_FOUND);
+  assert_int_equal(cb2m_state_load(dir, "alice", &back, &aside), CBEV_ENOTFOUND);
   assert_null(aside);
   assert_int_equal(back.broadcasting, CBEV_UNSET);
   assert_int_equal(cb2m_state_save(dir, "alice", &st), 0);
   snprintf(path, sizeof path, "%s/alice.state", dir);
   assert_int_equal(stat(path, &sb), 0);
   assert_int_equal(sb.st_mode & 0777, 0600);
-  assert_int_equal(cb2m_state_load(dir, "alice", &back, &aside), CB2M_STATE_FOUND);
+  assert_int_equal(cb2m_state_load(dir, "alice", &back, &aside), CBEV_OK);
   a = cb2m_state_json(&st);
   b = cb2m_state_json(&back);
   assert_string_equal(a, b);
   assert_string_equal(back.last_id, "1755376902000-0");
   assert_string_equal(back.last_tip_at, "2025-08-16T20:41:42.000Z");
-  free(a);
-  free(b);
+  cJSON_free(a);
+  cJSON_free(b);
   /* After a restart the re-polled last event is still not counted twice. */
   assert_int_equal(apply(&back, EV("tip", "1755376902000-0", USER("bob") ",\"tip\":{\"tokens\":25}"), 0), 0);
   assert_int_equal(back.session_tokens, 25);
@@ -433,25 +435,25 @@ static void test_file_round_trip(void **state) {
   cb2m_state_cleanup(&st);
   apply(&st, EV("tip", "5-0", USER("hidden") ",\"tip\":{\"tokens\":4,\"isAnon\":true}"), 0);
   assert_int_equal(cb2m_state_save(dir, "bob", &st), 0);
-  assert_int_equal(cb2m_state_load(dir, "bob", &back, NULL), CB2M_STATE_FOUND);
+  assert_int_equal(cb2m_state_load(dir, "bob", &back, NULL), CBEV_OK);
   a = cb2m_state_json(&st);
   b = cb2m_state_json(&back);
   assert_string_equal(a, b);
   assert_int_equal(back.broadcasting, CBEV_UNSET);
   assert_true(back.last_tip_is_anon);
-  free(a);
-  free(b);
+  cJSON_free(a);
+  cJSON_free(b);
   cb2m_state_cleanup(&st);
   assert_int_equal(cb2m_state_save(dir, "carol", &st), 0);
-  assert_int_equal(cb2m_state_load(dir, "carol", &back, NULL), CB2M_STATE_FOUND);
+  assert_int_equal(cb2m_state_load(dir, "carol", &back, NULL), CBEV_OK);
   expect_json(&back, EMPTY_JSON);
   assert_null(back.last_id);
   cb2m_state_cleanup(&back);
 
   errno = 0;
-  assert_int_equal(cb2m_state_save(dir, "../x", &st), -1);
+  assert_int_equal(cb2m_state_save(dir, "../x", &st), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
-  assert_int_equal(cb2m_state_load(dir, "bridge", &back, NULL), CB2M_STATE_ERROR);
+  assert_int_equal(cb2m_state_load(dir, "bridge", &back, NULL), CBEV_EINVAL);
 }
 
 #define GOOD_STATE                                                                                \
@@ -502,7 +504,7 @@ static void test_file_corrupt(void **state) {
   cb2m_state_init(&st);
   /* The baseline the corrupt ones are variations of does load. */
   assert_int_equal(cb2m_write_atomic(dir, "alice.state", GOOD_STATE, strlen(GOOD_STATE), 0600), 0);
-  assert_int_equal(cb2m_state_load(dir, "alice", &st, NULL), CB2M_STATE_FOUND);
+  assert_int_equal(cb2m_state_load(dir, "alice", &st, NULL), CBEV_OK);
   assert_int_equal(st.viewers, 2);
   assert_string_equal(st.last_tip_username, "bob");
   for (size_t i = 0; i < sizeof bodies / sizeof *bodies; i++) {
@@ -510,7 +512,7 @@ static void test_file_corrupt(void **state) {
     int rc;
     assert_int_equal(cb2m_write_atomic(dir, "alice.state", bodies[i], strlen(bodies[i]), 0600), 0);
     rc = cb2m_state_load(dir, "alice", &st, &aside);
-    if (rc != CB2M_STATE_CORRUPT)
+    if (rc != CBEV_EPARSE)
       fail_msg("state body %zu loaded as %d, not corrupt", i, rc);
     assert_non_null(aside);
     assert_memory_equal(aside, prefix, strlen(prefix));
@@ -536,11 +538,11 @@ static void test_file_unreadable_is_error(void **state) {
   snprintf(path, sizeof path, "%s/erin.state", dir);
   assert_int_equal(mkdir(path, 0700), 0);
   errno = 0;
-  assert_int_equal(cb2m_state_load(dir, "erin", &st, &aside), CB2M_STATE_ERROR);
+  assert_int_equal(cb2m_state_load(dir, "erin", &st, &aside), CBEV_EIO);
   assert_int_equal(errno, EISDIR);
   assert_null(aside);
   assert_int_equal(access(path, F_OK), 0);
-  assert_int_equal(cb2m_state_load(dir, "frank", &st, &aside), CB2M_STATE_NOT_FOUND);
+  assert_int_equal(cb2m_state_load(dir, "frank", &st, &aside), CBEV_ENOTFOUND);
   cb2m_state_cleanup(&st);
 }
 

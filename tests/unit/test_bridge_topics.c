@@ -48,7 +48,7 @@ static void test_name_valid(void **state) {
 
 static void expect_base_bad(const char *base, const char *why_part) {
   char why[128] = "unchanged";
-  assert_int_equal(cb2m_topic_base_valid(base, why, sizeof why), -1);
+  assert_int_equal(cb2m_topic_base_valid(base, why, sizeof why), CBEV_EINVAL);
   if (!strstr(why, why_part))
     fail_msg("base '%s': reason '%s' lacks '%s'", base ? base : "(null)", why, why_part);
 }
@@ -80,10 +80,10 @@ static void test_base_valid(void **state) {
   expect_base_bad("cb\xe2\x82", "UTF-8");         /* truncated sequence */
   expect_base_bad("cb\xf4\x90\x80\x80", "UTF-8"); /* above U+10FFFF */
   /* A NULL why is allowed for callers that only want the verdict. */
-  assert_int_equal(cb2m_topic_base_valid("a#", NULL, 0), -1);
+  assert_int_equal(cb2m_topic_base_valid("a#", NULL, 0), CBEV_EINVAL);
   /* A short why is cut, never overrun. */
   memset(why, 'x', sizeof why);
-  assert_int_equal(cb2m_topic_base_valid("", why, 4), -1);
+  assert_int_equal(cb2m_topic_base_valid("", why, 4), CBEV_EINVAL);
   assert_string_equal(why, "mus");
   assert_int_equal(why[4], 'x');
   free(b256);
@@ -112,24 +112,24 @@ static void test_topic_no_truncation(void **state) {
   assert_int_equal(cb2m_topic(buf, 13, "cb", "alice", "tip"), 0);
   assert_string_equal(buf, "cb/alice/tip");
   memset(buf, 'x', sizeof buf);
-  assert_int_equal(cb2m_topic(buf, 12, "cb", "alice", "tip"), -1);
+  assert_int_equal(cb2m_topic(buf, 12, "cb", "alice", "tip"), CBEV_ETOOBIG);
   assert_string_equal(buf, ""); /* nothing half-written is left to publish */
-  assert_int_equal(cb2m_topic(buf, 0, "cb", "alice", "tip"), -1);
-  assert_int_equal(cb2m_topic(NULL, 10, "cb", "alice", "tip"), -1);
+  assert_int_equal(cb2m_topic(buf, 0, "cb", "alice", "tip"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(NULL, 10, "cb", "alice", "tip"), CBEV_EINVAL);
 }
 
 static void test_topic_refuses_bad_parts(void **state) {
   char buf[64];
   (void)state;
 
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "+", "tip"), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "alice", "#"), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "c#", "alice", "tip"), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "", "tip"), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "alice", ""), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "", "alice", "tip"), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, NULL, "alice", "tip"), -1);
-  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", NULL, "tip"), -1);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "+", "tip"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "alice", "#"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "c#", "alice", "tip"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "", "tip"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", "alice", ""), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "", "alice", "tip"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, NULL, "alice", "tip"), CBEV_EINVAL);
+  assert_int_equal(cb2m_topic(buf, sizeof buf, "cb", NULL, "tip"), CBEV_EINVAL);
 }
 
 static void test_topic_mqtt_cap(void **state) {
@@ -142,7 +142,7 @@ static void test_topic_mqtt_cap(void **state) {
   assert_non_null(buf);
   assert_int_equal(cb2m_topic(buf, CB2M_TOPIC_MAX + 16, "cb", "a", fits), 0);
   assert_int_equal(strlen(buf), CB2M_TOPIC_MAX);
-  assert_int_equal(cb2m_topic(buf, CB2M_TOPIC_MAX + 16, "cb", "a", over), -1);
+  assert_int_equal(cb2m_topic(buf, CB2M_TOPIC_MAX + 16, "cb", "a", over), CBEV_ETOOBIG);
   assert_string_equal(buf, "");
   free(fits);
   free(over);
