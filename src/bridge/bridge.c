@@ -26,6 +26,7 @@
 #define SAVE_INTERVAL_MS 1000u
 
 static void teardown(bridge *b) {
+  cb2m_writer_free(b->writer);
   cb2m_poller_free(b->poller); /* before the sessions it borrows */
   for (size_t i = 0; b->bcs && i < b->n; i++)
     bridge_bc_close(&b->bcs[i]);
@@ -100,6 +101,8 @@ static int setup(bridge *b, const cb2m_config *cfg) {
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds,
                          &b->shared_limiter) != CBEV_OK)
     return -1;
+  if (cb2m_writer_new(cfg->events.state_dir, &b->writer) != CBEV_OK)
+    return -1;
   po = (cb2m_poller_opts){b->n, cfg->events.ca_file, 0, bridge_on_poll_done, bridge_poll_allowed,
                           b};
   if (cb2m_poller_new(&po, &b->poller) != 0)
@@ -149,7 +152,7 @@ static uint64_t save_next(bridge *b, uint64_t now) {
 }
 
 static void save_fire(bridge *b, uint64_t now) {
-  if (bridge_save_all(b) != 0)
+  if (bridge_save_due(b) != CBEV_OK)
     b->fatal = 1;
   b->next_save_ms = now + SAVE_INTERVAL_MS;
 }
@@ -301,7 +304,7 @@ static void shutdown_bridge(bridge *b, int signal_fd) {
   if (left)
     LOG(b, CBEV_LOG_WARN, "shutdown: %zu events not acknowledged by the broker; they are fetched "
         "again at the next start", left);
-  bridge_save_all(b);
+  bridge_save_all_now(b);
   for (size_t i = 0; i < b->n; i++)
     bridge_publish_availability(b, &b->bcs[i], 0);
   if (cb2m_mqtt_connected(b->mqtt))

@@ -3,8 +3,8 @@
  * batch is applied to the derived state and queued; queued events are
  * handed to MQTT in turn across broadcasters within the in-flight window;
  * an ack moves the queue's acknowledged prefix out and makes its cursor
- * due for saving; a refusal holds the queue and retries with backoff. See
- * bridge_impl.h.
+ * due for saving (bridge_save.c); a refusal holds the queue and retries
+ * with backoff. See bridge_impl.h.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -147,61 +147,6 @@ void bridge_collect_acked(bridge *b) {
       cb2m_poller_kick(b->poller);
     }
   }
-}
-
-/* Writes c's due cursor: the i= of its URL and the last delivered id.
- * Returns 0, or -1 when the disk failed. A cursor refused for its content
- * (an i= that is not a cursor value) is not the disk's fault: it is
- * skipped with a warning and the previous cursor stays on disk, which
- * may fetch some events again but never loses one. */
-int bridge_save_cursor(bridge *b, bc *c) {
-  const char *dir = b->cfg->events.state_dir;
-  char *i = NULL;
-  int rc;
-
-  if (cb2m_cursor_i_of(c->cursor_url, &i) != 0 && errno == ENOMEM) {
-    LOG(b, CBEV_LOG_ERROR, "%s: out of memory while saving the cursor; stopping", c->cfg->name);
-    return -1;
-  }
-  rc = (i || c->cursor_id) ? cb2m_cursor_save(dir, c->cfg->name, i, c->cursor_id) : 0;
-  free(i);
-  /* CBEV_EINVAL: the content was refused (below); anything else failed. */
-  if (rc != CBEV_OK && rc != CBEV_EINVAL) {
-    LOG(b, CBEV_LOG_ERROR, "%s: cannot write the cursor file in %s: %s; stopping",
-        c->cfg->name, dir, strerror(errno));
-    return -1;
-  }
-  if (rc == CBEV_EINVAL)
-    LOG(b, c->cursor_refused ? CBEV_LOG_DEBUG : CBEV_LOG_WARN,
-        "%s: the feed's cursor is not one the cursor file can hold (an odd i= in nextUrl); "
-        "the previous cursor stays saved", c->cfg->name);
-  c->cursor_refused = rc == CBEV_EINVAL;
-  free(c->cursor_url);
-  c->cursor_url = NULL;
-  return 0;
-}
-
-/* Writes due cursors and states. A failure of the disk is fatal:
- * continuing would promise a durability the disk does not give. */
-int bridge_save_all(bridge *b) {
-  const char *dir = b->cfg->events.state_dir;
-  int rc = 0;
-
-  for (size_t i = 0; i < b->n; i++) {
-    bc *c = &b->bcs[i];
-    if (c->cursor_url && bridge_save_cursor(b, c) != 0)
-      rc = -1;
-    if (c->state_unsaved) {
-      if (cb2m_state_save(dir, c->cfg->name, &c->state) != 0) {
-        LOG(b, CBEV_LOG_ERROR, "%s: cannot write the state file in %s: %s; stopping",
-            c->cfg->name, dir, strerror(errno));
-        rc = -1;
-      } else {
-        c->state_unsaved = 0;
-      }
-    }
-  }
-  return rc;
 }
 
 void bridge_on_disconnect(void *ud) {

@@ -6,8 +6,8 @@
  *   bridge_bc.c       a broadcaster's setup: session, limiter, cursor
  *                     restore, state load; secrets re-read after an auth
  *                     failure
- *   bridge_deliver.c  an event's way: poll done -> queue -> MQTT -> ack ->
- *                     cursor and state saves
+ *   bridge_deliver.c  an event's way: poll done -> queue -> MQTT -> ack
+ *   bridge_save.c     cursor and state files, through the writer thread
  *   bridge_publish.c  status publishing: availability, state, info,
  *                     health, Home Assistant discovery, /metrics
  *   bridge_reload.c   SIGHUP: the new settings applied (SPEC 5)
@@ -33,6 +33,7 @@
 #include "poller.h"
 #include "queue.h"
 #include "state.h"
+#include "writer.h"
 
 #define TOPIC_MAX 512
 
@@ -78,6 +79,7 @@ typedef struct bridge {
   cb2m_secrets secrets; /* masked out of every log line */
   cb2m_mqtt *mqtt;
   cb2m_poller *poller;
+  cb2m_writer *writer; /* cursor and state files, off the loop */
   cbev_ratelimit *shared_limiter;
   bc *bcs;
   size_t n;
@@ -131,12 +133,20 @@ void bridge_bc_close(bc *c);
 void bridge_pump(bridge *b);
 uint64_t bridge_retry_due_ms(const bridge *b);
 void bridge_collect_acked(bridge *b);
-int bridge_save_cursor(bridge *b, bc *c);
-int bridge_save_all(bridge *b);
 void bridge_on_disconnect(void *ud);
 void bridge_on_ack(void *ud, int mid, int reason);
 int bridge_poll_allowed(void *ud, size_t i);
 void bridge_on_poll_done(void *ud, size_t i, int rc, cbev_batch *batch, const char *request_url);
+
+/* bridge_save.c: each returns CBEV_OK, or CBEV_EIO / CBEV_ENOMEM (logged;
+ * the caller stops the bridge). */
+/* Hands the due cursor and state files to the writer thread, unless it
+ * is still busy with the last batch (they stay due then). */
+int bridge_save_due(bridge *b);
+/* Writes c's due files now (after the writer finished what it had). */
+int bridge_save_now(bridge *b, bc *c);
+/* bridge_save_now() for every broadcaster (shutdown). */
+int bridge_save_all_now(bridge *b);
 
 /* bridge_publish.c */
 int bridge_topic_for(const bridge *b, char *buf, const char *l1, const char *l2);

@@ -120,13 +120,8 @@ static void reload_undo(bridge *b, reload_work *w) {
  * written (the next start, or a reload that adds it back, resumes there),
  * and what it had queued and not delivered is fetched again then. */
 static void stop_removed(bridge *b, bc *c) {
-  if (c->cursor_url && bridge_save_cursor(b, c) != 0)
+  if (bridge_save_now(b, c) != CBEV_OK)
     b->fatal = 1;
-  if (c->state_unsaved && cb2m_state_save(b->cfg->events.state_dir, c->cfg->name, &c->state) != 0) {
-    LOG(b, CBEV_LOG_ERROR, "%s: cannot write the state file in %s: %s; stopping", c->cfg->name,
-        b->cfg->events.state_dir, strerror(errno));
-    b->fatal = 1;
-  }
   LOG(b, CBEV_LOG_INFO, "reload: %s removed: stopped%s", c->cfg->name,
       c->queue.count ? "; its events not yet delivered are fetched again if it is added back"
                      : "");

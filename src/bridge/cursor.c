@@ -57,15 +57,19 @@ static int id_valid(const char *id) {
 }
 
 /* "<name>.cursor" into file (at least CB2M_NAME_MAX + 8 bytes). */
-static int file_name(char *file, size_t size, const char *name) {
+int cb2m_cursor_file_name(char *file, size_t size, const char *name) {
   int n;
 
   if (!cb2m_name_valid(name)) {
     errno = EINVAL;
-    return -1;
+    return CBEV_EINVAL;
   }
   n = snprintf(file, size, "%s.cursor", name);
-  return n < 0 || (size_t)n >= size ? (errno = ENAMETOOLONG, -1) : 0;
+  if (n < 0 || (size_t)n >= size) {
+    errno = ENAMETOOLONG;
+    return CBEV_ETOOBIG;
+  }
+  return CBEV_OK;
 }
 
 char *cb2m_cursor_format(const char *i, const char *last_id) {
@@ -88,11 +92,11 @@ char *cb2m_cursor_format(const char *i, const char *last_id) {
 }
 
 int cb2m_cursor_save(const char *dir, const char *name, const char *i, const char *last_id) {
-  char file[CB2M_NAME_MAX + 16];
+  char file[CB2M_CURSOR_FILE_MAX];
   char *text = NULL;
   int rc = CBEV_EINVAL;
 
-  if (!dir || !*dir || file_name(file, sizeof file, name) != 0) {
+  if (!dir || !*dir || cb2m_cursor_file_name(file, sizeof file, name) != CBEV_OK) {
     if (errno == ENAMETOOLONG)
       rc = CBEV_EIO;
     goto out;
@@ -318,7 +322,7 @@ out:
 }
 
 int cb2m_cursor_load(const char *dir, const char *name, cb2m_cursor *out, char **aside) {
-  char file[CB2M_NAME_MAX + 16], path[CB2M_PATH_MAX];
+  char file[CB2M_CURSOR_FILE_MAX], path[CB2M_PATH_MAX];
   char *text = NULL;
   size_t len = 0;
   int rc = CBEV_EINVAL, n;
@@ -330,7 +334,7 @@ int cb2m_cursor_load(const char *dir, const char *name, cb2m_cursor *out, char *
     errno = EINVAL;
     goto out;
   }
-  if (file_name(file, sizeof file, name) != 0) {
+  if (cb2m_cursor_file_name(file, sizeof file, name) != CBEV_OK) {
     rc = errno == ENAMETOOLONG ? CBEV_EIO : CBEV_EINVAL;
     goto out;
   }

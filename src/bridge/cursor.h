@@ -36,6 +36,7 @@
 #include <stddef.h>
 
 #include "cbevents/error.h"
+#include "topics.h"
 
 #define CB2M_CURSOR_VERSION 2
 /* Largest cursor file read back; a bigger one is corrupt. */
@@ -73,6 +74,14 @@ int cb2m_cursor_i_valid(const char *i);
  * non-empty url; or CBEV_ENOMEM (errno ENOMEM). Unknown keys are listed
  * in out->ignored and otherwise ignored. Pure: reads no file. */
 int cb2m_cursor_parse(const char *text, size_t len, cb2m_cursor *out);
+
+/* Room for "<name>.cursor" of any valid name. */
+#define CB2M_CURSOR_FILE_MAX (CB2M_NAME_MAX + 16)
+/* The cursor file's name in state_dir for broadcaster name: "<name>.cursor".
+ * Returns CBEV_OK; CBEV_EINVAL (errno EINVAL) when name does not pass
+ * cb2m_name_valid(); CBEV_ETOOBIG (errno ENAMETOOLONG) when it does not
+ * fit size. */
+int cb2m_cursor_file_name(char *file, size_t size, const char *name);
 
 /* The version-2 text of a cursor: cJSON's output, cJSON_free() it. NULL
  * with errno EINVAL (both NULL, an invalid i or last_id) or ENOMEM. */

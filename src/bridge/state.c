@@ -255,15 +255,34 @@ const char *cb2m_state_topic_level(unsigned bit) {
 
 /* ---- file ---------------------------------------------------------------- */
 
-/* Returns CBEV_OK, CBEV_EINVAL or CBEV_EIO (too long), errno set. */
-static int state_path(char *buf, size_t size, const char *dir, const char *name) {
+int cb2m_state_file_name(char *file, size_t size, const char *name) {
   int n;
 
-  if (!dir || !cb2m_name_valid(name)) {
+  if (!cb2m_name_valid(name)) {
     errno = EINVAL;
     return CBEV_EINVAL;
   }
-  n = snprintf(buf, size, "%s/%s.state", dir, name);
+  n = snprintf(file, size, "%s.state", name);
+  if (n < 0 || (size_t)n >= size) {
+    errno = ENAMETOOLONG;
+    return CBEV_ETOOBIG;
+  }
+  return CBEV_OK;
+}
+
+/* "<dir>/<name>.state". Returns CBEV_OK, CBEV_EINVAL or CBEV_EIO (too
+ * long), errno set. */
+static int state_path(char *buf, size_t size, const char *dir, const char *name) {
+  char file[CB2M_STATE_FILE_MAX];
+  int n, rc;
+
+  if (!dir) {
+    errno = EINVAL;
+    return CBEV_EINVAL;
+  }
+  if ((rc = cb2m_state_file_name(file, sizeof file, name)) != CBEV_OK)
+    return rc == CBEV_ETOOBIG ? CBEV_EIO : rc;
+  n = snprintf(buf, size, "%s/%s", dir, file);
   if (n < 0 || (size_t)n >= size) {
     errno = ENAMETOOLONG;
     return CBEV_EIO;
@@ -271,18 +290,25 @@ static int state_path(char *buf, size_t size, const char *dir, const char *name)
   return CBEV_OK;
 }
 
+char *cb2m_state_format(const cb2m_state *st) {
+  cJSON *o = to_json(st, 1);
+  char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+
+  cJSON_Delete(o);
+  if (!text)
+    errno = ENOMEM;
+  return text;
+}
+
 int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st) {
   char path[CB2M_PATH_MAX];
-  cJSON *o = NULL;
   char *text = NULL;
   int rc;
 
   if ((rc = state_path(path, sizeof path, dir, name)) != CBEV_OK)
     goto out;
-  o = to_json(st, 1);
-  text = o ? cJSON_PrintUnformatted(o) : NULL;
+  text = cb2m_state_format(st);
   if (!text) {
-    errno = ENOMEM;
     rc = CBEV_ENOMEM;
     goto out;
   }
@@ -292,7 +318,6 @@ int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st) {
            : CBEV_EIO;
 out:
   cJSON_free(text);
-  cJSON_Delete(o);
   return rc;
 }
 

@@ -19,6 +19,7 @@
 
 #include "cbevents/error.h"
 #include "cbevents/event.h"
+#include "topics.h"
 
 /* Bits cb2m_state_apply() sets in *changed. */
 #define CB2M_CHG_BROADCASTING 0x01u   /* state/broadcasting */
@@ -88,6 +89,16 @@ const char *cb2m_state_value(const cb2m_state *st, unsigned bit, char num[32]);
  * NULL when the bit has no small topic. Static. */
 const char *cb2m_state_topic_level(unsigned bit);
 
+/* Room for "<name>.state" of any valid name. */
+#define CB2M_STATE_FILE_MAX (CB2M_NAME_MAX + 16)
+/* The state file's name in state_dir for broadcaster name:
+ * "<name>.state". Returns CBEV_OK; CBEV_EINVAL (errno EINVAL) when name
+ * does not pass cb2m_name_valid(); CBEV_ETOOBIG (errno ENAMETOOLONG) when
+ * it does not fit size. */
+int cb2m_state_file_name(char *file, size_t size, const char *name);
+/* What a state file holds (the state JSON plus "last_id"): cJSON's
+ * output, cJSON_free() it; NULL (errno ENOMEM) when out of memory. */
+char *cb2m_state_format(const cb2m_state *st);
 /* Writes "<dir>/<name>.state" atomically (mode 0600): the state JSON plus
  * "last_id". Returns CBEV_OK; CBEV_EINVAL (errno EINVAL) for a NULL dir or
  * a name cb2m_name_valid() refuses; CBEV_ENOMEM (errno ENOMEM); CBEV_EIO

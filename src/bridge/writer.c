@@ -130,27 +130,29 @@ int cb2m_writer_busy(cb2m_writer *w) {
   return busy;
 }
 
-int cb2m_writer_add(cb2m_writer *w, const char *name, char *data, size_t len) {
+int cb2m_writer_add(cb2m_writer *w, const char *name, const void *data, size_t len) {
   batch *b = &w->pending;
-  char *copy;
+  char *name_copy, *data_copy;
 
   if (cb2m_writer_busy(w))
     return CBEV_EAGAIN;
   if (b->n == b->cap) {
     size_t cap = b->cap ? b->cap * 2 : 16;
     job *v = realloc(b->v, cap * sizeof *v);
-    if (!v) {
-      free(data);
+    if (!v)
       return CBEV_ENOMEM;
-    }
     b->v = v;
     b->cap = cap;
   }
-  if (!(copy = strdup(name))) {
-    free(data);
+  name_copy = strdup(name);
+  data_copy = malloc(len ? len : 1);
+  if (!name_copy || !data_copy) {
+    free(name_copy);
+    free(data_copy);
     return CBEV_ENOMEM;
   }
-  b->v[b->n++] = (job){copy, data, len};
+  memcpy(data_copy, data, len);
+  b->v[b->n++] = (job){name_copy, data_copy, len};
   return CBEV_OK;
 }
 

@@ -14,9 +14,8 @@
  * file is never written by two hands at once, and a disk that is slow
  * costs later saves, not the loop.
  *
- * Ownership: cb2m_writer_add() copies name and takes data (malloc'd; the
- * writer frees it). Returns follow src/bridge/README: CBEV_OK or a
- * cbev_error code.
+ * Ownership: cb2m_writer_add() copies name and data. Returns follow
+ * src/bridge/README.md: CBEV_OK or a cbev_error code.
  */
 #ifndef CB2M_WRITER_H
 #define CB2M_WRITER_H
@@ -44,10 +43,9 @@ void cb2m_writer_free(cb2m_writer *w);
 
 /* 1 while a batch is being written (add and submit would refuse). */
 int cb2m_writer_busy(cb2m_writer *w);
-/* Adds file name with data[0..len) to the batch being built. Returns
- * CBEV_OK; CBEV_EAGAIN while busy (data is not taken then); CBEV_ENOMEM
- * (data freed). */
-int cb2m_writer_add(cb2m_writer *w, const char *name, char *data, size_t len);
+/* Adds file name with a copy of data[0..len) to the batch being built.
+ * Returns CBEV_OK; CBEV_EAGAIN while busy; CBEV_ENOMEM. */
+int cb2m_writer_add(cb2m_writer *w, const char *name, const void *data, size_t len);
 /* Hands the batch built so far to the thread (nothing to do when empty). */
 void cb2m_writer_submit(cb2m_writer *w);
 /* Takes the outcome of the batch that finished since the last call: 1

@@ -12,6 +12,8 @@ bridge:
 - A cursor or state file that exists but cannot be read: exit 1 at start,
   naming the file, which is left as it was (no silent start from the live
   feed over it).
+- state_dir gone while running (the writer thread's batch fails): exit 1,
+  naming the file, rather than deliver with no cursor saved.
 """
 
 import json
@@ -158,6 +160,25 @@ def test_unreadable_state_file_stops_at_start():
     expect_unreadable_stops("state")
 
 
+def test_state_dir_gone_while_running_stops():
+    rig = Rig()
+    bridge = rig.start()
+    ids = rig.api.add_events(NAME, [tip(5)])
+    rig.sub.wait_for(lambda m: m.topic == "cb/%s/tip" % NAME, timeout=20, what="the first tip")
+    cbtest.wait_until(lambda: os.path.exists(rig.cursor_path()), timeout=10,
+                      what="the first cursor save")
+    assert rig.cursor()["last_id"] == ids[0]
+    # Renamed away: every write into the configured path fails (ENOENT),
+    # for root too.
+    os.rename(rig.state_dir, rig.state_dir + ".moved")
+    cbtest.on_cleanup(lambda: os.rename(rig.state_dir + ".moved", rig.state_dir))
+    rig.api.add_events(NAME, [tip(6)])
+    rc = bridge.wait(20)
+    err = bridge.stderr_text()
+    assert rc == 1, bridge.describe()
+    assert "cannot write the cursor file %s.cursor in %s" % (NAME, rig.state_dir) in err, err
+
+
 def test_cursor_readable_only_by_another_user_stops_as_nobody():
     # The case of the issue, for real: the bridge runs as another user than
     # the one that owns the cursor. Needs root to switch users.
@@ -188,4 +209,5 @@ if __name__ == "__main__":
                 test_saved_timeout_never_carries_over,
                 test_unreadable_cursor_file_stops_at_start,
                 test_unreadable_state_file_stops_at_start,
+                test_state_dir_gone_while_running_stops,
                 test_cursor_readable_only_by_another_user_stops_as_nobody])

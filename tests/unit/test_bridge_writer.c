@@ -37,7 +37,7 @@ static char *file_text(const char *dir, const char *name) {
 }
 
 static void add(cb2m_writer *w, const char *name, const char *text, int want) {
-  assert_int_equal(cb2m_writer_add(w, name, strdup(text), strlen(text)), want);
+  assert_int_equal(cb2m_writer_add(w, name, text, strlen(text)), want);
 }
 
 static void test_batch_written_in_order(void **state) {
@@ -70,13 +70,13 @@ static void test_batch_written_in_order(void **state) {
   cb2m_writer_free(w);
 }
 
-/* While a batch is written, add refuses (the loop keeps its dues) and
- * does not take the data. A slow disk is a large batch here. */
+/* While a batch is written, add refuses (the loop keeps its dues). A
+ * slow disk is a large batch here. */
 static void test_busy_refuses(void **state) {
   const char *dir = *state;
   cb2m_writer *w;
   cb2m_writer_result res;
-  char name[32], *data = strdup("x");
+  char name[32];
   int refused = 0;
 
   assert_int_equal(cb2m_writer_new(dir, &w), CBEV_OK);
@@ -86,16 +86,14 @@ static void test_busy_refuses(void **state) {
   }
   cb2m_writer_submit(w);
   if (cb2m_writer_busy(w)) {
-    int rc = cb2m_writer_add(w, "late.state", data, 1);
+    int rc = cb2m_writer_add(w, "late.state", "x", 1);
     /* The batch may finish between the two calls. */
+    assert_true(rc == CBEV_EAGAIN || rc == CBEV_OK);
     refused = rc == CBEV_EAGAIN;
-    if (!refused)
-      data = NULL; /* taken */
   }
   cb2m_writer_wait(w);
   assert_int_equal(cb2m_writer_collect(w, &res), 1);
   assert_int_equal(res.written, 200);
-  free(data); /* still ours when refused */
   cb2m_writer_free(w);
   print_message("busy seen: %d\n", refused);
 }
