@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
   for (int r = 0; r < rounds; r++) {
     char *text;
     double t0 = cpu_ms(), dt;
-    if (cb2m_metrics_render(&m, list, n, &text, &len) != 0)
+    if (cb2m_metrics_render(&m, list, n, &text, &len) != CBEV_OK)
       return 1;
     dt = cpu_ms() - t0;
     free(text);

@@ -79,7 +79,7 @@ static int pump_one(bridge *b, uint32_t i, uint64_t now) {
   if (rc == CBEV_EAGAIN)
     return -1;
   seq = cb2m_queue_mark_sent(&c->queue);
-  if (rc == CBEV_OK && cb2m_midmap_put(&b->midmap, mid, i, seq) == 0)
+  if (rc == CBEV_OK && cb2m_midmap_put(&b->midmap, mid, i, seq) == CBEV_OK)
     return 1;
   /* Refused before reaching the broker (a payload over the broker's
    * packet size, out of memory; or an id the map cannot hold): retried

@@ -111,7 +111,8 @@ void bridge_publish_health(bridge *b, uint64_t now) {
 }
 
 /* The render callback of metrics_http.h: runs in this thread, between two
- * turns of the loop, so every counter is read as one consistent state. */
+ * turns of the loop, so every counter is read as one consistent state.
+ * Returns cb2m_metrics_render()'s code. */
 int bridge_render_metrics(void *ud, char **text, size_t *len) {
   bridge *b = ud;
 

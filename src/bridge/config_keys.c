@@ -402,7 +402,7 @@ static int check_client_id(cb2m_config *cfg, char *why, size_t whylen) {
 }
 
 static int check_base_topic(cb2m_config *cfg, char *why, size_t whylen) {
-  return cb2m_topic_base_valid(cfg->mqtt.base_topic, why, whylen);
+  return cb2m_topic_base_check(cfg->mqtt.base_topic, why, whylen);
 }
 
 static int check_key_file(cb2m_config *cfg, char *why, size_t whylen) {
@@ -442,7 +442,7 @@ static int check_api(cb2m_config *cfg, char *why, size_t whylen) {
 }
 
 static int check_prefix(cb2m_config *cfg, char *why, size_t whylen) {
-  if (cb2m_topic_base_valid(cfg->homeassistant.prefix, why, whylen) != CBEV_OK)
+  if (cb2m_topic_base_check(cfg->homeassistant.prefix, why, whylen) != CBEV_OK)
     return CBEV_EINVAL;
   if (strcmp(cfg->homeassistant.prefix, cfg->mqtt.base_topic) == 0) {
     snprintf(why, whylen, "must differ from mqtt.base_topic");
@@ -458,7 +458,8 @@ static int check_metrics_listen(cb2m_config *cfg, char *why, size_t whylen) {
 
   if (!cfg->metrics.listen)
     return CBEV_OK;
-  if (cb2m_metrics_listen_parse(cfg->metrics.listen, host, sizeof host, &port, &reason) != 0) {
+  if (cb2m_metrics_listen_parse(cfg->metrics.listen, host, sizeof host, &port, &reason) !=
+      CBEV_OK) {
     snprintf(why, whylen, "%s", reason);
     return CBEV_EINVAL;
   }

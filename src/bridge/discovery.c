@@ -59,7 +59,7 @@ static const cbev_event_type k_trigger_types[] = {
 
 /* A topic prefix or base topic we put in front of our levels: the base
  * topic rules of topics.h (no wildcards, no empty level, capped). */
-static int topic_root_ok(const char *t) { return cb2m_topic_base_valid(t, NULL, 0) == 0; }
+static int topic_root_ok(const char *t) { return cb2m_topic_base_check(t, NULL, 0) == CBEV_OK; }
 
 /* Formats into a new malloc'd string; NULL on ENOMEM or past DISC_TEXT_MAX. */
 static char *fmt(const char *format, ...)

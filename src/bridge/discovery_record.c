@@ -8,7 +8,6 @@
  * It knows nothing of MQTT or of the settings: the caller hands both in.
  * See discovery.h.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +20,7 @@
 #include "topics.h"
 
 /* A prefix we put configs under: the base topic rules of topics.h. */
-static int topic_root_ok(const char *t) { return cb2m_topic_base_valid(t, NULL, 0) == 0; }
+static int topic_root_ok(const char *t) { return cb2m_topic_base_check(t, NULL, 0) == CBEV_OK; }
 
 /* ---- the record of announced broadcasters ------------------------------- */
 
@@ -156,13 +155,11 @@ int cb2m_disc_record_load_from(const char *state_dir, const char *file, cb2m_dis
   n = snprintf(path, sizeof path, "%s/%s", state_dir, file);
   if (n < 0 || (size_t)n >= sizeof path)
     return CBEV_EIO;
-  if (cb2m_read_file(path, CB2M_DISC_RECORD_MAX_BYTES, &buf, &len) != 0) {
-    if (errno == ENOENT)
-      return CBEV_ENOTFOUND;
-    if (errno == EFBIG)
-      return CBEV_ETOOBIG;
-    return errno == ENOMEM ? CBEV_ENOMEM : CBEV_EIO;
-  }
+  /* cb2m_read_file()'s codes are this function's: ENOTFOUND, ETOOBIG,
+   * ENOMEM, EIO. */
+  rc = cb2m_read_file(path, CB2M_DISC_RECORD_MAX_BYTES, &buf, &len);
+  if (rc != CBEV_OK)
+    return rc;
   rc = cb2m_disc_record_parse(buf, len, out);
   free(buf);
   return rc;

@@ -63,26 +63,29 @@ void cb2m_histogram_observe(cb2m_histogram *h, uint64_t delay_ms) {
 typedef struct out {
   char *buf;
   size_t len, cap;
-  int err; /* errno of the first failure, 0 while fine */
+  int rc;  /* CBEV_OK while fine, else the code of the first failure */
+  int err; /* and its errno, for the caller's message */
 } out;
+
+static int out_fail(out *o, int rc, int err) {
+  o->rc = rc;
+  o->err = err;
+  return -1;
+}
 
 static int out_grow(out *o, size_t need) {
   size_t cap = o->cap ? o->cap : 16384;
   char *p;
 
-  if (o->len + need + 1 > CB2M_METRICS_MAX_BYTES) {
-    o->err = EFBIG;
-    return -1;
-  }
+  if (o->len + need + 1 > CB2M_METRICS_MAX_BYTES)
+    return out_fail(o, CBEV_ETOOBIG, EFBIG);
   while (cap < o->len + need + 1)
     cap *= 2;
   if (cap > CB2M_METRICS_MAX_BYTES)
     cap = CB2M_METRICS_MAX_BYTES;
   p = realloc(o->buf, cap);
-  if (!p) {
-    o->err = ENOMEM;
-    return -1;
-  }
+  if (!p)
+    return out_fail(o, CBEV_ENOMEM, ENOMEM);
   o->buf = p;
   o->cap = cap;
   return 0;
@@ -92,13 +95,13 @@ __attribute__((format(printf, 2, 3))) static void outf(out *o, const char *fmt, 
   va_list ap;
   int n;
 
-  for (int tries = 0; !o->err && tries < 2; tries++) {
+  for (int tries = 0; !o->rc && tries < 2; tries++) {
     size_t room = o->cap - o->len;
     va_start(ap, fmt);
     n = vsnprintf(o->buf ? o->buf + o->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0) {
-      o->err = EINVAL;
+      out_fail(o, CBEV_EINVAL, EINVAL);
       return;
     }
     if ((size_t)n < room) {
@@ -115,7 +118,7 @@ __attribute__((format(printf, 2, 3))) static void outf(out *o, const char *fmt, 
  * format parsing. */
 static void out_str(out *o, const char *s) {
   size_t n = strlen(s);
-  if (o->err || (o->cap - o->len <= n && out_grow(o, n) != 0))
+  if (o->rc || (o->cap - o->len <= n && out_grow(o, n) != 0))
     return;
   memcpy(o->buf + o->len, s, n);
   o->len += n;
@@ -128,7 +131,7 @@ static void out_u64(out *o, uint64_t v) {
     tmp[--i] = (char)('0' + v % 10u);
     v /= 10u;
   } while (v);
-  if (o->err || (o->cap - o->len <= sizeof tmp - i && out_grow(o, sizeof tmp - i) != 0))
+  if (o->rc || (o->cap - o->len <= sizeof tmp - i && out_grow(o, sizeof tmp - i) != 0))
     return;
   memcpy(o->buf + o->len, tmp + i, sizeof tmp - i);
   o->len += sizeof tmp - i;
@@ -294,19 +297,19 @@ int cb2m_metrics_render(const cb2m_metrics *m, const cb2m_bc_metrics *const *bcs
   *len = 0;
   if (!m || (n && !bcs)) {
     errno = EINVAL;
-    return -1;
+    return CBEV_EINVAL;
   }
   if (out_grow(&o, 64u * 1024u + n * 2048u) != 0)
     goto fail;
   render_bridge(&o, m);
   render_broadcasters(&o, bcs, n);
-  if (o.err)
+  if (o.rc)
     goto fail;
   *text = o.buf;
   *len = o.len;
-  return 0;
+  return CBEV_OK;
 fail:
   free(o.buf);
-  errno = o.err ? o.err : ENOMEM;
-  return -1;
+  errno = o.err;
+  return o.rc;
 }

@@ -16,7 +16,8 @@
  * ([A-Za-z0-9_-]) before they get here, so label values need no escaping;
  * the renderer escapes anyway, so no caller can break the format.
  *
- * Return convention (src/bridge): 0 on success, -1 with errno on failure.
+ * Return convention (src/bridge/README.md): CBEV_OK or a CBEV_* code, with
+ * errno set for the message.
  */
 #ifndef CB2M_METRICS_H
 #define CB2M_METRICS_H
@@ -24,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbevents/error.h"
 #include "cbevents/event.h"
 
 /* Why a poll failed, as the `reason` label of cb2mqtt_poll_errors_total. */
@@ -85,8 +87,10 @@ typedef struct cb2m_metrics {
 
 /* Renders m, the n broadcasters of bcs, and the process_* metrics of this
  * process into a new NUL-terminated buffer: *out (free() it), *len its
- * length. Returns 0, or -1 with errno ENOMEM (or EFBIG past
- * CB2M_METRICS_MAX_BYTES); then *out is NULL. */
+ * length. Returns CBEV_OK; CBEV_ENOMEM (errno ENOMEM); CBEV_ETOOBIG past
+ * CB2M_METRICS_MAX_BYTES (errno EFBIG); CBEV_EINVAL (errno EINVAL) for a
+ * NULL m, NULL bcs with n > 0, or a sample snprintf cannot format. On
+ * failure *out is NULL. */
 int cb2m_metrics_render(const cb2m_metrics *m, const cb2m_bc_metrics *const *bcs, size_t n,
                         char **out, size_t *len);
 

@@ -33,40 +33,40 @@ int cb2m_metrics_listen_parse(const char *listen, char *host, size_t host_size, 
 
   *why = "must be host:port, :port or [address]:port";
   if (!listen || !*listen)
-    return -1;
+    return CBEV_EINVAL;
   if (*listen == '[') {
     const char *close = strchr(listen, ']');
     if (!close || close[1] != ':')
-      return -1;
+      return CBEV_EINVAL;
     h = listen + 1;
     hlen = (size_t)(close - h);
     p = close + 2;
     if (hlen == 0)
-      return -1;
+      return CBEV_EINVAL;
   } else {
     colon = strrchr(listen, ':');
     if (!colon || memchr(listen, ':', (size_t)(colon - listen)))
-      return -1; /* no port, or a bare IPv6 address without brackets */
+      return CBEV_EINVAL; /* no port, or a bare IPv6 address without brackets */
     hlen = (size_t)(colon - listen);
     p = colon + 1;
   }
   if (hlen >= host_size) {
     *why = "host name too long";
-    return -1;
+    return CBEV_EINVAL;
   }
   if (*p < '0' || *p > '9')
-    return -1;
+    return CBEV_EINVAL;
   errno = 0;
   v = strtoul(p, &end, 10);
   if (errno || *end || v > 65535) {
     *why = "port must be 0..65535";
-    return -1;
+    return CBEV_EINVAL;
   }
   memcpy(host, h, hlen);
   host[hlen] = '\0';
   *port = (unsigned)v;
   *why = NULL;
-  return 0;
+  return CBEV_OK;
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
@@ -122,7 +122,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return answer_text(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
   if (strcmp(url, "/metrics") != 0)
     return answer_text(conn, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
-  if (h->render(h->ud, &text, &len) != 0)
+  if (h->render(h->ud, &text, &len) != CBEV_OK)
     return answer_text(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot render the metrics\n");
   r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
   if (!r) {
@@ -144,10 +144,10 @@ int cb2m_metrics_http_new(const char *listen, cb2m_metrics_render_fn render, voi
   cb2m_metrics_http *h = NULL;
   const union MHD_DaemonInfo *info;
   unsigned flags = MHD_USE_EPOLL;
-  int rc = -1, gai;
+  int rc = CBEV_EINVAL, gai;
 
   *out = NULL;
-  if (cb2m_metrics_listen_parse(listen, host, sizeof host, &port, &why) != 0) {
+  if (cb2m_metrics_listen_parse(listen, host, sizeof host, &port, &why) != CBEV_OK) {
     cbev_log(logger, NULL, CBEV_LOG_ERROR, "metrics: cannot listen on %s: %s", listen, why);
     errno = EINVAL;
     goto out;
@@ -163,12 +163,14 @@ int cb2m_metrics_http_new(const char *listen, cb2m_metrics_render_fn render, voi
     errno = EINVAL;
     goto out;
   }
+  rc = CBEV_ENOMEM;
   h = calloc(1, sizeof *h);
   if (!h)
     goto out;
   h->render = render;
   h->ud = ud;
   h->logger = logger;
+  rc = CBEV_EIO;
   if (ai->ai_family == AF_INET6)
     flags |= *host ? MHD_USE_IPv6 : MHD_USE_DUAL_STACK;
   h->d = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, on_request, h,
@@ -196,7 +198,7 @@ int cb2m_metrics_http_new(const char *listen, cb2m_metrics_render_fn render, voi
            h->port);
   *out = h;
   h = NULL;
-  rc = 0;
+  rc = CBEV_OK;
 out:
   if (ai)
     freeaddrinfo(ai);

@@ -16,7 +16,7 @@
  * CB2M_METRICS_HTTP_MAX_CONNECTIONS clients at once, each closed after 10 s
  * idle, so a slow or hostile scraper cannot hold the bridge's memory.
  *
- * Return convention (src/bridge): 0 on success, -1 with errno on failure.
+ * Return convention (src/bridge/README.md): CBEV_OK or a CBEV_* code.
  */
 #ifndef CB2M_METRICS_HTTP_H
 #define CB2M_METRICS_HTTP_H
@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbevents/error.h"
 #include "cbevents/log.h"
 
 #define CB2M_METRICS_HTTP_MAX_CONNECTIONS 16u
@@ -32,19 +33,24 @@
 typedef struct cb2m_metrics_http cb2m_metrics_http;
 
 /* Renders the current metrics into a new malloc()ed buffer (*text, *len);
- * returns 0, or -1 (the scrape gets a 500). */
+ * returns CBEV_OK, or any CBEV_* code (the scrape gets a 500), as
+ * cb2m_metrics_render() does. */
 typedef int (*cb2m_metrics_render_fn)(void *ud, char **text, size_t *len);
 
 /* Splits a `metrics.listen` value: "host:port", ":port" (every address)
  * or "[v6addr]:port". host (at least 256 bytes) gets the host, "" for
- * every address; *port the port (0..65535). Returns 0, or -1 with a static
- * reason in *why. */
+ * every address; *port the port (0..65535). Returns CBEV_OK (*why NULL),
+ * or CBEV_EINVAL with a static reason in *why. */
 int cb2m_metrics_listen_parse(const char *listen, char *host, size_t host_size, unsigned *port,
                               const char **why);
 
 /* Binds listen (as cb2m_metrics_listen_parse() reads it; a host name is
- * resolved once, here) and starts serving. Returns 0 and *out, or -1
- * (logged through logger, naming the address and the reason). */
+ * resolved once, here) and starts serving. Returns CBEV_OK and *out;
+ * otherwise *out is NULL and the failure is logged through logger, naming
+ * the address and the reason: CBEV_EINVAL when listen cannot be parsed or
+ * resolved (errno EINVAL); CBEV_ENOMEM (not logged); CBEV_EIO when
+ * libmicrohttpd cannot bind or start (errno EADDRNOTAVAIL, or ENOSYS
+ * without an epoll descriptor). */
 int cb2m_metrics_http_new(const char *listen, cb2m_metrics_render_fn render, void *ud,
                           const cbev_logger *logger, cb2m_metrics_http **out);
 /* Stops serving and frees h (NULL is fine). */

@@ -3,6 +3,7 @@
  */
 #include <string.h>
 
+#include "cbevents/error.h"
 #include "midmap.h"
 
 #define MASK (CB2M_MIDMAP_SLOTS - 1u)
@@ -14,15 +15,17 @@ void cb2m_midmap_clear(cb2m_midmap *m) { memset(m, 0, sizeof *m); }
 int cb2m_midmap_put(cb2m_midmap *m, int mid, uint32_t owner, uint64_t seq) {
   size_t i;
 
-  if (mid < 1 || mid > 65535 || m->count >= CB2M_MIDMAP_SLOTS - 1)
-    return -1;
+  if (mid < 1 || mid > 65535)
+    return CBEV_EINVAL;
+  if (m->count >= CB2M_MIDMAP_SLOTS - 1)
+    return CBEV_ETOOBIG;
   /* Past every entry of the run, equal ids included: take() then finds
    * the older one first. */
   for (i = home_of(mid); m->slot[i].mid != 0; i = (i + 1) & MASK)
     ;
   m->slot[i] = (cb2m_midmap_entry){mid, owner, seq};
   m->count++;
-  return 0;
+  return CBEV_OK;
 }
 
 /* Empties slot i, shifting later entries of its probe run back into the
@@ -72,6 +75,7 @@ void cb2m_midmap_remap(cb2m_midmap *m, const uint32_t *new_of_old, uint32_t n_ol
     kept[n++] = e;
   }
   cb2m_midmap_clear(m);
+  /* Cannot fail: each id was accepted once, and n entries fitted before. */
   for (size_t k = 0; k < n; k++)
-    cb2m_midmap_put(m, kept[k].mid, kept[k].owner, kept[k].seq);
+    (void)cb2m_midmap_put(m, kept[k].mid, kept[k].owner, kept[k].seq);
 }

@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cbevents/error.h"
+
 #define CB2M_MIDMAP_SLOTS 1024u /* a power of two */
 
 typedef struct cb2m_midmap_entry {
@@ -36,8 +38,10 @@ void cb2m_midmap_clear(cb2m_midmap *m);
 
 /* Records that mid (1..65535) was given to item seq of owner. An id still
  * held (ids wrapped while one message stayed unacked) is kept beside the
- * older entry, which its ack takes first. Returns 0, or -1 when mid is out
- * of range or the table is full. */
+ * older entry, which its ack takes first. Returns CBEV_OK; CBEV_EINVAL
+ * when mid is out of 1..65535; CBEV_ETOOBIG when the table is full
+ * (CB2M_MIDMAP_SLOTS - 1 entries: one slot always stays empty). Nothing is
+ * recorded on failure. */
 int cb2m_midmap_put(cb2m_midmap *m, int mid, uint32_t owner, uint64_t seq);
 
 /* Takes the entry of mid: 1 with *owner and *seq set, or 0 when mid is not

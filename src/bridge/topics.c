@@ -33,7 +33,7 @@ static int fail(char *why, size_t size, const char *reason) {
   return CBEV_EINVAL;
 }
 
-int cb2m_topic_base_valid(const char *base, char *why, size_t size) {
+int cb2m_topic_base_check(const char *base, char *why, size_t size) {
   size_t n;
 
   if (!base || !*base)

@@ -26,9 +26,9 @@ int cb2m_name_valid(const char *name);
  * valid UTF-8, no '+' or '#', not starting with '$' (reserved by brokers),
  * no empty level (leading, trailing or doubled '/'). Otherwise
  * CBEV_EINVAL, with a short reason written to why (may be NULL) such as
- * "must not contain the wildcards + or #". (A check with a reason, not a
- * predicate: CBEV_OK, 0, means usable.) */
-int cb2m_topic_base_valid(const char *base, char *why, size_t why_size);
+ * "must not contain the wildcards + or #". (A _check with a reason, not a
+ * _valid predicate: CBEV_OK, 0, means usable.) */
+int cb2m_topic_base_check(const char *base, char *why, size_t why_size);
 
 /* Writes "base/level1" or, when level2 is not NULL, "base/level1/level2"
  * (level2 may itself hold '/', e.g. "state/subject") into buf, NUL

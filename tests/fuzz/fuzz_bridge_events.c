@@ -65,7 +65,7 @@ static void deliver(cb2m_queue *q, size_t events) {
         continue; /* filtered */
       if (++last_mid > 65535)
         last_mid = 1;
-      if (cb2m_midmap_put(&map, last_mid, 0, seq) != 0)
+      if (cb2m_midmap_put(&map, last_mid, 0, seq) != CBEV_OK)
         abort();
       mids[n++] = last_mid;
     }

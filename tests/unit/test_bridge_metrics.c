@@ -30,7 +30,7 @@ static char *render(void) {
   char *text = NULL;
   size_t len = 0;
 
-  assert_int_equal(cb2m_metrics_render(&bridge_m, list, 2, &text, &len), 0);
+  assert_int_equal(cb2m_metrics_render(&bridge_m, list, 2, &text, &len), CBEV_OK);
   assert_non_null(text);
   assert_int_equal(strlen(text), len);
   return text;
@@ -194,20 +194,22 @@ static void test_listen_parse(void **state) {
   unsigned port = 1;
   const char *why;
   (void)state;
-  assert_int_equal(cb2m_metrics_listen_parse("127.0.0.1:9464", host, sizeof host, &port, &why), 0);
+  assert_int_equal(cb2m_metrics_listen_parse("127.0.0.1:9464", host, sizeof host, &port, &why),
+                   CBEV_OK);
   assert_string_equal(host, "127.0.0.1");
   assert_int_equal(port, 9464);
-  assert_int_equal(cb2m_metrics_listen_parse(":9464", host, sizeof host, &port, &why), 0);
+  assert_int_equal(cb2m_metrics_listen_parse(":9464", host, sizeof host, &port, &why), CBEV_OK);
   assert_string_equal(host, "");
-  assert_int_equal(cb2m_metrics_listen_parse("[::1]:0", host, sizeof host, &port, &why), 0);
+  assert_int_equal(cb2m_metrics_listen_parse("[::1]:0", host, sizeof host, &port, &why), CBEV_OK);
   assert_string_equal(host, "::1");
   assert_int_equal(port, 0);
-  assert_int_equal(cb2m_metrics_listen_parse("localhost:80", host, sizeof host, &port, &why), 0);
+  assert_int_equal(cb2m_metrics_listen_parse("localhost:80", host, sizeof host, &port, &why),
+                   CBEV_OK);
   const char *bad[] = {"", "9464", "host:", ":x", ":65536", ":-1", "::1:80", "[::1]80", "[]:80",
                        ":80x", "[::1"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
     why = NULL;
-    if (cb2m_metrics_listen_parse(bad[i], host, sizeof host, &port, &why) == 0)
+    if (cb2m_metrics_listen_parse(bad[i], host, sizeof host, &port, &why) == CBEV_OK)
       fail_msg("accepted '%s'", bad[i]);
     assert_non_null(why);
   }
@@ -220,7 +222,7 @@ static int render_fail;
 static int render_cb(void *ud, char **text, size_t *len) {
   (void)ud;
   if (render_fail)
-    return -1;
+    return CBEV_ENOMEM;
   fill();
   return cb2m_metrics_render(&bridge_m, (const cb2m_bc_metrics *const[]){&alice}, 1, text, len);
 }
@@ -261,7 +263,7 @@ static void test_http(void **state) {
   cbev_logger quiet = {0};
   char *a;
   (void)state;
-  assert_int_equal(cb2m_metrics_http_new("127.0.0.1:0", render_cb, NULL, &quiet, &h), 0);
+  assert_int_equal(cb2m_metrics_http_new("127.0.0.1:0", render_cb, NULL, &quiet, &h), CBEV_OK);
   assert_true(cb2m_metrics_http_port(h) > 0);
   assert_true(cb2m_metrics_http_fd(h) >= 0);
 
@@ -296,12 +298,12 @@ static void test_http_bad_listen(void **state) {
   cbev_logger quiet = {0};
   char addr[64];
   (void)state;
-  assert_int_equal(cb2m_metrics_http_new("nonsense", render_cb, NULL, &quiet, &h), -1);
+  assert_int_equal(cb2m_metrics_http_new("nonsense", render_cb, NULL, &quiet, &h), CBEV_EINVAL);
   assert_null(h);
   /* A port already in use is an error, not a crash. */
-  assert_int_equal(cb2m_metrics_http_new("127.0.0.1:0", render_cb, NULL, &quiet, &first), 0);
+  assert_int_equal(cb2m_metrics_http_new("127.0.0.1:0", render_cb, NULL, &quiet, &first), CBEV_OK);
   snprintf(addr, sizeof addr, "127.0.0.1:%u", cb2m_metrics_http_port(first));
-  assert_int_equal(cb2m_metrics_http_new(addr, render_cb, NULL, &quiet, &h), -1);
+  assert_int_equal(cb2m_metrics_http_new(addr, render_cb, NULL, &quiet, &h), CBEV_EIO);
   assert_null(h);
   cb2m_metrics_http_free(first);
   cb2m_metrics_http_free(NULL);
@@ -312,7 +314,7 @@ static void test_render_args(void **state) {
   size_t len = 1;
   (void)state;
   errno = 0;
-  assert_int_equal(cb2m_metrics_render(NULL, NULL, 0, &t, &len), -1);
+  assert_int_equal(cb2m_metrics_render(NULL, NULL, 0, &t, &len), CBEV_EINVAL);
   assert_int_equal(errno, EINVAL);
   assert_null(t);
   assert_int_equal(cb2m_poll_reason_of(3 /* CBEV_EAUTH */), CB2M_POLL_AUTH);

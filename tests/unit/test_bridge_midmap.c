@@ -21,8 +21,8 @@ static void test_remap_renumbers_and_forgets(void **state) {
   (void)state;
   cb2m_midmap_clear(&m);
   for (int mid = 1; mid <= 240; mid++)
-    assert_int_equal(cb2m_midmap_put(&m, mid, (uint32_t)mid % 3, (uint64_t)mid * 10), 0);
-  assert_int_equal(cb2m_midmap_put(&m, 5000, 7, 1), 0); /* an owner past n_old */
+    assert_int_equal(cb2m_midmap_put(&m, mid, (uint32_t)mid % 3, (uint64_t)mid * 10), CBEV_OK);
+  assert_int_equal(cb2m_midmap_put(&m, 5000, 7, 1), CBEV_OK); /* an owner past n_old */
   cb2m_midmap_remap(&m, new_of_old, 3);
   assert_int_equal(m.count, 160);
   for (int mid = 1; mid <= 240; mid++) {
@@ -54,10 +54,10 @@ static void test_remap_keeps_the_order_of_one_id(void **state) {
    * ids until one lands at the last slot, then its twins follow at 0.. */
   for (int mid = 1; mid < 65536 && !found; mid++) {
     cb2m_midmap_clear(&m);
-    assert_int_equal(cb2m_midmap_put(&m, mid, 0, 1), 0);
+    assert_int_equal(cb2m_midmap_put(&m, mid, 0, 1), CBEV_OK);
     if (m.slot[CB2M_MIDMAP_SLOTS - 1].mid == mid) {
-      assert_int_equal(cb2m_midmap_put(&m, mid, 1, 2), 0);
-      assert_int_equal(cb2m_midmap_put(&m, mid, 0, 3), 0);
+      assert_int_equal(cb2m_midmap_put(&m, mid, 1, 2), CBEV_OK);
+      assert_int_equal(cb2m_midmap_put(&m, mid, 0, 3), CBEV_OK);
       assert_int_equal(m.slot[0].mid, mid);
       cb2m_midmap_remap(&m, same, 2);
       assert_int_equal(cb2m_midmap_take(&m, mid, &owner, &seq), 1);

@@ -277,12 +277,12 @@ static void test_midmap(void **state) {
   (void)state;
 
   cb2m_midmap_clear(&m);
-  assert_int_equal(cb2m_midmap_put(&m, 0, 1, 1), -1);
-  assert_int_equal(cb2m_midmap_put(&m, 65536, 1, 1), -1);
+  assert_int_equal(cb2m_midmap_put(&m, 0, 1, 1), CBEV_EINVAL);
+  assert_int_equal(cb2m_midmap_put(&m, 65536, 1, 1), CBEV_EINVAL);
   assert_int_equal(cb2m_midmap_take(&m, 7, &owner, &seq), 0);
   /* Many ids whose homes collide, taken in another order than put. */
   for (int mid = 1; mid <= 600; mid++)
-    assert_int_equal(cb2m_midmap_put(&m, mid, (uint32_t)mid % 3, (uint64_t)mid * 10), 0);
+    assert_int_equal(cb2m_midmap_put(&m, mid, (uint32_t)mid % 3, (uint64_t)mid * 10), CBEV_OK);
   assert_int_equal(m.count, 600);
   for (int k = 0; k < 600; k++) {
     int mid = 1 + (k * 7) % 600; /* 7 and 600 are coprime */
@@ -293,16 +293,16 @@ static void test_midmap(void **state) {
   }
   assert_int_equal(m.count, 0);
   /* The same id twice (wrapped while one stayed unacked): oldest first. */
-  assert_int_equal(cb2m_midmap_put(&m, 9, 0, 100), 0);
-  assert_int_equal(cb2m_midmap_put(&m, 9, 1, 200), 0);
+  assert_int_equal(cb2m_midmap_put(&m, 9, 0, 100), CBEV_OK);
+  assert_int_equal(cb2m_midmap_put(&m, 9, 1, 200), CBEV_OK);
   assert_int_equal(cb2m_midmap_take(&m, 9, &owner, &seq), 1);
   assert_int_equal(seq, 100);
   assert_int_equal(cb2m_midmap_take(&m, 9, &owner, &seq), 1);
   assert_int_equal(seq, 200);
   /* Full: refused, never overwritten. */
   for (int mid = 1; m.count < CB2M_MIDMAP_SLOTS - 1; mid++)
-    assert_int_equal(cb2m_midmap_put(&m, mid, 0, 1), 0);
-  assert_int_equal(cb2m_midmap_put(&m, 1, 0, 1), -1);
+    assert_int_equal(cb2m_midmap_put(&m, mid, 0, 1), CBEV_OK);
+  assert_int_equal(cb2m_midmap_put(&m, 1, 0, 1), CBEV_ETOOBIG);
 }
 
 /* libmosquitto's message ids: 1..65535, then 1 again. */
@@ -353,7 +353,7 @@ static void test_acks_survive_id_wrap(void **state) {
       if (cb2m_queue_next_unsent(qq, now)) {
         int mid = next_mid(&last_mid);
         uint64_t seq = cb2m_queue_mark_sent(qq);
-        assert_int_equal(cb2m_midmap_put(&map, mid, (uint32_t)next, seq), 0);
+        assert_int_equal(cb2m_midmap_put(&map, mid, (uint32_t)next, seq), CBEV_OK);
         fifo_mid[(fifo_n++) % INFLIGHT] = mid; /* fifo_n - map.count is the head */
         publishes++;
         idle = 0;
