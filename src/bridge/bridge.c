@@ -45,7 +45,7 @@ static void teardown(bridge *b) {
 }
 
 /* A client for the mqtt.* settings of b->cfg; it connects in the loop.
- * Returns 0, or -1 (logged by mqtt.c). */
+ * Returns cb2m_mqtt_new()'s code (logged by mqtt.c). */
 int bridge_mqtt_open(bridge *b, cb2m_mqtt **out) {
   const cb2m_config *cfg = b->cfg;
   cb2m_mqtt_opts mo = {0};
@@ -69,7 +69,7 @@ int bridge_mqtt_open(bridge *b, cb2m_mqtt **out) {
   mo.will_qos = 1;
   mo.will_retain = 1;
   mo.logger = &b->logger;
-  return cb2m_mqtt_new(&mo, &cbs, out) == 0 ? 0 : -1;
+  return cb2m_mqtt_new(&mo, &cbs, out);
 }
 
 static int setup(bridge *b, const cb2m_config *cfg) {
@@ -108,7 +108,7 @@ static int setup(bridge *b, const cb2m_config *cfg) {
   if (cb2m_poller_new(&po, &b->poller) != 0)
     return -1;
   for (size_t i = 0; i < b->n; i++) {
-    if (bridge_bc_open(b, &b->bcs[i], &cfg->broadcasters[i]) != 0)
+    if (bridge_bc_open(b, &b->bcs[i], &cfg->broadcasters[i]) != CBEV_OK)
       return -1;
     cb2m_poller_set_session(b->poller, i, b->bcs[i].session);
   }
@@ -125,7 +125,7 @@ static int setup(bridge *b, const cb2m_config *cfg) {
                             &b->http) != 0)
     return -1;
 
-  return bridge_mqtt_open(b, &b->mqtt);
+  return bridge_mqtt_open(b, &b->mqtt) == CBEV_OK ? 0 : -1;
 }
 
 /* Exit 3 (SPEC 5): at start only, when every broadcaster failed

@@ -96,23 +96,42 @@ static int open_session(bridge *b, bc *c, const char *token, const char *url,
   return cbev_session_new(&sc, out);
 }
 
+/* Moves the position of session from (its i= and last id) into to, a
+ * session of the same broadcaster with another secret, so that nothing is
+ * lost or fetched twice. Returns CBEV_OK, or CBEV_ENOMEM / CBEV_EINVAL. */
+static int carry_cursor(const cbev_session *from, cbev_session *to) {
+  char *i_value = NULL, *moved = NULL;
+  int rc = cb2m_cursor_i_of(cbev_session_cursor_url(from), &i_value);
+
+  if (rc != CBEV_OK)
+    goto out;
+  rc = CBEV_ENOMEM;
+  if (!(moved = rebase_cursor(cbev_session_cursor_url(to), i_value)))
+    goto out;
+  rc = cbev_session_set_cursor(to, moved, cbev_session_last_id(from));
+out:
+  free(i_value);
+  cb2m_config_secret_free(moved);
+  return rc;
+}
+
 /* Before a try after an authentication failure: reads c's secret file
  * again, and when it changed, moves c to a session with the new secret
- * that resumes where the old one stood (its i= and last id), so nothing
- * is lost or fetched twice and the old token is never sent again. The new
- * token joins the log masking list first. A secret that cannot be read or
- * is refused is logged and the old session tries again. */
+ * that resumes where the old one stood, and the old token is never sent
+ * again. The new token joins the log masking list first. A secret that
+ * cannot be read or is refused is logged and the old session tries
+ * again. */
 static void reread_secret(bridge *b, size_t i) {
   bc *c = &b->bcs[i];
   const cb2m_broadcaster_config *cfg = c->cfg;
   cbev_session *fresh = NULL;
-  char err[CB2M_PATH_MAX + 128], *secret = NULL, *i_value = NULL, *moved = NULL;
+  char err[CB2M_PATH_MAX + 128], *secret = NULL;
   const char *old;
   int rc;
 
   if (!cfg->secret_file)
     return; /* given directly: only a restart (or a reload) changes it */
-  if (cb2m_config_reread_secret(cfg, &secret, err, sizeof err) != 0) {
+  if (cb2m_config_reread_secret(cfg, &secret, err, sizeof err) != CBEV_OK) {
     LOG(b, CBEV_LOG_WARN, "%s: %s; trying the old secret", cfg->name, err);
     return;
   }
@@ -134,9 +153,7 @@ static void reread_secret(bridge *b, size_t i) {
   }
   if (c->secret_slot)
     b->mask[c->secret_slot - 1] = cbev_session_token(fresh);
-  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
-      !(moved = rebase_cursor(cbev_session_cursor_url(fresh), i_value)) ||
-      cbev_session_set_cursor(fresh, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
+  if (carry_cursor(c->session, fresh) != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret; trying the old "
         "one", cfg->name);
     if (c->secret_slot)
@@ -154,36 +171,29 @@ static void reread_secret(bridge *b, size_t i) {
 out:
   cbev_session_free(fresh);
   cb2m_config_secret_free(secret);
-  free(i_value);
-  cb2m_config_secret_free(moved);
 }
 
 /* A session for the changed broadcaster c (settings in cfg) that resumes
- * where c's session stands: its i= and last id, so nothing is lost or
- * fetched twice. Returns 0, or -1 (logged). */
+ * where c's session stands (carry_cursor()). Returns CBEV_OK, or a code
+ * (logged). */
 int bridge_carry_session(bridge *b, bc *c, const cb2m_broadcaster_config *cfg,
                          cbev_session **out) {
   bc tmp = *c;
-  char *i_value = NULL, *moved = NULL;
-  int rc = -1;
+  int rc;
 
   tmp.cfg = cfg;
-  if (open_session(b, &tmp, cfg->token, cfg->url, out) != CBEV_OK) {
-    LOG(b, CBEV_LOG_ERROR, "%s: the new secret is not usable", cfg->name);
-    goto out;
+  rc = open_session(b, &tmp, cfg->token, cfg->url, out);
+  if (rc != CBEV_OK) {
+    LOG(b, CBEV_LOG_ERROR, "%s: the new secret is not usable (%s)", cfg->name,
+        cbev_strerror(rc));
+    return rc;
   }
-  if (cb2m_cursor_i_of(cbev_session_cursor_url(c->session), &i_value) != 0 ||
-      !(moved = rebase_cursor(cbev_session_cursor_url(*out), i_value)) ||
-      cbev_session_set_cursor(*out, moved, cbev_session_last_id(c->session)) != CBEV_OK) {
+  rc = carry_cursor(c->session, *out);
+  if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot carry the cursor over to the new secret", cfg->name);
     cbev_session_free(*out);
     *out = NULL;
-    goto out;
   }
-  rc = 0;
-out:
-  free(i_value);
-  cb2m_config_secret_free(moved);
   return rc;
 }
 
@@ -217,8 +227,10 @@ void bridge_auth_retry_fire(bridge *b, uint64_t now) {
 }
 
 /* Sets c up for the broadcaster bcfg: queue, limiter, session, saved
- * cursor and state. The poller slot is the caller's. Returns 0, or -1
- * (logged) with c holding what was set up, for bridge_bc_close(). */
+ * cursor and state. The poller slot is the caller's. Returns CBEV_OK, or a
+ * code (logged) with c holding what was set up, for bridge_bc_close():
+ * CBEV_ENOMEM, the session's code, or CBEV_EIO for a cursor or state file
+ * that cannot be read. */
 int bridge_bc_open(bridge *b, bc *c, const cb2m_broadcaster_config *bcfg) {
   const cb2m_config *cfg = b->cfg;
   char *aside = NULL;
@@ -236,25 +248,25 @@ int bridge_bc_open(bridge *b, bc *c, const cb2m_broadcaster_config *bcfg) {
   if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot set up the Events API session: %s", c->cfg->name,
         cbev_strerror(rc));
-    return -1;
+    return rc;
   }
   if (restore_cursor(b, c) != 0)
-    return -1;
+    return CBEV_EIO;
   rc = cb2m_state_load(cfg->events.state_dir, c->cfg->name, &c->state, &aside);
   if (rc != CBEV_OK && rc != CBEV_ENOTFOUND && rc != CBEV_EPARSE) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot read the state file %s/%s.state: %s; stopping rather "
         "than overwrite it", c->cfg->name, cfg->events.state_dir, c->cfg->name, strerror(errno));
     free(aside);
-    return -1;
+    return CBEV_EIO;
   }
   if (rc == CBEV_EPARSE)
     LOG(b, CBEV_LOG_WARN, "%s: the state file was corrupt and was set aside as %s",
         c->cfg->name, aside ? aside : "(unknown)");
   free(aside);
-  return 0;
+  return CBEV_OK;
 nomem:
   LOG(b, CBEV_LOG_ERROR, "%s: out of memory", bcfg->name);
-  return -1;
+  return CBEV_ENOMEM;
 }
 
 /* Frees what bridge_bc_open() set up. Its poller slot must be gone or idle

@@ -85,14 +85,14 @@ static int reload_prepare(bridge *b, reload_work *w) {
     w->old_of_new[pr->new_i] = pr->old_i;
     w->new_of_old[pr->old_i] = (uint32_t)pr->new_i;
     if (bridge_carry_session(b, &b->bcs[pr->old_i], &w->next->broadcasters[pr->new_i],
-                             &w->fresh[pr->new_i]) != 0)
+                             &w->fresh[pr->new_i]) != CBEV_OK)
       goto out;
   }
   /* bridge_bc_open() reads the settings of the running bridge: the ones
    * it uses (events.*) cannot differ, or the plan would have refused. */
   for (size_t k2 = 0; k2 < plan->n_added; k2++) {
     size_t j = plan->added[k2];
-    if (bridge_bc_open(b, &w->bcs[j], &w->next->broadcasters[j]) != 0)
+    if (bridge_bc_open(b, &w->bcs[j], &w->next->broadcasters[j]) != CBEV_OK)
       goto out;
   }
   rc = 0;
@@ -241,7 +241,7 @@ static void publish_reloaded(bridge *b, const cb2m_reload_plan *plan) {
 static int reconnect(bridge *b, const char *old_host, int old_port) {
   cb2m_mqtt *fresh = NULL;
 
-  if (bridge_mqtt_open(b, &fresh) != 0) {
+  if (bridge_mqtt_open(b, &fresh) != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "reload: the new mqtt.* settings are not usable; staying connected "
         "with the old ones until a restart");
     return -1;
