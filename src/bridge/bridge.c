@@ -48,27 +48,26 @@ static void teardown(bridge *b) {
  * Returns cb2m_mqtt_new()'s code (logged by mqtt.c). */
 int bridge_mqtt_open(bridge *b, cb2m_mqtt **out) {
   const cb2m_config *cfg = b->cfg;
-  cb2m_mqtt_opts mo = {0};
+  cb2m_mqtt_opts mo = {.host = cfg->mqtt.host,
+                       .port = cfg->mqtt.port,
+                       .tls = cfg->mqtt.tls,
+                       .ca_file = cfg->mqtt.ca_file,
+                       .cert_file = cfg->mqtt.cert_file,
+                       .key_file = cfg->mqtt.key_file,
+                       .tls_insecure = cfg->mqtt.tls_insecure,
+                       .username = cfg->mqtt.username,
+                       .password = cfg->mqtt.password,
+                       .client_id = cfg->mqtt.client_id,
+                       .protocol = cfg->mqtt.protocol,
+                       .keepalive_s = cfg->mqtt.keepalive,
+                       .will_topic = b->topic_status,
+                       .will_payload = "offline",
+                       .will_qos = 1,
+                       .will_retain = 1,
+                       .logger = &b->logger};
   cb2m_mqtt_cbs cbs = {bridge_on_connect, bridge_on_disconnect, bridge_on_ack,
                        bridge_on_message, b};
 
-  mo.host = cfg->mqtt.host;
-  mo.port = cfg->mqtt.port;
-  mo.tls = cfg->mqtt.tls;
-  mo.ca_file = cfg->mqtt.ca_file;
-  mo.cert_file = cfg->mqtt.cert_file;
-  mo.key_file = cfg->mqtt.key_file;
-  mo.tls_insecure = cfg->mqtt.tls_insecure;
-  mo.username = cfg->mqtt.username;
-  mo.password = cfg->mqtt.password;
-  mo.client_id = cfg->mqtt.client_id;
-  mo.protocol = cfg->mqtt.protocol;
-  mo.keepalive_s = cfg->mqtt.keepalive;
-  mo.will_topic = b->topic_status;
-  mo.will_payload = "offline";
-  mo.will_qos = 1;
-  mo.will_retain = 1;
-  mo.logger = &b->logger;
   return cb2m_mqtt_new(&mo, &cbs, out);
 }
 

@@ -58,18 +58,7 @@ static int id_valid(const char *id) {
 
 /* "<name>.cursor" into file (at least CB2M_NAME_MAX + 8 bytes). */
 int cb2m_cursor_file_name(char *file, size_t size, const char *name) {
-  int n;
-
-  if (!cb2m_name_valid(name)) {
-    errno = EINVAL;
-    return CBEV_EINVAL;
-  }
-  n = snprintf(file, size, "%s.cursor", name);
-  if (n < 0 || (size_t)n >= size) {
-    errno = ENAMETOOLONG;
-    return CBEV_ETOOBIG;
-  }
-  return CBEV_OK;
+  return cb2m_name_file(file, size, name, ".cursor");
 }
 
 char *cb2m_cursor_format(const char *i, const char *last_id) {

@@ -212,12 +212,19 @@ static cJSON *to_json(const cb2m_state *st, int with_id) {
   return o;
 }
 
-char *cb2m_state_json(const cb2m_state *st) {
-  cJSON *o = to_json(st, 0);
+/* to_json() printed: cJSON's output, or NULL (errno ENOMEM). */
+static char *print(const cb2m_state *st, int with_id) {
+  cJSON *o = to_json(st, with_id);
   char *text = o ? cJSON_PrintUnformatted(o) : NULL;
 
   cJSON_Delete(o);
+  if (!text)
+    errno = ENOMEM;
   return text;
+}
+
+char *cb2m_state_json(const cb2m_state *st) {
+  return print(st, 0);
 }
 
 const char *cb2m_state_value(const cb2m_state *st, unsigned bit, char num[32]) {
@@ -256,18 +263,7 @@ const char *cb2m_state_topic_level(unsigned bit) {
 /* ---- file ---------------------------------------------------------------- */
 
 int cb2m_state_file_name(char *file, size_t size, const char *name) {
-  int n;
-
-  if (!cb2m_name_valid(name)) {
-    errno = EINVAL;
-    return CBEV_EINVAL;
-  }
-  n = snprintf(file, size, "%s.state", name);
-  if (n < 0 || (size_t)n >= size) {
-    errno = ENAMETOOLONG;
-    return CBEV_ETOOBIG;
-  }
-  return CBEV_OK;
+  return cb2m_name_file(file, size, name, ".state");
 }
 
 /* "<dir>/<name>.state". Returns CBEV_OK, CBEV_EINVAL or CBEV_EIO (too
@@ -290,15 +286,7 @@ static int state_path(char *buf, size_t size, const char *dir, const char *name)
   return CBEV_OK;
 }
 
-char *cb2m_state_format(const cb2m_state *st) {
-  cJSON *o = to_json(st, 1);
-  char *text = o ? cJSON_PrintUnformatted(o) : NULL;
-
-  cJSON_Delete(o);
-  if (!text)
-    errno = ENOMEM;
-  return text;
-}
+char *cb2m_state_format(const cb2m_state *st) { return print(st, 1); }
 
 int cb2m_state_save(const char *dir, const char *name, const cb2m_state *st) {
   char path[CB2M_PATH_MAX];

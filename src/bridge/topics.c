@@ -4,6 +4,7 @@
  * neither subscribe-match other topics (wildcards) nor escape its subtree
  * ('/'). See topics.h.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -25,6 +26,21 @@ int cb2m_name_valid(const char *name) {
       return 0;
   }
   return 1;
+}
+
+int cb2m_name_file(char *file, size_t size, const char *name, const char *suffix) {
+  int n;
+
+  if (!cb2m_name_valid(name)) {
+    errno = EINVAL;
+    return CBEV_EINVAL;
+  }
+  n = snprintf(file, size, "%s%s", name, suffix);
+  if (n < 0 || (size_t)n >= size) {
+    errno = ENAMETOOLONG;
+    return CBEV_ETOOBIG;
+  }
+  return CBEV_OK;
 }
 
 static int fail(char *why, size_t size, const char *reason) {

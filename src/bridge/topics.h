@@ -22,6 +22,12 @@
  * cb/bridge/...); 0 otherwise, NULL included. */
 int cb2m_name_valid(const char *name);
 
+/* A broadcaster's file name in state_dir: name + suffix (".cursor",
+ * ".state"). Returns CBEV_OK; CBEV_EINVAL (errno EINVAL) when name does
+ * not pass cb2m_name_valid(); CBEV_ETOOBIG (errno ENAMETOOLONG) when it
+ * does not fit size. */
+int cb2m_name_file(char *file, size_t size, const char *name, const char *suffix);
+
 /* CBEV_OK when base is a usable base topic: non-empty, at most 256 bytes,
  * valid UTF-8, no '+' or '#', not starting with '$' (reserved by brokers),
  * no empty level (leading, trailing or doubled '/'). Otherwise

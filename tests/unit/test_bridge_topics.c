@@ -3,12 +3,15 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "cursor.h"
+#include "state.h"
 #include "topics.h"
 
 static char *repeat(char c, size_t n) {
@@ -51,6 +54,25 @@ static void expect_base_bad(const char *base, const char *why_part) {
   assert_int_equal(cb2m_topic_base_check(base, why, sizeof why), CBEV_EINVAL);
   if (!strstr(why, why_part))
     fail_msg("base '%s': reason '%s' lacks '%s'", base ? base : "(null)", why, why_part);
+}
+
+/* The file names in state_dir: only valid names, never truncated. */
+static void test_name_file(void **state) {
+  char buf[16];
+
+  (void)state;
+  assert_int_equal(cb2m_name_file(buf, sizeof buf, "alice", ".cursor"), CBEV_OK);
+  assert_string_equal(buf, "alice.cursor");
+  assert_int_equal(cb2m_cursor_file_name(buf, sizeof buf, "bob"), CBEV_OK);
+  assert_string_equal(buf, "bob.cursor");
+  assert_int_equal(cb2m_state_file_name(buf, sizeof buf, "bob"), CBEV_OK);
+  assert_string_equal(buf, "bob.state");
+  assert_int_equal(cb2m_name_file(buf, sizeof buf, "../etc", ".state"), CBEV_EINVAL);
+  assert_int_equal(cb2m_name_file(buf, sizeof buf, "bridge", ".state"), CBEV_EINVAL);
+  assert_int_equal(cb2m_name_file(buf, sizeof buf, NULL, ".state"), CBEV_EINVAL);
+  assert_int_equal(cb2m_name_file(buf, sizeof buf, "a_long_name_here", ".cursor"),
+                   CBEV_ETOOBIG);
+  assert_int_equal(errno, ENAMETOOLONG);
 }
 
 static void test_base_valid(void **state) {
@@ -152,6 +174,7 @@ static void test_topic_mqtt_cap(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_name_valid),
+      cmocka_unit_test(test_name_file),
       cmocka_unit_test(test_base_valid),
       cmocka_unit_test(test_topic_build),
       cmocka_unit_test(test_topic_no_truncation),
