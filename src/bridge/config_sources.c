@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -392,9 +393,19 @@ int load_env(loader *ld, char **envp) {
 static char *read_secret_file(const char *path, int *rc, char *why, size_t whylen) {
   char *lib = NULL, *text = NULL;
 
+  struct stat st;
+
   if (!path || !*path) {
     *rc = CBEV_EINVAL;
     snprintf(why, whylen, "empty file name");
+    return NULL;
+  }
+  /* A pipe or a device would block the daemon's one thread at a reload or
+   * an auth retry (the library reads whatever opens: cbevents-tail takes
+   * --token-file <(pass ...)). A folder gets the system's own message. */
+  if (stat(path, &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    *rc = CBEV_EINVAL;
+    snprintf(why, whylen, "cannot read %s: not a regular file", path);
     return NULL;
   }
   *rc = cbev_read_secret_file(path, CB2M_SECRET_FILE_MAX, &lib);
@@ -402,7 +413,8 @@ static char *read_secret_file(const char *path, int *rc, char *why, size_t whyle
   case CBEV_OK:
     break;
   case CBEV_ETOOBIG:
-    snprintf(why, whylen, "cannot read %s: larger than 64 KiB", path);
+    snprintf(why, whylen, "cannot read %s: larger than %d KiB", path,
+             CB2M_SECRET_FILE_MAX / 1024);
     return NULL;
   case CBEV_EPARSE:
     /* The library does not say which of the two it was. */

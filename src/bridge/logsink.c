@@ -119,8 +119,12 @@ int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out) {
 }
 
 void cb2m_secrets_cleanup(cb2m_secrets *s) {
-  for (size_t i = 0; s->v && i < s->n; i++)
+  /* Copies of tokens and passwords: wiped like the config's own. */
+  for (size_t i = 0; s->v && i < s->n; i++) {
+    if (s->v[i])
+      explicit_bzero(s->v[i], strlen(s->v[i]));
     free(s->v[i]);
+  }
   free(s->v);
   s->v = NULL;
   s->n = 0;

@@ -37,7 +37,7 @@ typedef struct cb2m_secrets {
  * or CBEV_ENOMEM with out empty. A feed URL that does not parse adds nothing:
  * the session refuses it at start. */
 int cb2m_secrets_collect(const cb2m_config *cfg, cb2m_secrets *out);
-/* Frees the copies; s may be empty or zeroed. */
+/* Wipes and frees the copies; s may be empty or zeroed. */
 void cb2m_secrets_cleanup(cb2m_secrets *s);
 
 /* A cbev_log_fn; userdata is a cb2m_logsink. */

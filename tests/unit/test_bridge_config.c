@@ -448,6 +448,16 @@ static void test_secret_files(void **state) {
     char *env[] = {env_file, NULL};
     expect_err(t, load(t, ini, env), "is empty");
   }
+  /* A FIFO is refused without blocking (nobody writes to this one). */
+  {
+    char fifo[512], env_fifo[600];
+    snprintf(fifo, sizeof fifo, "%s/fifo", t->dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    snprintf(env_fifo, sizeof env_fifo, "CB2MQTT_MQTT_PASSWORD_FILE=%s", fifo);
+    char *env[] = {env_fifo, NULL};
+    expect_err(t, load(t, ini, env), "config: mqtt.password_file: cannot read");
+    assert_non_null(strstr(t->err, "fifo: not a regular file"));
+  }
   snprintf(env_missing, sizeof env_missing, "CB2MQTT_MQTT_PASSWORD_FILE=%s/nope", t->dir);
   {
     char *env[] = {env_missing, NULL};
