@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,6 +86,8 @@ static void *run(void *arg) {
 
 int cb2m_writer_new(const char *dir, cb2m_writer **out) {
   cb2m_writer *w = calloc(1, sizeof *w);
+  sigset_t all, old;
+  int started;
 
   if (!w || !(w->dir = strdup(dir))) {
     free(w);
@@ -92,7 +95,13 @@ int cb2m_writer_new(const char *dir, cb2m_writer **out) {
   }
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
-  if (pthread_create(&w->thread, NULL, run, w) != 0) {
+  /* The thread starts with every signal blocked (it inherits the mask),
+   * so SIGTERM/SIGHUP always reach the loop's thread and its poll(). */
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  started = pthread_create(&w->thread, NULL, run, w);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  if (started != 0) {
     pthread_cond_destroy(&w->cv);
     pthread_mutex_destroy(&w->mu);
     free(w->dir);
