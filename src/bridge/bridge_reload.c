@@ -154,6 +154,7 @@ static int reload_commit(bridge *b, reload_work *w) {
       memset(&b->bcs[old], 0, sizeof b->bcs[old]);
     }
     c->cfg = &w->next->broadcasters[j];
+    c->mx.name = c->cfg->name; /* the old settings' copy goes below */
     if (w->fresh[j]) {
       cbev_session_free(c->session);
       c->session = w->fresh[j];
