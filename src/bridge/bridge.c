@@ -44,10 +44,10 @@ static void teardown(bridge *b) {
   }
 }
 
-/* A client for the mqtt.* settings of b->cfg; it connects in the loop.
- * Returns cb2m_mqtt_new()'s code (logged by mqtt.c). */
-int bridge_mqtt_open(bridge *b, cb2m_mqtt **out) {
-  const cb2m_config *cfg = b->cfg;
+/* A client for the mqtt.* settings of cfg (the running ones, or those of
+ * a reload); it connects in the loop. Returns cb2m_mqtt_new()'s code
+ * (logged by mqtt.c). */
+int bridge_mqtt_open(bridge *b, const cb2m_config *cfg, cb2m_mqtt **out) {
   cb2m_mqtt_opts mo = {.host = cfg->mqtt.host,
                        .port = cfg->mqtt.port,
                        .tls = cfg->mqtt.tls,
@@ -124,7 +124,7 @@ static int setup(bridge *b, const cb2m_config *cfg) {
                             &b->http) != 0)
     return -1;
 
-  return bridge_mqtt_open(b, &b->mqtt) == CBEV_OK ? 0 : -1;
+  return bridge_mqtt_open(b, cfg, &b->mqtt) == CBEV_OK ? 0 : -1;
 }
 
 /* Exit 3 (SPEC 5): at start only, when every broadcaster failed
@@ -289,9 +289,12 @@ static void turn(bridge *b, int signal_fd, uint64_t max_wait_ms) {
   bridge_collect_acked(b);
 }
 
-static void shutdown_bridge(bridge *b, int signal_fd) {
+/* Returns CBEV_OK, or the failure of the last save (logged): a stop that
+ * could not write its cursors is not a clean one. */
+static int shutdown_bridge(bridge *b, int signal_fd) {
   uint64_t deadline = cbev_now_ms() + CB2M_SHUTDOWN_GRACE_MS;
   size_t left = 0;
+  int rc;
 
   b->stopping = 1;
   cb2m_poller_abort_all(b->poller);
@@ -303,13 +306,14 @@ static void shutdown_bridge(bridge *b, int signal_fd) {
   if (left)
     LOG(b, CBEV_LOG_WARN, "shutdown: %zu events not acknowledged by the broker; they are fetched "
         "again at the next start", left);
-  bridge_save_all_now(b);
+  rc = bridge_save_all_now(b);
   for (size_t i = 0; i < b->n; i++)
     bridge_publish_availability(b, &b->bcs[i], 0);
   if (cb2m_mqtt_connected(b->mqtt))
     bridge_publish_retained(b, b->topic_status, "offline");
   cb2m_mqtt_shutdown(b->mqtt, cbev_now_ms() + 1000u);
   cb2m_heartbeat_write(b->cfg->events.state_dir, 0, time(NULL));
+  return rc;
 }
 
 int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd) {
@@ -349,7 +353,8 @@ int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks
     LOG(b, CBEV_LOG_ERROR, "every broadcaster failed authentication; exiting");
   else
     LOG(b, CBEV_LOG_INFO, "stopping");
-  shutdown_bridge(b, signal_fd);
+  if (shutdown_bridge(b, signal_fd) != CBEV_OK && status == CB2M_EXIT_OK)
+    status = CB2M_EXIT_FATAL;
 out:
   teardown(b);
   free(b);

@@ -1,6 +1,8 @@
 /*
  * bridge_impl.h: what the files of the bridge daemon share (bridge.h is
- * its public face). One object, one thread:
+ * its public face). One object, served by one thread (the loop); only the
+ * cursor and state files are written by a second one (writer.h), which
+ * shares nothing with the loop but the batches it is handed:
  *
  *   bridge.c          the loop: setup, timers, turn, shutdown
  *   bridge_bc.c       a broadcaster's setup: session, limiter, cursor
@@ -119,7 +121,7 @@ static inline uint64_t bridge_wall_ms(void) {
 }
 
 /* bridge.c */
-int bridge_mqtt_open(bridge *b, cb2m_mqtt **out);
+int bridge_mqtt_open(bridge *b, const cb2m_config *cfg, cb2m_mqtt **out);
 
 /* bridge_bc.c */
 int bridge_carry_session(bridge *b, bc *c, const cb2m_broadcaster_config *cfg,

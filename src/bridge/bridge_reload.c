@@ -26,9 +26,13 @@ typedef struct reload_work {
   cb2m_secrets secrets;   /* next's */
   const char **mask, **union_mask;
   size_t mask_cap;
-  cbev_session **fresh;   /* per new index: the new session of a changed one */
+  /* Per new index: the new session of a changed one; after the switch,
+   * the old one it replaced, freed once nothing can mask with its token. */
+  cbev_session **fresh;
+  cb2m_mqtt *mqtt;        /* the client of the new mqtt.* settings, if they changed */
+  char *old_host;         /* the broker before, for reconnect() */
+  int old_port;
 } reload_work;
-
 
 static void reload_work_free(reload_work *w) {
   free(w->old_of_new);
@@ -39,6 +43,7 @@ static void reload_work_free(reload_work *w) {
   free(w->union_mask);
   free(w->fresh);
   free(w->bcs);
+  free(w->old_host);
 }
 
 /* Builds everything the plan needs: new sessions and queues of added
@@ -95,6 +100,18 @@ static int reload_prepare(bridge *b, reload_work *w) {
     if (bridge_bc_open(b, &w->bcs[j], &w->next->broadcasters[j]) != CBEV_OK)
       goto out;
   }
+  /* A client for new mqtt.* settings that cannot be made (a TLS file that
+   * does not load) refuses the reload like a bad file: it connects in the
+   * loop, after the switch. */
+  if (plan->mqtt_changed) {
+    if (!(w->old_host = strdup(b->cfg->mqtt.host)))
+      goto nomem;
+    w->old_port = b->cfg->mqtt.port;
+    if (bridge_mqtt_open(b, w->next, &w->mqtt) != CBEV_OK) {
+      LOG(b, CBEV_LOG_ERROR, "reload: the new mqtt.* settings are not usable");
+      goto out;
+    }
+  }
   rc = 0;
   goto out;
 nomem:
@@ -112,6 +129,8 @@ static void reload_undo(bridge *b, reload_work *w) {
     if (w->fresh)
       cbev_session_free(w->fresh[j]);
   }
+  cb2m_mqtt_free(w->mqtt);
+  w->mqtt = NULL;
   b->sink.secrets = b->mask;
   b->sink.n_secrets = b->n_masked;
 }
@@ -156,9 +175,9 @@ static int reload_commit(bridge *b, reload_work *w) {
     c->cfg = &w->next->broadcasters[j];
     c->mx.name = c->cfg->name; /* the old settings' copy goes below */
     if (w->fresh[j]) {
-      cbev_session_free(c->session);
+      cbev_session *old_session = c->session;
       c->session = w->fresh[j];
-      w->fresh[j] = NULL;
+      w->fresh[j] = old_session; /* freed after the switch below */
       cb2m_config_secret_free(c->secret_now);
       c->secret_now = NULL;
       c->failures = 0;
@@ -170,8 +189,6 @@ static int reload_commit(bridge *b, reload_work *w) {
     if (old == CB2M_POLLER_NEW_SLOT)
       LOG(b, CBEV_LOG_INFO, "reload: %s added", c->cfg->name);
   }
-  for (size_t i = 0; i < plan->n_removed; i++)
-    bridge_bc_close(&b->bcs[plan->removed[i]]);
   /* The masking list of the new settings, plus the re-read tokens of
    * broadcasters that kept theirs. */
   for (size_t i = 0; i < w->secrets.n; i++)
@@ -184,6 +201,22 @@ static int reload_commit(bridge *b, reload_work *w) {
       w->mask[k++] = cbev_session_token(c->session);
     }
   }
+  /* The switch of the masking list first: until then it may hold the
+   * tokens of the sessions that go (a re-read token's slot points into
+   * its session). */
+  free(b->mask);
+  b->mask = w->mask;
+  w->mask = NULL;
+  b->mask_cap = w->mask_cap;
+  b->n_masked = k;
+  b->sink.secrets = b->mask;
+  b->sink.n_secrets = k;
+  for (size_t i = 0; i < plan->n_removed; i++)
+    bridge_bc_close(&b->bcs[plan->removed[i]]);
+  for (size_t j = 0; j < n; j++) {
+    cbev_session_free(w->fresh[j]);
+    w->fresh[j] = NULL;
+  }
   free(b->bcs);
   b->bcs = w->bcs;
   w->bcs = NULL;
@@ -195,13 +228,6 @@ static int reload_commit(bridge *b, reload_work *w) {
   cb2m_secrets_cleanup(&b->secrets);
   b->secrets = w->secrets;
   memset(&w->secrets, 0, sizeof w->secrets);
-  free(b->mask);
-  b->mask = w->mask;
-  w->mask = NULL;
-  b->mask_cap = w->mask_cap;
-  b->n_masked = k;
-  b->sink.secrets = b->mask;
-  b->sink.n_secrets = k;
   b->sink.json = w->next->log.json;
   b->logger.max_level = w->next->log.level;
   b->cfg = w->next;
@@ -234,34 +260,57 @@ static void publish_reloaded(bridge *b, const cb2m_reload_plan *plan) {
   b->next_health_ms = 0;
 }
 
-/* mqtt.* changed: a new client with the new settings, after the old one
- * delivered what it could. Events it did not get acknowledged go out
- * again, in order, on the new connection (at least once). A new broker
- * address leaves "offline" on the old one, as a stop would. Returns 0, or
- * -1 (logged) with the old client kept. */
-static int reconnect(bridge *b, const char *old_host, int old_port) {
-  cb2m_mqtt *fresh = NULL;
+/* mqtt.* changed: the client reload_prepare() made takes over, after the
+ * old one delivered what it could in 1 s. Events the old one did not get
+ * acknowledged go out again, in order, on the new connection (at least
+ * once). Removed broadcasters' topics are cleared on the old broker
+ * first; a new broker address leaves "offline" there, as a stop would,
+ * for the broadcasters it knew. The new connection publishes everything
+ * (on_connect). */
+static void reconnect(bridge *b, reload_work *w) {
+  const cb2m_reload_plan *plan = w->plan;
+  int moved = strcmp(w->old_host, b->cfg->mqtt.host) != 0 || w->old_port != b->cfg->mqtt.port;
 
-  if (bridge_mqtt_open(b, &fresh) != CBEV_OK) {
-    LOG(b, CBEV_LOG_ERROR, "reload: the new mqtt.* settings are not usable; staying connected "
-        "with the old ones until a restart");
-    return -1;
-  }
   LOG(b, CBEV_LOG_INFO, "reload: mqtt.* changed; reconnecting to %s:%d", b->cfg->mqtt.host,
       b->cfg->mqtt.port);
-  if (cb2m_mqtt_connected(b->mqtt) &&
-      (!old_host || strcmp(old_host, b->cfg->mqtt.host) != 0 || old_port != b->cfg->mqtt.port)) {
-    for (size_t i = 0; i < b->n; i++)
-      bridge_publish_availability(b, &b->bcs[i], 0);
-    bridge_publish_retained(b, b->topic_status, "offline");
+  if (cb2m_mqtt_connected(b->mqtt)) {
+    if (plan->n_removed)
+      bridge_clear_removed(b);
+    if (moved) {
+      for (size_t i = 0; i < b->n; i++)
+        if (b->bcs[i].published_available != -1) /* not one added just now */
+          bridge_publish_availability(b, &b->bcs[i], 0);
+      bridge_publish_retained(b, b->topic_status, "offline");
+    }
   }
   cb2m_mqtt_shutdown(b->mqtt, cbev_now_ms() + 1000u);
   cb2m_mqtt_free(b->mqtt);
-  b->mqtt = fresh;
+  b->mqtt = w->mqtt;
+  w->mqtt = NULL;
   bridge_on_disconnect(b);
   for (size_t i = 0; i < b->n; i++)
     b->bcs[i].published_available = -1;
-  return 0;
+}
+
+/* A broadcaster whose token was re-read from its file after an
+ * authentication failure runs with that token, not its settings' one: if
+ * the new settings name another (the old one written back, say), it is
+ * changed, not untouched. */
+static void plan_reread_secrets(const bridge *b, const cb2m_config *next,
+                                cb2m_reload_plan *plan) {
+  size_t k = 0;
+
+  for (size_t u = 0; u < plan->n_untouched; u++) {
+    cb2m_reload_pair pr = plan->untouched[u];
+    const char *now = b->bcs[pr.old_i].secret_now;
+    const cb2m_broadcaster_config *nc = &next->broadcasters[pr.new_i];
+    const char *wanted = nc->url ? nc->url : nc->token;
+    if (now && wanted && strcmp(now, wanted) != 0)
+      plan->changed[plan->n_changed++] = pr;
+    else
+      plan->untouched[k++] = pr;
+  }
+  plan->n_untouched = k;
 }
 
 /* Loads and validates the settings again and applies them (SPEC 5).
@@ -269,8 +318,6 @@ static int reconnect(bridge *b, const char *old_host, int old_port) {
  * whose settings did not change are never touched. */
 void bridge_reload(bridge *b, const cb2m_bridge_hooks *hooks) {
   cb2m_config *next = calloc(1, sizeof *next);
-  char *old_host = NULL;
-  int old_port = 0;
   cb2m_reload_plan plan = {0};
   reload_work w = {0};
   char err[512];
@@ -294,13 +341,10 @@ void bridge_reload(bridge *b, const cb2m_bridge_hooks *hooks) {
         "running settings stay", plan.restart_key);
     goto out;
   }
+  plan_reread_secrets(b, next, &plan);
   w.next = next;
   w.plan = &plan;
-  /* What reconnect() compares: the old broker address outlives the old
-   * settings. */
-  old_host = strdup(b->cfg->mqtt.host);
-  old_port = b->cfg->mqtt.port;
-  if (!old_host || reload_prepare(b, &w) != 0 || reload_commit(b, &w) != 0) {
+  if (reload_prepare(b, &w) != 0 || reload_commit(b, &w) != 0) {
     reload_undo(b, &w);
     LOG(b, CBEV_LOG_ERROR, "reload: the running settings stay");
     goto out;
@@ -311,13 +355,12 @@ void bridge_reload(bridge *b, const cb2m_bridge_hooks *hooks) {
     LOG(b, CBEV_LOG_INFO, "reload: log settings applied (level %s, format %s)",
         b->cfg->log.level_name, b->cfg->log.format);
   if (mqtt_changed)
-    reconnect(b, old_host, old_port);
+    reconnect(b, &w);
   publish_reloaded(b, &plan);
   LOG(b, CBEV_LOG_INFO, "reload: done; %zu broadcaster(s) untouched, %zu added, %zu removed, "
       "%zu with a new secret%s", plan.n_untouched, plan.n_added, plan.n_removed, plan.n_changed,
       mqtt_changed ? ", mqtt.* changed" : "");
 out:
-  free(old_host);
   reload_work_free(&w);
   cb2m_reload_plan_free(&plan);
   if (next) {

@@ -96,8 +96,14 @@ int cb2m_writer_new(const char *dir, cb2m_writer **out) {
   pthread_mutex_init(&w->mu, NULL);
   pthread_cond_init(&w->cv, NULL);
   /* The thread starts with every signal blocked (it inherits the mask),
-   * so SIGTERM/SIGHUP always reach the loop's thread and its poll(). */
+   * so SIGTERM/SIGHUP always reach the loop's thread and its poll(); a
+   * fault of its own still ends the process with its report. */
   sigfillset(&all);
+  sigdelset(&all, SIGSEGV);
+  sigdelset(&all, SIGBUS);
+  sigdelset(&all, SIGFPE);
+  sigdelset(&all, SIGILL);
+  sigdelset(&all, SIGABRT);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   started = pthread_create(&w->thread, NULL, run, w);
   pthread_sigmask(SIG_SETMASK, &old, NULL);

@@ -179,6 +179,24 @@ def test_state_dir_gone_while_running_stops():
     assert "cannot write the cursor file %s.cursor in %s" % (NAME, rig.state_dir) in err, err
 
 
+def test_state_dir_gone_then_stop_is_not_clean():
+    """The same, but SIGTERM comes before the once-a-second save: the stop's
+    own save fails, and the exit status says so (1, not 0)."""
+    rig = Rig()
+    bridge = rig.start()
+    rig.api.add_events(NAME, [tip(5)])
+    rig.sub.wait_for(lambda m: m.topic == "cb/%s/tip" % NAME, timeout=20, what="the first tip")
+    cbtest.wait_until(lambda: os.path.exists(rig.cursor_path()), timeout=10,
+                      what="the first cursor save")
+    os.rename(rig.state_dir, rig.state_dir + ".moved")
+    cbtest.on_cleanup(lambda: os.rename(rig.state_dir + ".moved", rig.state_dir))
+    rig.api.add_events(NAME, [tip(6)])
+    rig.sub.wait_count("cb/%s/tip" % NAME, 2, timeout=20)
+    rc = bridge.stop(timeout=15)
+    assert rc == 1, bridge.describe()
+    assert "cannot write the cursor file" in bridge.stderr_text(), bridge.stderr_text()
+
+
 def test_cursor_readable_only_by_another_user_stops_as_nobody():
     # The case of the issue, for real: the bridge runs as another user than
     # the one that owns the cursor. Needs root to switch users.
@@ -210,4 +228,5 @@ if __name__ == "__main__":
                 test_unreadable_cursor_file_stops_at_start,
                 test_unreadable_state_file_stops_at_start,
                 test_state_dir_gone_while_running_stops,
+                test_state_dir_gone_then_stop_is_not_clean,
                 test_cursor_readable_only_by_another_user_stops_as_nobody])

@@ -219,6 +219,74 @@ def test_sighup_add_remove_change_reconnect():
     assert "LeakSanitizer" not in bridge.stderr_text(), bridge.stderr_text()[-4000:]
 
 
+def test_reload_after_a_token_was_read_again():
+    """After an auth failure the bridge reads alice's token file again and
+    runs with the new token (T2). A reload then compares the settings with
+    what runs: the file still holding T2 is a new secret against the start's
+    T1 (her re-read session goes, and nothing may log with its token after
+    it is freed); T1 written back is a new secret against the T2 she runs
+    with, not "untouched"."""
+    state_dir = cbtest.tempdir("cbtest-state-")
+    conf = cbtest.tempdir("cbtest-conf-")
+    ini = os.path.join(conf, "cb2mqtt.ini")
+    token_file = os.path.join(conf, "alice.token")
+    broker = cbtest.Mosquitto().start()
+    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A])
+    cbtest.on_cleanup(api.stop)
+    sub = cbtest.Subscriber(broker, topics=("cb/alice/tip",), qos=1).start()
+    cbtest.on_cleanup(sub.stop)
+
+    def write_token(tok):
+        with open(token_file + ".tmp", "w", encoding="utf-8") as f:
+            f.write(tok + "\n")
+        os.replace(token_file + ".tmp", token_file)
+
+    write_token(TOKEN_A)
+    with open(ini, "w", encoding="utf-8") as f:
+        f.write("[events]\nauth_retry_interval = 10\n\n[broadcaster:alice]\ntoken_file = %s\n"
+                % token_file)
+    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
+    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL"):
+        env.pop(k, None)
+    bridge = cbtest.start_bridge(env, args=("-c", ini))
+
+    def tip(who):
+        return event("tip", b="alice", user=user(who),
+                     tip={"tokens": 5, "isAnon": False, "message": ""})
+
+    ids = api.control.add_events("alice", [tip("dan")])
+    sub.wait_count("cb/alice/tip", 1, timeout=20)
+    # Revoked upstream, the new token in the file: re-read after 10 s.
+    api.control.set_broadcaster("alice", TOKEN_A2)
+    write_token(TOKEN_A2)
+    cbtest.wait_until(lambda: "changed; trying the new secret" in bridge.stderr_text(),
+                      timeout=40, what="the token file read again")
+    ids += api.control.add_events("alice", [tip("eve")])
+    sub.wait_count("cb/alice/tip", 2, timeout=20)
+
+    sighup_and_wait(bridge, 1)
+    assert "0 broadcaster(s) untouched, 0 added, 0 removed, 1 with a new secret" in \
+        bridge.stderr_text(), bridge.stderr_text()[-3000:]
+    ids += api.control.add_events("alice", [tip("fay")])
+    sub.wait_count("cb/alice/tip", 3, timeout=20)
+
+    # T1 back in the file and upstream: she runs with T2, so it is new.
+    api.control.set_broadcaster("alice", TOKEN_A)
+    write_token(TOKEN_A)
+    sighup_and_wait(bridge, 2)
+    assert bridge.stderr_text().count("1 with a new secret") == 2, bridge.stderr_text()[-3000:]
+    ids += api.control.add_events("alice", [tip("gus")])
+    sub.wait_count("cb/alice/tip", 4, timeout=10)  # well before another auth retry
+
+    got = [m.json()["id"] for m in sub.messages("cb/alice/tip")]
+    assert got == ids, (got, ids)
+    for secret in (TOKEN_A, TOKEN_A2):
+        assert secret not in bridge.stderr_text()
+    bridge.stop()
+    assert bridge.returncode == 0, bridge.describe()
+    assert "AddressSanitizer" not in bridge.stderr_text(), bridge.stderr_text()[-4000:]
+
+
 def test_hundred_reloads_leak_nothing():
     """100 reloads in a row: bad files, broadcasters added and removed,
     reconnects; the bridge is built with ASan (leak detection on at exit):
@@ -262,4 +330,4 @@ def test_hundred_reloads_leak_nothing():
 
 if __name__ == "__main__":
     cbtest.run([test_sighup_bad_file_then_log_level, test_sighup_add_remove_change_reconnect,
-                test_hundred_reloads_leak_nothing])
+                test_reload_after_a_token_was_read_again, test_hundred_reloads_leak_nothing])
