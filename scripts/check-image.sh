@@ -236,6 +236,29 @@ umount_runtime() {
   mounts=()
 }
 
+# Installs packages into the tree being built ($work) with its own apt,
+# logging to log; what names the step in the failure.
+chroot_install() { # packages log what
+  mount_runtime "$work"
+  # shellcheck disable=SC2086
+  if ! { chroot "$work" apt-get update -qq &&
+         DEBIAN_FRONTEND=noninteractive chroot "$work" apt-get install -y -qq --no-install-recommends $1 &&
+         chroot "$work" apt-get clean; } >"$2" 2>&1; then
+    tail -20 "$2" >&2
+    fail "apt-get install of $3 in the chroot failed"
+  fi
+  umount_runtime
+  rm -rf "$work/var/lib/apt/lists/"*
+}
+# Fails unless every one of packages is installed in tree.
+check_installed() { # tree packages what
+  local p
+  for p in $2; do
+    chroot "$1" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
+      fail "package $p is not installed in the cached $3"
+  done
+}
+
 # 1. The cached runtime tree: debootstrap + the package list.
 key=$(printf '%s\n' "v1 $SUITE $VARIANT" "$packages" | sha256sum | cut -c1-16)
 cache=$build_dir/image-cache/rootfs-$key
@@ -251,25 +274,13 @@ if [ ! -f "$cache/.cbev-complete" ]; then
   # The same suites as the host's apt, like debian:bookworm-slim has.
   awk '{ print "deb " $1 " " $2 " main" }' <<<"$sources" >"$tmp/etc/apt/sources.list"
   work=$tmp
-  mount_runtime "$tmp"
   say "installing into the tree: $packages"
-  # shellcheck disable=SC2086
-  if ! { chroot "$tmp" apt-get update -qq &&
-         DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -qq --no-install-recommends $packages &&
-         chroot "$tmp" apt-get clean; } >"$build_dir/image-cache/apt.log" 2>&1; then
-    tail -20 "$build_dir/image-cache/apt.log" >&2
-    fail "apt-get install in the chroot failed"
-  fi
-  umount_runtime
-  rm -rf "$tmp/var/lib/apt/lists/"*
+  chroot_install "$packages" "$build_dir/image-cache/apt.log" "the runtime packages"
   work=""
   echo "$packages" >"$tmp/.cbev-complete"
   mv "$tmp" "$cache"
 fi
-for p in $packages; do
-  chroot "$cache" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    fail "package $p is not installed in the cached tree"
-done
+check_installed "$cache" "$packages" tree
 if [ -n "$rootfs_only" ]; then
   echo "$cache"
   exit 0
@@ -284,25 +295,13 @@ if [ -n "$addon" ]; then
     tmp=$build_dir/image-cache/tmp-addon
     cp -a "$cache" "$tmp"
     work=$tmp
-    mount_runtime "$tmp"
     say "installing the add-on's packages into a copy of the tree: $addon_packages"
-    # shellcheck disable=SC2086
-    if ! { chroot "$tmp" apt-get update -qq &&
-           DEBIAN_FRONTEND=noninteractive chroot "$tmp" apt-get install -y -qq --no-install-recommends $addon_packages &&
-           chroot "$tmp" apt-get clean; } >"$build_dir/image-cache/apt-addon.log" 2>&1; then
-      tail -20 "$build_dir/image-cache/apt-addon.log" >&2
-      fail "apt-get install of the add-on's packages in the chroot failed"
-    fi
-    umount_runtime
-    rm -rf "$tmp/var/lib/apt/lists/"*
+    chroot_install "$addon_packages" "$build_dir/image-cache/apt-addon.log" "the add-on's packages"
     work=""
     echo "$packages $addon_packages" >"$tmp/.cbev-complete"
     mv "$tmp" "$acache"
   fi
-  for p in $addon_packages; do
-    chroot "$acache" dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" ||
-      fail "package $p is not installed in the cached add-on tree"
-  done
+  check_installed "$acache" "$addon_packages" "add-on tree"
   cache=$acache
 fi
 
