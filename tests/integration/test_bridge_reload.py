@@ -10,10 +10,9 @@ touching the broadcaster (no duplicate, no second connect).
 
 A SIGHUP that adds a broadcaster whose cursor file cannot be read is
 refused as a whole. One that adds carol and removes bob starts carol and
-stops bob: bob's
-retained topics and Home Assistant config are cleared, alice is not
-touched (no request again, no duplicate), cb/bridge/status never says
-offline. A new token for alice applies from her next request, resuming at
+stops bob: bob's retained topics and Home Assistant config are cleared,
+alice is not touched (no request again, no duplicate), cb/bridge/status
+never says offline. A new token for alice applies from her next request, resuming at
 her cursor; a changed mqtt.keepalive reconnects, and alice's events keep
 arriving, each once.
 """
@@ -33,6 +32,38 @@ user = cbtest.api_user
 event = cbtest.api_event
 
 
+class Rig:
+    """A broker, the fake API serving broadcasters [(name, token)], a QoS 1
+    subscriber on topics (none when empty), a state dir and an INI path.
+    The bridge's settings come from the INI alone: the environment's
+    broadcasters and log level are removed, and the keys in drop."""
+
+    def __init__(self, broadcasters, topics=("cb/#",), drop=()):
+        self.state_dir = cbtest.tempdir("cbtest-state-")
+        self.conf = cbtest.tempdir("cbtest-conf-")
+        self.ini = os.path.join(self.conf, "cb2mqtt.ini")
+        self.broker = cbtest.Mosquitto().start()
+        args = ["--max-wait", "1"]
+        for name, token in broadcasters:
+            args += ["--broadcaster", "%s:%s" % (name, token)]
+        self.api = cbtest.FakeApiProcess(args)
+        cbtest.on_cleanup(self.api.stop)
+        self.sub = None
+        if topics:
+            self.sub = cbtest.Subscriber(self.broker, topics=topics, qos=1).start()
+            cbtest.on_cleanup(self.sub.stop)
+        self.env = cbtest.bridge_env(self.broker.url, self.api.base_url, self.state_dir, ())
+        for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL") + tuple(drop):
+            self.env.pop(k, None)
+
+    def start(self):
+        return cbtest.start_bridge(self.env, args=("-c", self.ini))
+
+
+def tip(name, who):
+    return event("tip", b=name, user=user(who), tip={"tokens": 5, "isAnon": False, "message": ""})
+
+
 def write_ini(path, level="info", qos="1"):
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write("[mqtt]\nqos = %s\n\n[log]\nlevel = %s\n\n[broadcaster:alice]\ntoken = %s\n"
@@ -41,22 +72,12 @@ def write_ini(path, level="info", qos="1"):
 
 
 def test_sighup_bad_file_then_log_level():
-    state_dir = cbtest.tempdir("cbtest-state-")
-    ini = os.path.join(cbtest.tempdir("cbtest-conf-"), "cb2mqtt.ini")
-    broker = cbtest.Mosquitto().start()
-    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A])
-    cbtest.on_cleanup(api.stop)
-    sub = cbtest.Subscriber(broker, topics=("cb/#",), qos=1).start()
-    cbtest.on_cleanup(sub.stop)
-    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
-    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL"):
-        env.pop(k, None)
+    rig = Rig((("alice", TOKEN_A),))
+    ini, api, sub = rig.ini, rig.api, rig.sub
     write_ini(ini)
-    bridge = cbtest.start_bridge(env, args=("-c", ini))
+    bridge = rig.start()
 
-    ids = api.control.add_events("alice", [event("tip", user=user("bob"),
-                                                 tip={"tokens": 5, "isAnon": False,
-                                                      "message": ""})])
+    ids = api.control.add_events("alice", [tip("alice", "bob")])
     sub.wait_for(lambda m: m.topic == "cb/alice/tip", timeout=20, what="the first tip")
     connects = bridge.stderr_text().count("mqtt: connected to")
     assert connects == 1, bridge.stderr_text()
@@ -123,24 +144,11 @@ def sighup_and_wait(bridge, n):
 
 
 def test_sighup_add_remove_change_reconnect():
-    state_dir = cbtest.tempdir("cbtest-state-")
-    ini = os.path.join(cbtest.tempdir("cbtest-conf-"), "cb2mqtt.ini")
-    broker = cbtest.Mosquitto().start()
-    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A,
-                                 "--broadcaster", "bob:" + TOKEN_B,
-                                 "--broadcaster", "carol:" + TOKEN_C])
-    cbtest.on_cleanup(api.stop)
-    sub = cbtest.Subscriber(broker, topics=("cb/#",), qos=1).start()
-    cbtest.on_cleanup(sub.stop)
-    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
-    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL", "CB2MQTT_HOMEASSISTANT_DISCOVERY"):
-        env.pop(k, None)
+    rig = Rig((("alice", TOKEN_A), ("bob", TOKEN_B), ("carol", TOKEN_C)),
+              drop=("CB2MQTT_HOMEASSISTANT_DISCOVERY",))
+    state_dir, ini, broker, api, sub = rig.state_dir, rig.ini, rig.broker, rig.api, rig.sub
     write_ini_many(ini, (("alice", TOKEN_A), ("bob", TOKEN_B)))
-    bridge = cbtest.start_bridge(env, args=("-c", ini))
-
-    def tip(name, who):
-        return event("tip", b=name, user=user(who),
-                     tip={"tokens": 5, "isAnon": False, "message": ""})
+    bridge = rig.start()
 
     ids = api.control.add_events("alice", [tip("alice", "dan")])
     api.control.add_events("bob", [tip("bob", "dan"),
@@ -226,15 +234,9 @@ def test_reload_after_a_token_was_read_again():
     T1 (her re-read session goes, and nothing may log with its token after
     it is freed); T1 written back is a new secret against the T2 she runs
     with, not "untouched"."""
-    state_dir = cbtest.tempdir("cbtest-state-")
-    conf = cbtest.tempdir("cbtest-conf-")
-    ini = os.path.join(conf, "cb2mqtt.ini")
-    token_file = os.path.join(conf, "alice.token")
-    broker = cbtest.Mosquitto().start()
-    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A])
-    cbtest.on_cleanup(api.stop)
-    sub = cbtest.Subscriber(broker, topics=("cb/alice/tip",), qos=1).start()
-    cbtest.on_cleanup(sub.stop)
+    rig = Rig((("alice", TOKEN_A),), topics=("cb/alice/tip",))
+    ini, api, sub = rig.ini, rig.api, rig.sub
+    token_file = os.path.join(rig.conf, "alice.token")
 
     def write_token(tok):
         with open(token_file + ".tmp", "w", encoding="utf-8") as f:
@@ -245,29 +247,22 @@ def test_reload_after_a_token_was_read_again():
     with open(ini, "w", encoding="utf-8") as f:
         f.write("[events]\nauth_retry_interval = 10\n\n[broadcaster:alice]\ntoken_file = %s\n"
                 % token_file)
-    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
-    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL"):
-        env.pop(k, None)
-    bridge = cbtest.start_bridge(env, args=("-c", ini))
+    bridge = rig.start()
 
-    def tip(who):
-        return event("tip", b="alice", user=user(who),
-                     tip={"tokens": 5, "isAnon": False, "message": ""})
-
-    ids = api.control.add_events("alice", [tip("dan")])
+    ids = api.control.add_events("alice", [tip("alice", "dan")])
     sub.wait_count("cb/alice/tip", 1, timeout=20)
     # Revoked upstream, the new token in the file: re-read after 10 s.
     api.control.set_broadcaster("alice", TOKEN_A2)
     write_token(TOKEN_A2)
     cbtest.wait_until(lambda: "changed; trying the new secret" in bridge.stderr_text(),
                       timeout=40, what="the token file read again")
-    ids += api.control.add_events("alice", [tip("eve")])
+    ids += api.control.add_events("alice", [tip("alice", "eve")])
     sub.wait_count("cb/alice/tip", 2, timeout=20)
 
     sighup_and_wait(bridge, 1)
     assert "0 broadcaster(s) untouched, 0 added, 0 removed, 1 with a new secret" in \
         bridge.stderr_text(), bridge.stderr_text()[-3000:]
-    ids += api.control.add_events("alice", [tip("fay")])
+    ids += api.control.add_events("alice", [tip("alice", "fay")])
     sub.wait_count("cb/alice/tip", 3, timeout=20)
 
     # T1 back in the file and upstream: she runs with T2, so it is new.
@@ -275,7 +270,7 @@ def test_reload_after_a_token_was_read_again():
     write_token(TOKEN_A)
     sighup_and_wait(bridge, 2)
     assert bridge.stderr_text().count("1 with a new secret") == 2, bridge.stderr_text()[-3000:]
-    ids += api.control.add_events("alice", [tip("gus")])
+    ids += api.control.add_events("alice", [tip("alice", "gus")])
     sub.wait_count("cb/alice/tip", 4, timeout=10)  # well before another auth retry
 
     got = [m.json()["id"] for m in sub.messages("cb/alice/tip")]
@@ -291,17 +286,10 @@ def test_hundred_reloads_leak_nothing():
     """100 reloads in a row: bad files, broadcasters added and removed,
     reconnects; the bridge is built with ASan (leak detection on at exit):
     exit 0 means nothing leaked."""
-    state_dir = cbtest.tempdir("cbtest-state-")
-    ini = os.path.join(cbtest.tempdir("cbtest-conf-"), "cb2mqtt.ini")
-    broker = cbtest.Mosquitto().start()
-    api = cbtest.FakeApiProcess(["--max-wait", "1", "--broadcaster", "alice:" + TOKEN_A,
-                                 "--broadcaster", "bob:" + TOKEN_B])
-    cbtest.on_cleanup(api.stop)
-    env = cbtest.bridge_env(broker.url, api.base_url, state_dir, ())
-    for k in ("CB2MQTT_BROADCASTERS", "CB2MQTT_LOG_LEVEL"):
-        env.pop(k, None)
+    rig = Rig((("alice", TOKEN_A), ("bob", TOKEN_B)), topics=())
+    ini = rig.ini
     write_ini(ini)
-    bridge = cbtest.start_bridge(env, args=("-c", ini))
+    bridge = rig.start()
     cbtest.wait_until(lambda: "mqtt: connected to" in bridge.stderr_text(), timeout=10,
                       what="the connect")
     # In turn: a bad file, bob added, bob removed, mqtt.keepalive changed
