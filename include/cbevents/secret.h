@@ -2,7 +2,9 @@
  * cbevents/secret.h: reading a secret (an API token, an Events API URL)
  * from a file, by one rule for every program of the tree.
  *
- * The rule: the file holds at most max_bytes bytes; one trailing newline
+ * The rule: the file holds at most max_bytes bytes (the caller's cap:
+ * cbevents-tail takes CBEV_SECRET_FILE_MAX, cb2mqtt 64 KiB for the
+ * longer feed URLs a file may hold); one trailing newline
  * (LF or CRLF) is dropped, as editors and `echo` add one; what is left must
  * not be empty and must not hold a control character (bytes below 0x20,
  * NUL and DEL 0x7F included), so a stray second line or a binary file is

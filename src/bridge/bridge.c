@@ -191,11 +191,8 @@ static void discovery_fire(bridge *b, uint64_t now) {
   b->discovery_due = 0;
   LOG(b, CBEV_LOG_INFO, "homeassistant: birth message seen, re-publishing discovery and state");
   bridge_announce(b);
-  for (size_t i = 0; i < b->n; i++) {
-    b->bcs[i].published_available = -1;
-    bridge_publish_availability(b, &b->bcs[i], b->bcs[i].status == BC_ONLINE);
-    bridge_publish_state(b, &b->bcs[i], CB2M_CHG_ANY);
-  }
+  for (size_t i = 0; i < b->n; i++)
+    bridge_republish(b, &b->bcs[i]);
 }
 
 /* A refused publish due again: bridge_pump(), which every turn runs, sends it. */
@@ -316,12 +313,7 @@ static int shutdown_bridge(bridge *b, int signal_fd) {
   return rc;
 }
 
-int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd) {
-  cb2m_bridge_hooks hooks = {stop, NULL, NULL, NULL, signal_fd};
-  return cb2m_bridge_run_hooks(cfg, &hooks);
-}
-
-int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks) {
+int cb2m_bridge_run(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks) {
   volatile sig_atomic_t *stop = hooks->stop;
   int signal_fd = hooks->signal_fd;
   bridge *b = calloc(1, sizeof *b);

@@ -23,11 +23,6 @@
 /* How long shutdown may spend delivering what is in flight. */
 #define CB2M_SHUTDOWN_GRACE_MS 5000u
 
-/* Runs the bridge until *stop becomes non-zero (SIGINT/SIGTERM), every
- * broadcaster failed authentication, or a fatal error. cfg is borrowed.
- * Returns one of the CB2M_EXIT_* codes. */
-int cb2m_bridge_run(const cb2m_config *cfg, volatile sig_atomic_t *stop, int signal_fd);
-
 /* Loads the settings again for a reload, as at start (cb2m_config_load()
  * with the same command line). Returns 0, or non-zero with err holding
  * one line (never a secret); out is always initialised and freed by the
@@ -42,9 +37,12 @@ typedef struct cb2m_bridge_hooks {
   int signal_fd; /* readable after a signal (the self-pipe); -1: none */
 } cb2m_bridge_hooks;
 
-/* cb2m_bridge_run() that also reloads when *hooks->reload becomes
- * non-zero (SPEC 5, Signals): the new settings are loaded and validated
- * as at start; a bad result is logged and the running settings stay. */
-int cb2m_bridge_run_hooks(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks);
+/* Runs the bridge until *hooks->stop becomes non-zero (SIGINT/SIGTERM),
+ * every broadcaster failed authentication, or a fatal error; reloads when
+ * *hooks->reload becomes non-zero (SPEC 5, Signals): the new settings are
+ * loaded and validated as at start, a bad result is logged and the
+ * running settings stay. cfg is borrowed. Returns one of the CB2M_EXIT_*
+ * codes. */
+int cb2m_bridge_run(const cb2m_config *cfg, const cb2m_bridge_hooks *hooks);
 
 #endif

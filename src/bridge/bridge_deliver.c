@@ -226,13 +226,15 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
     return CBEV_OK;
   }
   fetch = cb2m_fetch_new(request_url, cbev_batch_next_url(batch));
-  if (fetch)
-    fetch->fetched_ms = cbev_now_ms();
   if (!fetch) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot queue a batch of %zu events: %s", c->cfg->name, n,
         cbev_strerror(rc));
     return rc;
   }
+  /* One batch, one moment: both clocks are read once for all its events. */
+  fetch->fetched_ms = cbev_now_ms();
+  c->last_event_ms = fetch->fetched_ms;
+  c->mx.last_event_unix_ms = bridge_wall_ms();
   for (size_t i = 0; i < n; i++) {
     const cbev_event *ev = cbev_batch_get(batch, i);
     cbev_event_type type = cbev_event_get_type(ev);
@@ -252,8 +254,6 @@ static int enqueue_batch(bridge *b, bc *c, cbev_batch *batch, const char *reques
     if (type == CBEV_EVENT_TIP && cbev_event_tip(ev) && cbev_event_tip(ev)->has_tokens &&
         cbev_event_tip(ev)->tokens > 0)
       c->mx.tip_tokens += (uint64_t)cbev_event_tip(ev)->tokens;
-    c->last_event_ms = cbev_now_ms();
-    c->mx.last_event_unix_ms = bridge_wall_ms();
     rc = cb2m_route_push(&route, ev, &c->queue, fetch, i + 1 == n);
     if (rc != CBEV_OK) {
       LOG(b, CBEV_LOG_ERROR, "%s: cannot queue event %s: %s", c->cfg->name, cbev_event_id(ev),

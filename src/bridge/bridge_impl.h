@@ -160,6 +160,9 @@ void bridge_publish_health(bridge *b, uint64_t now);
 int bridge_render_metrics(void *ud, char **text, size_t *len);
 void bridge_announce(bridge *b);
 void bridge_clear_removed(bridge *b);
+/* c's availability and every state topic again (a connect, Home
+ * Assistant's birth message, a broadcaster added by a reload). */
+void bridge_republish(bridge *b, bc *c);
 void bridge_on_connect(void *ud);
 void bridge_on_message(void *ud, const char *topic, const void *payload, size_t len);
 

@@ -172,18 +172,20 @@ void bridge_clear_removed(bridge *b) {
   free(names);
 }
 
+void bridge_republish(bridge *b, bc *c) {
+  c->published_available = -1;
+  bridge_publish_availability(b, c, c->status == BC_ONLINE);
+  bridge_publish_state(b, c, CB2M_CHG_ANY);
+}
+
 void bridge_on_connect(void *ud) {
   bridge *b = ud;
 
   bridge_clear_removed(b);
   bridge_publish_retained(b, b->topic_status, "online");
   bridge_publish_info(b);
-  for (size_t i = 0; i < b->n; i++) {
-    bc *c = &b->bcs[i];
-    c->published_available = -1;
-    bridge_publish_availability(b, c, c->status == BC_ONLINE);
-    bridge_publish_state(b, c, CB2M_CHG_ANY);
-  }
+  for (size_t i = 0; i < b->n; i++)
+    bridge_republish(b, &b->bcs[i]);
   if (b->cfg->homeassistant.discovery) {
     cb2m_mqtt_subscribe(b->mqtt, b->topic_ha_status, 1);
     bridge_announce(b);

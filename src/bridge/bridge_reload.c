@@ -173,7 +173,6 @@ static int reload_commit(bridge *b, reload_work *w) {
       memset(&b->bcs[old], 0, sizeof b->bcs[old]);
     }
     c->cfg = &w->next->broadcasters[j];
-    c->mx.name = c->cfg->name; /* the old settings' copy goes below */
     if (w->fresh[j]) {
       cbev_session *old_session = c->session;
       c->session = w->fresh[j];
@@ -252,11 +251,8 @@ static void publish_reloaded(bridge *b, const cb2m_reload_plan *plan) {
     if (b->cfg->homeassistant.discovery)
       bridge_announce(b);
   }
-  for (size_t k = 0; k < plan->n_added; k++) {
-    bc *c = &b->bcs[plan->added[k]];
-    bridge_publish_availability(b, c, c->status == BC_ONLINE);
-    bridge_publish_state(b, c, CB2M_CHG_ANY);
-  }
+  for (size_t k = 0; k < plan->n_added; k++)
+    bridge_republish(b, &b->bcs[plan->added[k]]);
   b->next_health_ms = 0;
 }
 
@@ -321,7 +317,6 @@ void bridge_reload(bridge *b, const cb2m_bridge_hooks *hooks) {
   cb2m_reload_plan plan = {0};
   reload_work w = {0};
   char err[512];
-  int mqtt_changed;
 
   LOG(b, CBEV_LOG_INFO, "reload: reading the settings again (SIGHUP)");
   if (!next) {
@@ -350,16 +345,15 @@ void bridge_reload(bridge *b, const cb2m_bridge_hooks *hooks) {
     goto out;
   }
   next = NULL; /* the bridge's now */
-  mqtt_changed = plan.mqtt_changed;
   if (plan.log_changed)
     LOG(b, CBEV_LOG_INFO, "reload: log settings applied (level %s, format %s)",
         b->cfg->log.level_name, b->cfg->log.format);
-  if (mqtt_changed)
+  if (plan.mqtt_changed)
     reconnect(b, &w);
   publish_reloaded(b, &plan);
   LOG(b, CBEV_LOG_INFO, "reload: done; %zu broadcaster(s) untouched, %zu added, %zu removed, "
       "%zu with a new secret%s", plan.n_untouched, plan.n_added, plan.n_removed, plan.n_changed,
-      mqtt_changed ? ", mqtt.* changed" : "");
+      plan.mqtt_changed ? ", mqtt.* changed" : "");
 out:
   reload_work_free(&w);
   cb2m_reload_plan_free(&plan);

@@ -142,7 +142,8 @@ int cb2m_config_load(cb2m_config *cfg, int argc, char **argv, char **envp, char 
  * (a token when b->token is set, else a feed URL; free it with
  * cb2m_config_secret_free(), which wipes it). Otherwise *secret is NULL
  * and err holds one line naming the broadcaster and the file (never the
- * content): CBEV_EINVAL when b has no secret_file; CBEV_EIO (cannot be
+ * content): CBEV_EINVAL when b has no secret_file or it is not a regular
+ * file (a pipe or device would block the loop); CBEV_EIO (cannot be
  * read), CBEV_ETOOBIG, CBEV_EPARSE (empty, or a control character such as
  * a second line) or CBEV_ENOMEM. The secret is not validated beyond that:
  * the caller's session judges it as at start. */

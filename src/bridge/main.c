@@ -134,7 +134,7 @@ int main(int argc, char **argv) {
   {
     reload_args ra = {argc, argv};
     cb2m_bridge_hooks hooks = {&g_stop, &g_reload, reload_config, &ra, g_signal_pipe[0]};
-    status = cb2m_bridge_run_hooks(&cfg, &hooks);
+    status = cb2m_bridge_run(&cfg, &hooks);
   }
   mosquitto_lib_cleanup();
   curl_global_cleanup();

@@ -165,6 +165,8 @@ static void rewind_to(cb2m_queue *q, size_t first) {
     q->done = first;
 }
 
+/* Not cbev_backoff_ms(): SPEC 5 asks for exactly 1 s doubling to 60 s,
+ * which the refusal's log line states, so there is no jitter to draw. */
 uint64_t cb2m_queue_retry_delay_ms(unsigned refusals) {
   uint64_t d = CB2M_QUEUE_RETRY_FIRST_MS;
 
