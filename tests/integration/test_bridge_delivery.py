@@ -13,6 +13,7 @@ bridge.
 """
 
 import os
+import re
 import signal
 import time
 
@@ -101,7 +102,10 @@ def test_refused_publish_is_resent_after_acl_fix():
     # The tip, then every event behind it again, in id order.
     assert [i for _, i in got[len(held):]] == a_ids[1:], (held, got)
     assert [t for t, _ in got[len(held):]] == ["tip", "follow", "unfollow"], got
-    assert "was accepted after" in bridge.stderr_text()
+    # Re-sent with backoff (1 s doubling to 60 s) while the ACL denied it:
+    # a few tries, not a tight loop.
+    tries = re.search(r"was accepted after (\d+) refusal", bridge.stderr_text())
+    assert tries and 1 <= int(tries.group(1)) <= 10, bridge.stderr_text()[-2000:]
     # Without a reconnect: the broker saw the bridge connect once.
     assert broker.log().count("as cb2mqtt-acl") == 1, broker.log()[-2000:]
     assert bridge.stop(signal.SIGTERM) == 0, bridge.describe()
@@ -144,6 +148,13 @@ def test_broadcasters_served_in_turn_after_outage():
     # 256 in flight at most); served in a row it would come last.
     assert last_bob < 1500, "bob's last event arrived at position %d of %d" % (
         last_bob, len(order))
+    # And interleaved, not one backlog after the other in fetch order: no
+    # long run of alice's before bob is done.
+    longest = run = 0
+    for who in order[:last_bob]:
+        run = run + 1 if who == "alice" else 0
+        longest = max(longest, run)
+    assert longest < 300, "%d of alice's events in a row before bob was done" % longest
     assert bridge.stop(signal.SIGTERM) == 0, bridge.describe()
 
 

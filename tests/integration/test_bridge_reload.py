@@ -92,7 +92,8 @@ def test_sighup_bad_file_then_log_level():
     ids += api.control.add_events("alice", [event("follow", user=user("carol"))])
     sub.wait_for(lambda m: m.topic == "cb/alice/follow", timeout=20, what="a follow after it")
 
-    # log.level = debug applies at once.
+    # log.level = debug applies at once (none before: the INI says info).
+    assert " debug " not in bridge.stderr_text()
     write_ini(ini, level="debug")
     bridge.send_signal(signal.SIGHUP)
     cbtest.wait_until(lambda: "reload: log settings applied (level debug" in
@@ -102,7 +103,7 @@ def test_sighup_bad_file_then_log_level():
     before = len(bridge.stderr_text())
     ids += api.control.add_events("alice", [event("unfollow", user=user("carol"))])
     sub.wait_for(lambda m: m.topic == "cb/alice/unfollow", timeout=20, what="an unfollow")
-    cbtest.wait_until(lambda: "debug" in bridge.stderr_text()[before:].lower(), timeout=10,
+    cbtest.wait_until(lambda: " debug " in bridge.stderr_text()[before:], timeout=10,
                       what="debug lines after the reload")
 
     # Nothing twice, no offline, no reconnect.
@@ -193,21 +194,21 @@ def test_sighup_add_remove_change_reconnect():
     assert after and all(r.get("i") for r in after), after
     assert "alice: resuming" not in bridge.stderr_text()
 
-    # A bad file: nothing changes.
+    # A bad file, then a new token for alice (the old one revoked
+    # upstream): neither reconnects.
+    connects = bridge.stderr_text().count("mqtt: connected to")
     write_ini_many(ini, (("alice", TOKEN_A), ("carol", TOKEN_C)), keepalive=1)
     sighup_and_wait(bridge, 3)
     assert "config: mqtt.keepalive:" in bridge.stderr_text()
-
-    # A new token for alice (the old one revoked upstream).
     api.control.set_broadcaster("alice", TOKEN_A2)
     write_ini_many(ini, (("alice", TOKEN_A2), ("carol", TOKEN_C)))
     sighup_and_wait(bridge, 4)
     assert "reload: alice: the new secret applies" in bridge.stderr_text()
     ids += api.control.add_events("alice", [tip("alice", "gus")])
     sub.wait_count("cb/alice/tip", 3, timeout=30)
+    assert bridge.stderr_text().count("mqtt: connected to") == connects
 
     # mqtt.keepalive changes: one reconnect, nothing lost or twice.
-    connects = bridge.stderr_text().count("mqtt: connected to")
     write_ini_many(ini, (("alice", TOKEN_A2), ("carol", TOKEN_C)), keepalive=30)
     sighup_and_wait(bridge, 5)
     cbtest.wait_until(lambda: bridge.stderr_text().count("mqtt: connected to") == connects + 1,
@@ -220,6 +221,7 @@ def test_sighup_add_remove_change_reconnect():
     assert got == ids, (got, ids)
     status = [m.text for m in sub.messages("cb/bridge/status")]
     assert "offline" not in status, status
+    assert bridge.stderr_text().count("mqtt: connected to") == connects + 1
     for secret in (TOKEN_A, TOKEN_A2, TOKEN_B, TOKEN_C):
         assert secret not in bridge.stderr_text()
     bridge.stop()
@@ -269,9 +271,14 @@ def test_reload_after_a_token_was_read_again():
     api.control.set_broadcaster("alice", TOKEN_A)
     write_token(TOKEN_A)
     sighup_and_wait(bridge, 2)
+    seen = len(api.control.requests("alice"))
     assert bridge.stderr_text().count("1 with a new secret") == 2, bridge.stderr_text()[-3000:]
     ids += api.control.add_events("alice", [tip("alice", "gus")])
-    sub.wait_count("cb/alice/tip", 4, timeout=10)  # well before another auth retry
+    sub.wait_count("cb/alice/tip", 4, timeout=5)  # well before another auth retry (10 s)
+    # The reload switched her to T1 at once: no 401 after it, no re-read.
+    after = api.control.requests("alice")[seen:]
+    assert after and all(r.get("status") != 401 for r in after), after
+    assert bridge.stderr_text().count("changed; trying the new secret") == 1
 
     got = [m.json()["id"] for m in sub.messages("cb/alice/tip")]
     assert got == ids, (got, ids)

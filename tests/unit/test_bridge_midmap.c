@@ -43,7 +43,7 @@ static void test_remap_renumbers_and_forgets(void **state) {
  * run wraps around the end of the table. */
 static void test_remap_keeps_the_order_of_one_id(void **state) {
   static cb2m_midmap m;
-  const uint32_t same[] = {0, 1};
+  const uint32_t swap[] = {1, 0}; /* owners trade places */
   uint32_t owner;
   uint64_t seq;
   int found = 0;
@@ -59,14 +59,16 @@ static void test_remap_keeps_the_order_of_one_id(void **state) {
       assert_int_equal(cb2m_midmap_put(&m, mid, 1, 2), CBEV_OK);
       assert_int_equal(cb2m_midmap_put(&m, mid, 0, 3), CBEV_OK);
       assert_int_equal(m.slot[0].mid, mid);
-      cb2m_midmap_remap(&m, same, 2);
+      cb2m_midmap_remap(&m, swap, 2);
       assert_int_equal(cb2m_midmap_take(&m, mid, &owner, &seq), 1);
       assert_int_equal(seq, 1);
-      assert_int_equal(cb2m_midmap_take(&m, mid, &owner, &seq), 1);
-      assert_int_equal(seq, 2);
       assert_int_equal(owner, 1);
       assert_int_equal(cb2m_midmap_take(&m, mid, &owner, &seq), 1);
+      assert_int_equal(seq, 2);
+      assert_int_equal(owner, 0);
+      assert_int_equal(cb2m_midmap_take(&m, mid, &owner, &seq), 1);
       assert_int_equal(seq, 3);
+      assert_int_equal(owner, 1);
       found = 1;
     }
   }

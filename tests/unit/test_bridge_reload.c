@@ -113,6 +113,35 @@ static void test_sections(void **state) {
   cb2m_config_free(&c);
 }
 
+/* Each section's flag alone: a log change is not an mqtt change, and the
+ * other way round. */
+static void test_log_and_mqtt_apart(void **state) {
+  char *env_old[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=" TOK_A, NULL};
+  char *env_log[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=" TOK_A,
+                     "CB2MQTT_LOG_LEVEL=debug", NULL};
+  char *env_mqtt[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=" TOK_A,
+                      "CB2MQTT_MQTT_KEEPALIVE=30", NULL};
+  cb2m_config a, b, c;
+  cb2m_reload_plan p;
+
+  (void)state;
+  load(&a, env_old);
+  load(&b, env_log);
+  load(&c, env_mqtt);
+  assert_int_equal(cb2m_reload_plan_make(&a, &b, &p), 0);
+  assert_true(p.log_changed);
+  assert_false(p.mqtt_changed);
+  cb2m_reload_plan_free(&p);
+  assert_int_equal(cb2m_reload_plan_make(&a, &c, &p), 0);
+  assert_true(p.mqtt_changed);
+  assert_false(p.log_changed);
+  assert_string_equal(p.restart_key, "");
+  cb2m_reload_plan_free(&p);
+  cb2m_config_free(&a);
+  cb2m_config_free(&b);
+  cb2m_config_free(&c);
+}
+
 /* mqtt.base_topic is of the mqtt section but names every retained topic:
  * it needs a restart, other mqtt.* keys beside it notwithstanding. */
 static void test_base_topic_needs_restart(void **state) {
@@ -153,6 +182,7 @@ int main(void) {
       cmocka_unit_test(test_added_removed_changed_untouched),
       cmocka_unit_test(test_same_settings_touch_nothing),
       cmocka_unit_test(test_sections),
+      cmocka_unit_test(test_log_and_mqtt_apart),
       cmocka_unit_test(test_base_topic_needs_restart),
   };
   return cmocka_run_group_tests(tests, make_ini, remove_ini);
