@@ -48,6 +48,7 @@ static void teardown(bridge *b) {
  * a reload); it connects in the loop. Returns cb2m_mqtt_new()'s code
  * (logged by mqtt.c). */
 int bridge_mqtt_open(bridge *b, const cb2m_config *cfg, cb2m_mqtt **out) {
+  char will[TOPIC_MAX]; /* cb/bridge/status of cfg's base topic (copied) */
   cb2m_mqtt_opts mo = {.host = cfg->mqtt.host,
                        .port = cfg->mqtt.port,
                        .tls = cfg->mqtt.tls,
@@ -60,7 +61,7 @@ int bridge_mqtt_open(bridge *b, const cb2m_config *cfg, cb2m_mqtt **out) {
                        .client_id = cfg->mqtt.client_id,
                        .protocol = cfg->mqtt.protocol,
                        .keepalive_s = cfg->mqtt.keepalive,
-                       .will_topic = b->topic_status,
+                       .will_topic = will,
                        .will_payload = "offline",
                        .will_qos = 1,
                        .will_retain = 1,
@@ -68,6 +69,8 @@ int bridge_mqtt_open(bridge *b, const cb2m_config *cfg, cb2m_mqtt **out) {
   cb2m_mqtt_cbs cbs = {bridge_on_connect, bridge_on_disconnect, bridge_on_ack,
                        bridge_on_message, b};
 
+  if (cb2m_topic(will, sizeof will, cfg->mqtt.base_topic, "bridge", "status") != CBEV_OK)
+    return CBEV_EINVAL;
   return cb2m_mqtt_new(&mo, &cbs, out);
 }
 

@@ -32,6 +32,7 @@ typedef struct reload_work {
   cb2m_mqtt *mqtt;        /* the client of the new mqtt.* settings, if they changed */
   char *old_host;         /* the broker before, for reconnect() */
   int old_port;
+  char *old_base;         /* the base topic before, for reconnect() */
 } reload_work;
 
 static void reload_work_free(reload_work *w) {
@@ -44,6 +45,7 @@ static void reload_work_free(reload_work *w) {
   free(w->fresh);
   free(w->bcs);
   free(w->old_host);
+  free(w->old_base);
 }
 
 /* Builds everything the plan needs: new sessions and queues of added
@@ -104,7 +106,8 @@ static int reload_prepare(bridge *b, reload_work *w) {
    * does not load) refuses the reload like a bad file: it connects in the
    * loop, after the switch. */
   if (plan->mqtt_changed) {
-    if (!(w->old_host = strdup(b->cfg->mqtt.host)))
+    if (!(w->old_host = strdup(b->cfg->mqtt.host)) ||
+        !(w->old_base = strdup(b->cfg->mqtt.base_topic)))
       goto nomem;
     w->old_port = b->cfg->mqtt.port;
     if (bridge_mqtt_open(b, w->next, &w->mqtt) != CBEV_OK) {
@@ -236,6 +239,8 @@ static int reload_commit(bridge *b, reload_work *w) {
   }
   b->owned_cfg = w->next;
   w->next = NULL;
+  /* The base topic was checked by the loader: the topic fits. */
+  bridge_topic_for(b, b->topic_status, "bridge", "status");
   return 0;
 }
 
@@ -259,20 +264,22 @@ static void publish_reloaded(bridge *b, const cb2m_reload_plan *plan) {
 /* mqtt.* changed: the client reload_prepare() made takes over, after the
  * old one delivered what it could in 1 s. Events the old one did not get
  * acknowledged go out again, in order, on the new connection (at least
- * once). Removed broadcasters' topics are cleared on the old broker
- * first; a new broker address leaves "offline" there, as a stop would,
- * for the broadcasters it knew. The new connection publishes everything
- * (on_connect). */
+ * once). On the old broker first: removed broadcasters' topics are
+ * cleared, and a moved base topic clears the whole old tree (retained.h:
+ * the record names the old base); a new broker address leaves "offline"
+ * there for the broadcasters it knew, as a stop would. The new connection
+ * publishes everything under the new base (on_connect). */
 static void reconnect(bridge *b, reload_work *w) {
   const cb2m_reload_plan *plan = w->plan;
   int moved = strcmp(w->old_host, b->cfg->mqtt.host) != 0 || w->old_port != b->cfg->mqtt.port;
 
-  LOG(b, CBEV_LOG_INFO, "reload: mqtt.* changed; reconnecting to %s:%d", b->cfg->mqtt.host,
-      b->cfg->mqtt.port);
+  LOG(b, CBEV_LOG_INFO, "reload: mqtt.* changed; reconnecting to %s:%d%s%s", b->cfg->mqtt.host,
+      b->cfg->mqtt.port, plan->base_moved ? ", topics now under " : "",
+      plan->base_moved ? b->cfg->mqtt.base_topic : "");
   if (cb2m_mqtt_connected(b->mqtt)) {
-    if (plan->n_removed)
+    if (plan->n_removed || plan->base_moved)
       bridge_clear_removed(b);
-    if (moved) {
+    if (moved && !plan->base_moved) {
       for (size_t i = 0; i < b->n; i++)
         if (b->bcs[i].published_available != -1) /* not one added just now */
           bridge_publish_availability(b, &b->bcs[i], 0);
@@ -284,8 +291,17 @@ static void reconnect(bridge *b, reload_work *w) {
   b->mqtt = w->mqtt;
   w->mqtt = NULL;
   bridge_on_disconnect(b);
-  for (size_t i = 0; i < b->n; i++)
-    b->bcs[i].published_available = -1;
+  for (size_t i = 0; i < b->n; i++) {
+    bc *c = &b->bcs[i];
+    c->published_available = -1;
+    /* Events queued under the old base go out under the new one. */
+    if (plan->base_moved &&
+        cb2m_queue_rebase(&c->queue, w->old_base, b->cfg->mqtt.base_topic) != CBEV_OK) {
+      LOG(b, CBEV_LOG_ERROR, "%s: out of memory while moving its queued events to the new base "
+          "topic; stopping (the next start fetches them again)", c->cfg->name);
+      b->fatal = 1;
+    }
+  }
 }
 
 /* A broadcaster whose token was re-read from its file after an

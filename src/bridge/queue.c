@@ -189,6 +189,27 @@ cb2m_item *cb2m_queue_refuse(cb2m_queue *q, uint64_t seq, uint64_t now_ms) {
   return at(q, i);
 }
 
+int cb2m_queue_rebase(cb2m_queue *q, const char *old_base, const char *new_base) {
+  size_t ol = strlen(old_base), nl = strlen(new_base);
+
+  for (size_t i = 0; i < q->count; i++) {
+    cb2m_item *it = at(q, i);
+    char *topic;
+    size_t rest;
+
+    if (!it->topic || strncmp(it->topic, old_base, ol) != 0 || it->topic[ol] != '/')
+      continue;
+    rest = strlen(it->topic + ol);
+    if (!(topic = malloc(nl + rest + 1)))
+      return CBEV_ENOMEM;
+    memcpy(topic, new_base, nl);
+    memcpy(topic + nl, it->topic + ol, rest + 1);
+    free(it->topic);
+    it->topic = topic;
+  }
+  return CBEV_OK;
+}
+
 void cb2m_queue_unsend_all(cb2m_queue *q) {
   size_t first_sent = q->sent;
 

@@ -130,6 +130,11 @@ uint64_t cb2m_queue_retry_delay_ms(unsigned refusals);
  * published again in order (at least once). A hold stays, with its retry
  * time: after the next connect the refused item goes out first. */
 void cb2m_queue_unsend_all(cb2m_queue *q);
+
+/* After a reload moved mqtt.base_topic: every held item's topic under
+ * old_base ("<old_base>/...") moves under new_base. Returns CBEV_OK, or
+ * CBEV_ENOMEM with some items moved and the rest as they were. */
+int cb2m_queue_rebase(cb2m_queue *q, const char *old_base, const char *new_base);
 /* When a held queue may hand out its refused item again; UINT64_MAX when
  * the queue is not waiting for that time. */
 uint64_t cb2m_queue_retry_ms(const cb2m_queue *q);

@@ -1,7 +1,6 @@
 /*
  * reload.c: see reload.h.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -53,10 +52,7 @@ int cb2m_reload_plan_make(const cb2m_config *old, const cb2m_config *new_cfg,
       !cb2m_config_section_differs(old, new_cfg, "metrics", plan->restart_key,
                                    sizeof plan->restart_key))
     plan->restart_key[0] = '\0';
-  /* The base topic names every topic the bridge keeps retained: moving it
-   * while running would leave the old tree behind. */
-  if (!plan->restart_key[0] && strcmp(old->mqtt.base_topic, new_cfg->mqtt.base_topic) != 0)
-    snprintf(plan->restart_key, sizeof plan->restart_key, "mqtt.base_topic");
+  plan->base_moved = strcmp(old->mqtt.base_topic, new_cfg->mqtt.base_topic) != 0;
   return 0;
 }
 

@@ -30,10 +30,10 @@ typedef struct cb2m_reload_plan {
   cb2m_reload_pair *untouched; /* same name, same secret */
   size_t n_untouched;
   int mqtt_changed; /* some mqtt.* key differs: reconnect */
+  int base_moved;   /* mqtt.base_topic differs (mqtt_changed is set too) */
   int log_changed;  /* some log.* key differs: applies at once */
   /* A key that cannot change while running (events.*, homeassistant.*,
-   * metrics.*, mqtt.base_topic), e.g. "events.state_dir"; "" when none
-   * differs. */
+   * metrics.*), e.g. "events.state_dir"; "" when none differs. */
   char restart_key[64];
 } cb2m_reload_plan;
 

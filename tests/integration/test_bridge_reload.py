@@ -17,6 +17,7 @@ her cursor; a changed mqtt.keepalive reconnects, and alice's events keep
 arriving, each once.
 """
 
+import json
 import os
 import signal
 import time
@@ -119,8 +120,9 @@ def test_sighup_bad_file_then_log_level():
     assert bridge.returncode == 0, bridge.describe()
 
 
-def write_ini_many(path, broadcasters, keepalive=60):
-    text = "[mqtt]\nkeepalive = %d\n\n[homeassistant]\ndiscovery = true\n" % keepalive
+def write_ini_many(path, broadcasters, keepalive=60, base="cb"):
+    text = ("[mqtt]\nkeepalive = %d\nbase_topic = %s\n\n[homeassistant]\ndiscovery = true\n"
+            % (keepalive, base))
     for name, token in broadcasters:
         text += "\n[broadcaster:%s]\ntoken = %s\n" % (name, token)
     with open(path + ".tmp", "w", encoding="utf-8") as f:
@@ -289,6 +291,46 @@ def test_reload_after_a_token_was_read_again():
     assert "AddressSanitizer" not in bridge.stderr_text(), bridge.stderr_text()[-4000:]
 
 
+def test_base_topic_moves():
+    """mqtt.base_topic changed: a reconnect under the new base. The old
+    tree (every retained topic under cb/) is cleared, the new one is
+    published, Home Assistant's config points at it, and events queued or
+    new go out under it, each once."""
+    rig = Rig((("alice", TOKEN_A),), topics=("cb/#", "home/cb/#"),
+              drop=("CB2MQTT_HOMEASSISTANT_DISCOVERY",))
+    write_ini_many(rig.ini, (("alice", TOKEN_A),))
+    bridge = rig.start()
+    ids = rig.api.control.add_events("alice", [tip("alice", "dan"),
+                                               event("roomSubjectChange", subject="hi")])
+    rig.sub.wait_count("cb/alice/tip", 1, timeout=20)
+    cbtest.wait_until(lambda: {"cb/alice/state/subject", "cb/bridge/status", "cb/alice/health"}
+                      <= set(retained_now(rig.broker, settle=0.5)), timeout=20,
+                      what="the retained tree under cb/")
+
+    write_ini_many(rig.ini, (("alice", TOKEN_A),), base="home/cb")
+    sighup_and_wait(bridge, 1)
+    assert "topics now under home/cb" in bridge.stderr_text(), bridge.stderr_text()[-3000:]
+    ids2 = rig.api.control.add_events("alice", [tip("alice", "eve")])
+    rig.sub.wait_count("home/cb/alice/tip", 1, timeout=20)
+
+    def tree():
+        return retained_now(rig.broker, topics=("cb/#", "home/cb/#", "homeassistant/#"),
+                            settle=0.5)
+    cbtest.wait_until(lambda: not [t for t in tree() if t.startswith("cb/")]
+                      and tree().get("home/cb/bridge/status")
+                      and tree()["home/cb/bridge/status"].text == "online"
+                      and tree().get("home/cb/alice/state/subject"),
+                      timeout=20, what="the old tree gone, the new one there:\n%s" % tree().keys())
+    config = tree()["homeassistant/device/cb2mqtt_alice/config"].json()
+    assert "home/cb/alice/availability" in json.dumps(config) and \
+        '"cb/alice/' not in json.dumps(config), config
+    old = [m.json()["id"] for m in rig.sub.messages("cb/alice/tip")]
+    new = [m.json()["id"] for m in rig.sub.messages("home/cb/alice/tip")]
+    assert old == ids[:1] and new == ids2, (old, new)
+    bridge.stop()
+    assert bridge.returncode == 0, bridge.describe()
+
+
 def test_hundred_reloads_leak_nothing():
     """100 reloads in a row: bad files, broadcasters added and removed,
     reconnects; the bridge is built with ASan (leak detection on at exit):
@@ -325,4 +367,5 @@ def test_hundred_reloads_leak_nothing():
 
 if __name__ == "__main__":
     cbtest.run([test_sighup_bad_file_then_log_level, test_sighup_add_remove_change_reconnect,
-                test_reload_after_a_token_was_read_again, test_hundred_reloads_leak_nothing])
+                test_reload_after_a_token_was_read_again, test_base_topic_moves,
+                test_hundred_reloads_leak_nothing])

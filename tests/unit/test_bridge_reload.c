@@ -142,27 +142,37 @@ static void test_log_and_mqtt_apart(void **state) {
   cb2m_config_free(&c);
 }
 
-/* mqtt.base_topic is of the mqtt section but names every retained topic:
- * it needs a restart, other mqtt.* keys beside it notwithstanding. */
-static void test_base_topic_needs_restart(void **state) {
+/* mqtt.base_topic is an mqtt.* key like the others (a reconnect), and is
+ * told apart: every topic the bridge keeps moves with it. */
+static void test_base_topic_moves(void **state) {
   char *env_old[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=" TOK_A, NULL};
   char *env_new[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=" TOK_A,
-                     "CB2MQTT_MQTT_BASE_TOPIC=home/cb", "CB2MQTT_MQTT_KEEPALIVE=30", NULL};
-  cb2m_config a, b;
+                     "CB2MQTT_MQTT_BASE_TOPIC=home/cb", NULL};
+  char *env_ka[] = {"CB2MQTT_BROADCASTERS=alice", "CB2MQTT_BROADCASTER_ALICE_TOKEN=" TOK_A,
+                    "CB2MQTT_MQTT_KEEPALIVE=30", NULL};
+  cb2m_config a, b, c;
   cb2m_reload_plan p;
 
   (void)state;
   load(&a, env_old);
   load(&b, env_new);
+  load(&c, env_ka);
   assert_int_equal(cb2m_reload_plan_make(&a, &b, &p), 0);
   assert_true(p.mqtt_changed);
-  assert_string_equal(p.restart_key, "mqtt.base_topic");
+  assert_true(p.base_moved);
+  assert_string_equal(p.restart_key, "");
+  assert_int_equal(p.n_untouched, 1);
+  cb2m_reload_plan_free(&p);
+  assert_int_equal(cb2m_reload_plan_make(&a, &c, &p), 0);
+  assert_true(p.mqtt_changed);
+  assert_false(p.base_moved);
   cb2m_reload_plan_free(&p);
   assert_int_equal(cb2m_reload_plan_make(&b, &b, &p), 0);
-  assert_string_equal(p.restart_key, "");
+  assert_false(p.mqtt_changed || p.base_moved);
   cb2m_reload_plan_free(&p);
   cb2m_config_free(&a);
   cb2m_config_free(&b);
+  cb2m_config_free(&c);
 }
 
 static int make_ini(void **state) {
@@ -183,7 +193,7 @@ int main(void) {
       cmocka_unit_test(test_same_settings_touch_nothing),
       cmocka_unit_test(test_sections),
       cmocka_unit_test(test_log_and_mqtt_apart),
-      cmocka_unit_test(test_base_topic_needs_restart),
+      cmocka_unit_test(test_base_topic_moves),
   };
   return cmocka_run_group_tests(tests, make_ini, remove_ini);
 }
