@@ -171,6 +171,10 @@ def test_sighup_add_remove_change_reconnect():
     sighup_and_wait(bridge, 1)
     assert "dave: cannot read the cursor file" in bridge.stderr_text()
     assert "reload: the running settings stay" in bridge.stderr_text()
+    assert "reload: bob removed" not in bridge.stderr_text()
+    kept = retained_now(broker, settle=0.5)
+    assert "cb/bob/state/subject" in kept and \
+        "homeassistant/device/cb2mqtt_bob/config" in kept, kept.keys()
     api.control.add_events("bob", [event("follow", b="bob", user=user("ivy"))])
     sub.wait_for(lambda m: m.topic == "cb/bob/follow", timeout=20, what="bob still running")
 
