@@ -71,10 +71,11 @@ out:
   return rc;
 }
 
-/* A session for c with the secret given (exactly one of token and url),
- * the settings of the start and c's rate limiter. Returns a cbev_ code. */
-static int open_session(bridge *b, bc *c, const char *token, const char *url,
-                        cbev_session **out) {
+/* A session for broadcaster name with the secret given (exactly one of
+ * token and url), the settings of the start and c's rate limiter (or the
+ * shared one). Returns a cbev_ code. */
+static int open_session(bridge *b, const bc *c, const char *name, const char *token,
+                        const char *url, cbev_session **out) {
   const cb2m_config *cfg = b->cfg;
   cbev_session_config sc;
 
@@ -83,7 +84,7 @@ static int open_session(bridge *b, bc *c, const char *token, const char *url,
     sc.events_url = url;
   } else {
     sc.base_url = cfg->events.api_base;
-    sc.username = c->cfg->name;
+    sc.username = name;
     sc.token = token;
   }
   sc.timeout_s = cfg->events.timeout;
@@ -140,7 +141,8 @@ static void reread_secret(bridge *b, size_t i) {
     old = c->secret_now;
   if (strcmp(secret, old) == 0)
     goto out;
-  rc = open_session(b, c, cfg->url ? NULL : secret, cfg->url ? secret : NULL, &fresh);
+  rc = open_session(b, c, cfg->name, cfg->url ? NULL : secret, cfg->url ? secret : NULL,
+                    &fresh);
   if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: the new secret in %s is not usable (%s); trying the old one",
         cfg->name, cfg->secret_file, cbev_strerror(rc));
@@ -178,11 +180,8 @@ out:
  * (logged). */
 int bridge_carry_session(bridge *b, bc *c, const cb2m_broadcaster_config *cfg,
                          cbev_session **out) {
-  bc tmp = *c;
-  int rc;
+  int rc = open_session(b, c, cfg->name, cfg->token, cfg->url, out);
 
-  tmp.cfg = cfg;
-  rc = open_session(b, &tmp, cfg->token, cfg->url, out);
   if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: the new secret is not usable (%s)", cfg->name,
         cbev_strerror(rc));
@@ -244,7 +243,7 @@ int bridge_bc_open(bridge *b, bc *c, const cb2m_broadcaster_config *bcfg) {
       cbev_ratelimit_new(cfg->events.rate_requests, cfg->events.rate_seconds, &c->own_limiter) !=
           CBEV_OK)
     goto nomem;
-  rc = open_session(b, c, c->cfg->token, c->cfg->url, &c->session);
+  rc = open_session(b, c, c->cfg->name, c->cfg->token, c->cfg->url, &c->session);
   if (rc != CBEV_OK) {
     LOG(b, CBEV_LOG_ERROR, "%s: cannot set up the Events API session: %s", c->cfg->name,
         cbev_strerror(rc));
